@@ -1,0 +1,138 @@
+package v1
+
+import "time"
+
+// Condition types reported for each node. Each answers one question about
+// the node, with True meaning healthy.
+const (
+	// ConditionReachable: the node answers ping.
+	ConditionReachable = "Reachable"
+	// ConditionEngineReady: the node's Docker Engine answers /_ping.
+	ConditionEngineReady = "EngineReady"
+	// ConditionVolumesReady: every configured volume exists as specified.
+	ConditionVolumesReady = "VolumesReady"
+	// ConditionImageReady: the node has the image the spec asks for.
+	ConditionImageReady = "ImageReady"
+	// ConditionContainerRunning: exactly one managed container runs, with
+	// the current spec.
+	ConditionContainerRunning = "ContainerRunning"
+	// ConditionDeviceConnected: the camera actor answers on its port.
+	ConditionDeviceConnected = "DeviceConnected"
+	// ConditionConverged: the last reconcile left nothing to do.
+	ConditionConverged = "Converged"
+)
+
+// Condition is one observed fact about a node, with why it holds and
+// since when.
+type Condition struct {
+	Type   string `json:"type"`
+	Status bool   `json:"status"`
+	// Reason is a CamelCase word for machines ("EngineUnreachable").
+	Reason string `json:"reason,omitempty"`
+	// Message is for people.
+	Message string `json:"message,omitempty"`
+	// LastTransitionTime is when Status last changed.
+	LastTransitionTime time.Time `json:"lastTransitionTime"`
+}
+
+// NodeStatus is the observed state of one node.
+type NodeStatus struct {
+	Name       string `json:"name"`
+	Enabled    bool   `json:"enabled"`
+	Host       string `json:"host"`
+	DockerHost string `json:"dockerHost"`
+	// Reachable: the node answered ping. DockerAlive: its engine answered.
+	Reachable   bool `json:"reachable"`
+	DockerAlive bool `json:"dockerAlive"`
+	// Volumes as found on the node.
+	Volumes []VolumeStatus `json:"volumes,omitempty"`
+	// Image is the reference wanted and the ID found on the node.
+	Image ImageStatus `json:"image"`
+	// Container is the managed container found, nil when none.
+	Container *ContainerStatus `json:"container,omitempty"`
+	// DeviceConnected: fliswarm's client is connected to the camera actor.
+	DeviceConnected bool `json:"deviceConnected"`
+	// Conditions, one per condition type.
+	Conditions []Condition `json:"conditions,omitempty"`
+	// LastError is the last reconcile error, empty after a success.
+	LastError string `json:"lastError,omitempty"`
+	// LastActions are the actions of the last reconcile that did something.
+	LastActions []string `json:"lastActions,omitempty"`
+	// ObservedRevision is the config revision the status reflects.
+	ObservedRevision string `json:"observedRevision,omitempty"`
+	// ObservedAt is when the node was last observed.
+	ObservedAt time.Time `json:"observedAt"`
+}
+
+// VolumeStatus is one volume on a node.
+type VolumeStatus struct {
+	Name   string `json:"name"`
+	Exists bool   `json:"exists"`
+	// Device is the volume's device option as found, "" when missing.
+	Device string `json:"device,omitempty"`
+}
+
+// ImageStatus is the image on a node.
+type ImageStatus struct {
+	Ref     string `json:"ref"`
+	ID      string `json:"id,omitempty"`
+	Present bool   `json:"present"`
+}
+
+// ContainerStatus is the managed container on a node.
+type ContainerStatus struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	State        string    `json:"state"`
+	Image        string    `json:"image"`
+	ImageID      string    `json:"imageID,omitempty"`
+	SpecHash     string    `json:"specHash,omitempty"`
+	RestartCount int       `json:"restartCount"`
+	StartedAt    time.Time `json:"startedAt,omitzero"`
+	// Count is how many managed containers were found; more than one is
+	// a fault the reconciler removes.
+	Count int `json:"count"`
+}
+
+// ShortID is the 12-character container id, "NA" when none.
+func (c *ContainerStatus) ShortID() string {
+	if c == nil || c.ID == "" {
+		return "NA"
+	}
+	if len(c.ID) > 12 {
+		return c.ID[:12]
+	}
+	return c.ID
+}
+
+// Condition returns the condition of type t, or nil.
+func (s *NodeStatus) Condition(t string) *Condition {
+	for i := range s.Conditions {
+		if s.Conditions[i].Type == t {
+			return &s.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// SetCondition records a condition, keeping its transition time when the
+// status did not change.
+func (s *NodeStatus) SetCondition(t string, status bool, reason, message string, now time.Time) {
+	if c := s.Condition(t); c != nil {
+		if c.Status != status {
+			c.LastTransitionTime = now
+		}
+		c.Status, c.Reason, c.Message = status, reason, message
+		return
+	}
+	s.Conditions = append(s.Conditions, Condition{
+		Type: t, Status: status, Reason: reason, Message: message, LastTransitionTime: now,
+	})
+}
+
+// Ready reports whether the node's camera container runs with the current
+// spec.
+func (s *NodeStatus) Ready() bool {
+	c := s.Condition(ConditionContainerRunning)
+	return c != nil && c.Status
+}

@@ -1,0 +1,246 @@
+package v1
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+)
+
+// Swarm is the desired state of every camera node fliswarm manages.
+type Swarm struct {
+	// Actor is where fliswarm's own actor listens and where tron is.
+	Actor Actor `json:"actor"`
+	// Registry is the address (host:port) of the registry images are
+	// pulled from. Empty (YAML null) means Docker Hub.
+	Registry string `json:"registry"`
+	// Image is the flicamera image and tag, e.g. "sdss5/flicamera:latest".
+	Image string `json:"image"`
+	// ContainerName is the prefix of each container's name; the container
+	// of node gfa1 is "<ContainerName>-gfa1". Default "flicamera".
+	ContainerName string `json:"container_name"`
+	// PingTimeout bounds the ICMP (or TCP) reachability check of a node.
+	// Default 0.1 s.
+	PingTimeout Duration `json:"ping_timeout"`
+	// Observatory is APO or LCO. It selects the per-observatory sections of
+	// the configuration and is passed to each container as OBSERVATORY.
+	// Default APO.
+	Observatory string `json:"observatory"`
+	// EnabledNodes are the nodes fliswarm keeps a camera running on, in
+	// order. Every name must be a key of Nodes.
+	EnabledNodes []string `json:"enabled_nodes"`
+	// Nodes are all known node computers, by name.
+	Nodes map[string]Node `json:"nodes"`
+	// Volumes are created on every enabled node and mounted in the
+	// container at the path of their "device" option.
+	Volumes map[string]Volume `json:"volumes"`
+
+	// Resources limit each camera container. Default 3.5 CPUs and 6 GiB.
+	Resources Resources `json:"resources"`
+	// Privileged runs the container in privileged mode, needed to reach the
+	// camera hardware. Default true.
+	Privileged *bool `json:"privileged"`
+	// NetworkMode of the container. Default "host", so the camera actor
+	// listens on the node's own address.
+	NetworkMode string `json:"network_mode"`
+	// Devices are host paths both bind-mounted and mapped as devices.
+	// Default ["/dev/bus/usb"], so a camera plugged in later is seen.
+	Devices []string `json:"devices"`
+	// Env is extra environment for the container, beside ACTOR_NAME and
+	// OBSERVATORY, which fliswarm always sets.
+	Env map[string]string `json:"env,omitempty"`
+	// PullPolicy says when the image is pulled. Default PullAlways, as the
+	// original did.
+	PullPolicy PullPolicy `json:"pull_policy"`
+	// RestartPolicy is Docker's restart policy for the container
+	// ("no", "always", "unless-stopped", "on-failure"). Default "no": the
+	// reconciler itself restarts a stopped camera at once, without Docker's
+	// growing back-off.
+	RestartPolicy string `json:"restart_policy"`
+
+	// ResyncInterval is how often every node is reconciled even when no
+	// event arrived. Default 30 s.
+	ResyncInterval Duration `json:"resync_interval"`
+	// MaxUnavailable is how many cameras a rolling change may take down at
+	// once. Default 1.
+	MaxUnavailable int `json:"max_unavailable"`
+	// CommandTimeout ends a camera command that gets no terminal reply in
+	// this time. Default 300 s.
+	CommandTimeout Duration `json:"command_timeout"`
+	// StatusInterval is the period of the automatic broadcast status.
+	// Default 300 s; a negative value disables it.
+	StatusInterval Duration `json:"status_interval"`
+
+	// Power says how a node is power-cycled through another actor.
+	Power *Power `json:"power,omitempty"`
+	// RebootCommand is run over ssh for a soft reboot. Default "sudo reboot".
+	RebootCommand string `json:"reboot_command"`
+}
+
+// Actor is the address of fliswarm's actor and of the tron hub.
+type Actor struct {
+	// Name of the actor. Default "fliswarm".
+	Name string `json:"name"`
+	// Host and Port the actor listens on. Default 127.0.0.1:19996.
+	Host string `json:"host"`
+	Port int    `json:"port"`
+	// TronHost and TronPort are the hub's address; empty host disables
+	// the hub connection.
+	TronHost string `json:"tron_host"`
+	TronPort int    `json:"tron_port"`
+	// LogDir is the directory for log files; empty means no log files.
+	LogDir string `json:"log_dir"`
+}
+
+// Node is one node computer with a camera.
+type Node struct {
+	// Host is the node's hostname or IP, used for ping and the camera's
+	// actor port.
+	Host string `json:"host"`
+	// Port is the camera actor's TCP port on Host.
+	Port int `json:"port"`
+	// DockerClient is the node's Docker Engine address: tcp://host:port or
+	// unix:///path.
+	DockerClient string `json:"docker-client"`
+	// Category groups similar cameras ("gfa", "fvc").
+	Category string `json:"category"`
+	// User is the ssh user for a soft reboot.
+	User string `json:"user,omitempty"`
+	// DockerUID and DockerGID, when set, run the container as uid[:gid].
+	DockerUID *int `json:"docker-uid,omitempty"`
+	DockerGID *int `json:"docker-gid,omitempty"`
+	// Power names the node for the power actor.
+	Power *NodePower `json:"power,omitempty"`
+}
+
+// NodePower names a node's power outlet for a hard reboot.
+type NodePower struct {
+	Device string `json:"device"`
+}
+
+// Power is how a hard reboot is done: commands sent to another actor
+// through tron.
+type Power struct {
+	Actor   string       `json:"actor"`
+	Command PowerCommand `json:"command"`
+}
+
+// PowerCommand holds the power actor's commands; the node's power device
+// is appended to each.
+type PowerCommand struct {
+	PowerOn  string `json:"poweron"`
+	PowerOff string `json:"poweroff"`
+}
+
+// Volume is a Docker volume created on each node.
+type Volume struct {
+	// Driver is the volume driver. Default "local".
+	Driver string `json:"driver"`
+	// Opts are the driver options; "device" is required, and its path
+	// without a leading colon is where the volume is mounted.
+	Opts map[string]string `json:"opts"`
+}
+
+// MountPath is where the volume is mounted in the container: the device
+// option without its leading colon (":/data" → "/data").
+func (v Volume) MountPath() string {
+	d := v.Opts["device"]
+	if len(d) > 0 && d[0] == ':' {
+		return d[1:]
+	}
+	return d
+}
+
+// Resources are the container's limits.
+type Resources struct {
+	// CPUs is the CPU quota in CPUs. Default 3.5.
+	CPUs float64 `json:"cpus"`
+	// Memory is the memory limit, e.g. "6g". Default "6g".
+	Memory string `json:"memory"`
+}
+
+// PullPolicy says when an image is pulled.
+type PullPolicy string
+
+// The pull policies.
+const (
+	// PullAlways pulls on every reconcile that finds the container missing
+	// or changed, and checks the registry for a new image of the same tag
+	// at every resync.
+	PullAlways PullPolicy = "always"
+	// PullIfNotPresent pulls only when the node lacks the image.
+	PullIfNotPresent PullPolicy = "if-not-present"
+)
+
+// ImageRef is the full reference pulled by the nodes:
+// "<registry>/<image>", or just the image for Docker Hub.
+func (s *Swarm) ImageRef() string {
+	if s.Registry == "" {
+		return s.Image
+	}
+	return s.Registry + "/" + s.Image
+}
+
+// ContainerNameFor is the container name of node.
+func (s *Swarm) ContainerNameFor(node string) string {
+	return s.ContainerName + "-" + node
+}
+
+// IsEnabled reports whether node is enabled.
+func (s *Swarm) IsEnabled(node string) bool {
+	for _, n := range s.EnabledNodes {
+		if n == node {
+			return true
+		}
+	}
+	return false
+}
+
+// NodeNames returns every configured node name, sorted.
+func (s *Swarm) NodeNames() []string {
+	names := make([]string, 0, len(s.Nodes))
+	for n := range s.Nodes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// VolumeNames returns the volume names, sorted.
+func (s *Swarm) VolumeNames() []string {
+	names := make([]string, 0, len(s.Volumes))
+	for n := range s.Volumes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Duration is a time.Duration written in configuration files and JSON as
+// a number of seconds, like the original's ping_timeout.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Seconds builds a Duration from seconds.
+func Seconds(s float64) Duration { return Duration(s * float64(time.Second)) }
+
+// MarshalJSON writes the duration as seconds.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).Seconds())
+}
+
+// UnmarshalJSON reads a number of seconds.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("expected a number of seconds: %w", err)
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) || f > 1e9 || f < -1e9 {
+		return fmt.Errorf("expected a number of seconds, got %v", f)
+	}
+	*d = Seconds(f)
+	return nil
+}
