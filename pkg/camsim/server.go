@@ -296,6 +296,10 @@ func (s *Server) serveConn(ctx context.Context, conn net.Conn) {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
+		if !isAsync(line) {
+			ss.handleLine(ctx, line)
+			continue
+		}
 		select {
 		case ss.inflight <- struct{}{}:
 		default:
@@ -339,9 +343,13 @@ func readLine(r *bufio.Reader, max int) (line string, tooLong bool, err error) {
 	}
 }
 
-// send writes one reply line. Errors end the connection: the reader then
-// sees it closed and the session winds down.
-func (ss *session) send(id int, code string, internal bool, data clu.Object) {
+// errBroken is returned by send once a write to the connection failed.
+var errBroken = errors.New("camsim: connection broken")
+
+// send writes one reply line. A failed write closes the connection (the
+// reader then sees it closed and the session winds down) and makes this
+// and every later send return errBroken.
+func (ss *session) send(id int, code string, internal bool, data clu.Object) error {
 	b, err := clu.MarshalReply(clu.Reply{
 		Header: clu.Header{
 			CommandID:   id,
@@ -362,13 +370,15 @@ func (ss *session) send(id int, code string, internal bool, data clu.Object) {
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
 	if ss.broken {
-		return
+		return errBroken
 	}
 	_ = ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if _, err := ss.conn.Write(b); err != nil {
 		ss.broken = true
 		ss.conn.Close()
+		return errBroken
 	}
+	return nil
 }
 
 // fail answers a command that cannot run at all: ">" then "f".

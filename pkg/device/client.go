@@ -38,7 +38,7 @@ var (
 	ErrDisconnected = errors.New("connection lost")
 	// ErrTimeout is returned (wrapped) by Send when the per-command timeout
 	// fired before the camera finished the command.
-	ErrTimeout = errors.New("command timed out")
+	ErrTimeout = errors.New("timed out")
 	// ErrAlreadyRunning is returned by Run when another Run of the same
 	// Client is active.
 	ErrAlreadyRunning = errors.New("device: Run already active")
@@ -184,7 +184,10 @@ func (c *Client) Connected() bool {
 }
 
 // Kick makes Run dial now instead of waiting out its backoff, and restarts
-// the backoff schedule. It does nothing while paused or connected.
+// the backoff schedule. While a connection is up, the kick is kept for the
+// next wait: the first attempt after that connection drops is immediate
+// (the reconciler kicks when it has just restarted the container, possibly
+// before the old connection is seen to drop). It never overrides Pause.
 func (c *Client) Kick() {
 	select {
 	case c.kick <- struct{}{}:
@@ -367,15 +370,15 @@ func (c *Client) state(connected bool, err error) {
 // readLoop reads reply lines from r until it fails. A line longer than
 // MaxLineBytes is skipped without ending the loop.
 func (c *Client) readLoop(r io.Reader) error {
-	max := c.opts.MaxLineBytes
-	br := bufio.NewReaderSize(r, min(max+1, 64<<10))
+	limit := c.opts.MaxLineBytes
+	br := bufio.NewReaderSize(r, min(limit+1, 64<<10))
 	var buf []byte
 	skipping := false
 	for {
 		chunk, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			if !skipping && len(buf)+len(chunk) > max {
-				c.log.Error(nil, "skipping reply line longer than the limit", "limit", max)
+			if !skipping && len(buf)+len(chunk) > limit {
+				c.log.Error(nil, "skipping reply line longer than the limit", "limit", limit)
 				skipping, buf = true, buf[:0]
 			}
 			if !skipping {
@@ -396,8 +399,8 @@ func (c *Client) readLoop(r io.Reader) error {
 			buf = append(buf, chunk...)
 			line = buf
 		}
-		if len(line)-1 > max {
-			c.log.Error(nil, "skipping reply line longer than the limit", "limit", max)
+		if len(line)-1 > limit {
+			c.log.Error(nil, "skipping reply line longer than the limit", "limit", limit)
 		} else {
 			c.handleLine(line)
 		}

@@ -2,6 +2,7 @@ package fits
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -192,6 +193,9 @@ func formatCard(c Card) ([]byte, error) {
 		return nil, fmt.Errorf("fits: card %s: %w", c.Key, err)
 	}
 	s := key + "= " + val
+	if c.Comment == "" {
+		s = strings.TrimRight(s, " ")
+	}
 	if len(s) > CardSize {
 		return nil, fmt.Errorf("fits: card %s: value does not fit in a card", c.Key)
 	}
@@ -216,7 +220,9 @@ func formatValue(v any) (string, error) {
 		if len(q) > MaxStringLen {
 			return "", fmt.Errorf("string value longer than %d characters", MaxStringLen)
 		}
-		return "'" + fmt.Sprintf("%-8s", q) + "'", nil
+		// Like other writers, pad the value field to column 30 so that
+		// comments line up.
+		return fmt.Sprintf("%-20s", "'"+fmt.Sprintf("%-8s", q)+"'"), nil
 	case bool:
 		if x {
 			return fmt.Sprintf("%20s", "T"), nil
@@ -334,10 +340,16 @@ func Decode(r io.Reader) (*Image, error) {
 	if rem := size % BlockSize; rem != 0 {
 		size += BlockSize - rem
 	}
-	data := make([]byte, size)
-	if _, err := io.ReadFull(r, data); err != nil {
-		return nil, fmt.Errorf("fits: reading data: %w", err)
+	// Copy rather than allocate the whole size up front: a header that
+	// claims a huge image in a short file must not cost its full size.
+	var buf bytes.Buffer
+	if m, err := io.CopyN(&buf, r, int64(size)); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("fits: reading data (%d of %d bytes): %w", m, size, err)
 	}
+	data := buf.Bytes()
 	for _, b := range data[2*n:] {
 		if b != 0 {
 			return nil, errors.New("fits: data padding is not zero")

@@ -1,0 +1,85 @@
+# fliswarm developer targets. `make demo` and `make test` are the two
+# commands a newcomer needs; both install what they need (Docker Engine
+# from Debian's packages, the registry, Go modules) and need root for the
+# test bed.
+
+SHELL        := /bin/bash
+GO           ?= go
+BIN          := bin
+VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS      := -X github.com/sdss/fliswarm/pkg/version.Version=$(VERSION)
+TESTBED      := hack/testbed
+BED_CONFIG   ?= /var/lib/fliswarm-testbed/fliswarm.yaml
+E2E_TIMEOUT  ?= 40m
+FUZZTIME     ?= 10s
+
+.PHONY: all build test unit e2e bench lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools
+
+all: build
+
+## build: bin/fliswarm and bin/flicamera-sim (static)
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/fliswarm ./cmd/fliswarm
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/flicamera-sim ./cmd/flicamera-sim
+
+## test: unit tests, then the end-to-end suites on a fresh test bed, then tear it down
+test: build
+	$(MAKE) unit
+	$(MAKE) e2e
+
+## unit: unit tests (with the race detector) and fuzz seeds; no engine needed
+unit:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./api/... ./controllers/... ./pkg/... ./config/... ./cmd/...
+
+## e2e: bring the test bed up, run test/e2e against real engines, tear the bed down
+e2e: build
+	$(TESTBED) up
+	FLISWARM_E2E=1 FLISWARM_BIN=$(CURDIR)/$(BIN)/fliswarm \
+	  $(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/...; \
+	  status=$$?; $(TESTBED) down; exit $$status
+
+## bench: benchmarks (medians over repeated runs; needs the test bed for the engine benchmarks)
+bench: build
+	$(TESTBED) up
+	FLISWARM_E2E=1 FLISWARM_BIN=$(CURDIR)/$(BIN)/fliswarm $(GO) test -run '^$$' -bench . -benchtime 1x -count 5 ./test/bench/... | tee /tmp/fliswarm-bench.txt
+
+## fuzz: run every fuzz target for FUZZTIME each
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg 2>/dev/null | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+## lint: gofmt and go vet
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## demo: bring the test bed up and run fliswarm against it in the foreground (Ctrl-C stops fliswarm; `make testbed-down` removes the bed)
+demo: build
+	$(TESTBED) up
+	@echo
+	@echo "fliswarm manages the test bed now. In another terminal try:"
+	@echo "  $(BIN)/fliswarm -c $(BED_CONFIG) status"
+	@echo "  $(BIN)/fliswarm -c $(BED_CONFIG) send 'talk expose 1'"
+	@echo "  $(TESTBED) crash gfa1    # and watch fliswarm bring it back"
+	@echo
+	$(BIN)/fliswarm -c $(BED_CONFIG) start --debug
+
+testbed-up:
+	$(TESTBED) up
+testbed-down:
+	$(TESTBED) down
+testbed-status:
+	$(TESTBED) status
+
+clean:
+	rm -rf $(BIN)

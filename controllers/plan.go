@@ -1,0 +1,287 @@
+package controllers
+
+import (
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/google/go-cmp/cmp"
+
+	v1 "github.com/sdss/fliswarm/api/v1"
+	"github.com/sdss/fliswarm/pkg/engine"
+	"github.com/sdss/fliswarm/pkg/render"
+)
+
+// ActionType names what an action does.
+type ActionType string
+
+// The actions a plan may contain.
+const (
+	ActionPullImage         ActionType = "pull-image"
+	ActionRemoveContainer   ActionType = "remove-container"
+	ActionRemoveVolume      ActionType = "remove-volume"
+	ActionCreateVolume      ActionType = "create-volume"
+	ActionCreateContainer   ActionType = "create-container"
+	ActionRecreateContainer ActionType = "recreate-container"
+	ActionStartContainer    ActionType = "start-container"
+)
+
+// Action is one step of a plan.
+type Action struct {
+	Type ActionType `json:"type"`
+	// Target is the container, volume or image the action is about.
+	Target string `json:"target"`
+	// ID is the container id for actions on an existing container.
+	ID string `json:"id,omitempty"`
+	// Reason says why, naming what differs.
+	Reason string `json:"reason"`
+	// Disruptive actions take a running camera down; a rollout limits how
+	// many nodes run them at once.
+	Disruptive bool `json:"disruptive,omitempty"`
+}
+
+func (a Action) String() string {
+	return fmt.Sprintf("%s %s (%s)", a.Type, a.Target, a.Reason)
+}
+
+// Plan is the ordered list of actions that converges one node.
+type Plan struct {
+	Node    string   `json:"node"`
+	Actions []Action `json:"actions"`
+}
+
+// Empty reports whether the node needs nothing.
+func (p Plan) Empty() bool { return len(p.Actions) == 0 }
+
+// Disruptive reports whether any action takes a running camera down.
+func (p Plan) Disruptive() bool {
+	for _, a := range p.Actions {
+		if a.Disruptive {
+			return true
+		}
+	}
+	return false
+}
+
+// Lines renders the plan one action per line, "nothing to do" when empty.
+func (p Plan) Lines() []string {
+	if p.Empty() {
+		return []string{"nothing to do"}
+	}
+	out := make([]string, len(p.Actions))
+	for i, a := range p.Actions {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// Desired is what a node should have.
+type Desired struct {
+	Container  render.Container
+	Volumes    []render.Volume
+	PullPolicy v1.PullPolicy
+}
+
+// Observed is what was found on a node's engine.
+type Observed struct {
+	// Containers are this node's managed containers and any container
+	// with the desired name, sorted by creation.
+	Containers []engine.Container
+	// Volumes by name; a missing volume is absent from the map.
+	Volumes map[string]engine.Volume
+	// Image is the desired image on the node, nil when not present.
+	Image *engine.Image
+}
+
+// PlanOptions alter a plan.
+type PlanOptions struct {
+	// Force recreates the volumes and the container even when current
+	// (the actor's reconnect --force).
+	Force bool
+}
+
+// PlanNode compares desired with observed and returns the actions that
+// converge the node, in the order they must run. It is pure.
+//
+// The order keeps a working camera safe: the image is pulled before
+// anything is removed, so an unreachable registry never takes a running
+// container down.
+func PlanNode(node string, want Desired, have Observed, opts PlanOptions) Plan {
+	p := Plan{Node: node}
+	name := want.Container.Name
+
+	var keeper *engine.Container
+	var extras []engine.Container
+	for i := range have.Containers {
+		c := have.Containers[i]
+		if c.Name == name && keeper == nil {
+			keeper = &have.Containers[i]
+			continue
+		}
+		extras = append(extras, c)
+	}
+
+	// Volumes: which are missing, which differ.
+	var createVols, recreateVols []Action
+	for _, v := range want.Volumes {
+		got, ok := have.Volumes[v.Name]
+		switch {
+		case !ok:
+			createVols = append(createVols, Action{Type: ActionCreateVolume, Target: v.Name, Reason: "volume missing"})
+		case opts.Force:
+			recreateVols = append(recreateVols, Action{Type: ActionRemoveVolume, Target: v.Name, Reason: "forced"},
+				Action{Type: ActionCreateVolume, Target: v.Name, Reason: "forced"})
+		default:
+			if diff := volumeDiff(v, got); diff != "" {
+				recreateVols = append(recreateVols, Action{Type: ActionRemoveVolume, Target: v.Name, Reason: diff},
+					Action{Type: ActionCreateVolume, Target: v.Name, Reason: diff})
+			}
+		}
+	}
+
+	// The container.
+	var ctr *Action
+	switch {
+	case keeper == nil:
+		ctr = &Action{Type: ActionCreateContainer, Target: name, Reason: "no container"}
+	case opts.Force:
+		ctr = &Action{Type: ActionRecreateContainer, Target: name, ID: keeper.ID, Reason: "forced"}
+	case len(recreateVols) > 0:
+		ctr = &Action{Type: ActionRecreateContainer, Target: name, ID: keeper.ID, Reason: "volume " + recreateVols[0].Target + " is recreated: " + recreateVols[0].Reason}
+	default:
+		if reason := containerDiff(want.Container, *keeper, have.Image); reason != "" {
+			ctr = &Action{Type: ActionRecreateContainer, Target: name, ID: keeper.ID, Reason: reason}
+		} else if !keeper.Running {
+			ctr = &Action{Type: ActionStartContainer, Target: name, ID: keeper.ID, Reason: stoppedReason(*keeper)}
+		}
+	}
+	if ctr != nil && ctr.Type == ActionRecreateContainer && keeper.Running {
+		ctr.Disruptive = true
+	}
+
+	// 1. Pull.
+	switch {
+	case have.Image == nil:
+		p.Actions = append(p.Actions, Action{Type: ActionPullImage, Target: want.Container.Config.Image, Reason: "image not present"})
+	case want.PullPolicy == v1.PullAlways && ctr != nil && ctr.Type != ActionStartContainer:
+		p.Actions = append(p.Actions, Action{Type: ActionPullImage, Target: want.Container.Config.Image, Reason: "pull policy always"})
+	}
+	// 2. Duplicates and strays.
+	for _, c := range extras {
+		reason := "duplicate container for node " + node
+		if c.Name != name {
+			reason = "stray managed container " + c.Name + " for node " + node
+		}
+		p.Actions = append(p.Actions, Action{Type: ActionRemoveContainer, Target: c.Name, ID: c.ID, Reason: reason})
+	}
+	// 3. Volumes; a volume in use is recreated only after its container
+	// is gone, and the container comes back after.
+	if len(recreateVols) > 0 && keeper != nil {
+		p.Actions = append(p.Actions, Action{Type: ActionRemoveContainer, Target: name, ID: keeper.ID,
+			Reason: ctr.Reason, Disruptive: keeper.Running})
+		ctr = &Action{Type: ActionCreateContainer, Target: name, Reason: ctr.Reason}
+	}
+	p.Actions = append(p.Actions, recreateVols...)
+	p.Actions = append(p.Actions, createVols...)
+	// 4. The container.
+	if ctr != nil {
+		p.Actions = append(p.Actions, *ctr)
+	}
+	return p
+}
+
+func stoppedReason(c engine.Container) string {
+	if c.State == "created" {
+		return "container created but not started"
+	}
+	return fmt.Sprintf("container %s (exit code %d)", c.State, c.ExitCode)
+}
+
+// containerDiff says why a container does not match the spec, "" when it
+// does.
+func containerDiff(want render.Container, have engine.Container, img *engine.Image) string {
+	hash, ok := have.Labels[render.LabelSpecHash]
+	if !ok {
+		return "container was not created by fliswarm (no spec hash label)"
+	}
+	if hash != want.Hash {
+		old, ok := render.SummaryOf(have.Labels)
+		if !ok {
+			return "spec changed (hash " + hash + " → " + want.Hash + ")"
+		}
+		return "spec changed: " + summaryDiff(old, want.Summary)
+	}
+	if img != nil && have.ImageID != "" && img.ID != have.ImageID {
+		return "image changed: " + short(have.ImageID) + " → " + short(img.ID)
+	}
+	return ""
+}
+
+// summaryDiff names each field that differs, with old and new values for
+// short scalar fields.
+func summaryDiff(old, cur render.Summary) string {
+	var parts []string
+	ov, nv := reflect.ValueOf(old), reflect.ValueOf(cur)
+	t := ov.Type()
+	for i := 0; i < t.NumField(); i++ {
+		a, b := ov.Field(i).Interface(), nv.Field(i).Interface()
+		if cmp.Equal(a, b) {
+			continue
+		}
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if t.Field(i).Type.Kind() == reflect.Slice {
+			parts = append(parts, name)
+		} else {
+			parts = append(parts, fmt.Sprintf("%s %v → %v", name, a, b))
+		}
+	}
+	if len(parts) == 0 {
+		return "spec hash changed"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// volumeDiff says how a volume differs from the spec, "" when it does not.
+func volumeDiff(want render.Volume, have engine.Volume) string {
+	var parts []string
+	if want.Driver != have.Driver {
+		parts = append(parts, fmt.Sprintf("driver %s → %s", have.Driver, want.Driver))
+	}
+	keys := map[string]bool{}
+	for k := range want.Opts {
+		keys[k] = true
+	}
+	for k := range have.Options {
+		keys[k] = true
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	for _, k := range sorted {
+		w, wok := want.Opts[k]
+		h, hok := have.Options[k]
+		switch {
+		case wok && !hok:
+			parts = append(parts, fmt.Sprintf("option %s added", k))
+		case !wok && hok:
+			parts = append(parts, fmt.Sprintf("option %s removed", k))
+		case w != h:
+			parts = append(parts, fmt.Sprintf("option %s %q → %q", k, h, w))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "volume changed: " + strings.Join(parts, ", ")
+}
+
+func short(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

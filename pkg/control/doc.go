@@ -1,0 +1,5 @@
+// Package control is the daemon's local control API: HTTP with JSON over
+// a unix socket in the run directory, used by `fliswarm status` and
+// `fliswarm reconcile` to reach a running daemon. It is not for the
+// network: only local users with access to the socket can use it.
+package control

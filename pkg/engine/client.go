@@ -1,0 +1,200 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/docker/go-connections/sockets"
+	"github.com/go-logr/logr"
+	"github.com/moby/moby/client"
+)
+
+// DefaultTimeout is the per-call timeout used when Options.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// pullTimeoutFactor multiplies the per-call timeout for PullImage.
+const pullTimeoutFactor = 10
+
+// defaultTCPPort is the port used for a tcp:// address that names none
+// (the engine's conventional plain-TCP port).
+const defaultTCPPort = "2375"
+
+// Options tune a Client.
+type Options struct {
+	// Timeout bounds every call to the engine (default DefaultTimeout).
+	// PullImage gets ten times as long; StopContainer gets it on top of
+	// the stop timeout it is given. The event stream has no overall
+	// timeout, only this much to get connected.
+	Timeout time.Duration
+	// Logger receives one debug line (V(1)) per call and the engine's
+	// warnings; the node name is added to it. The zero Logger discards.
+	Logger logr.Logger
+}
+
+// Client talks to the Docker Engine of one node. It is safe for
+// concurrent use.
+type Client struct {
+	node    string
+	address string
+	timeout time.Duration
+	log     logr.Logger
+	api     *client.Client
+}
+
+// New returns a Client for the engine of node at address, which is
+// tcp://host[:port] (port 2375 when missing) or unix:///path/to/socket.
+// It does no I/O: the first call connects and negotiates the API version.
+func New(node, address string, opts Options) (*Client, error) {
+	u, err := parseAddress(address)
+	if err != nil {
+		return nil, fmt.Errorf("%s: engine address: %w", node, err)
+	}
+	transport, err := newTransport(u)
+	if err != nil {
+		return nil, fmt.Errorf("%s: engine address %q: %w", node, address, err)
+	}
+	host := u.Scheme + "://" + u.Host
+	if u.Scheme == "unix" {
+		host = "unix://" + u.Path
+	}
+	// WithHost configures the SDK's default transport; WithHTTPClient then
+	// replaces it with ours (no proxy, keepalive probes), keeping the host.
+	api, err := client.New(
+		client.WithHost(host),
+		client.WithHTTPClient(&http.Client{Transport: transport, CheckRedirect: client.CheckRedirect}),
+		client.WithUserAgent("fliswarm"),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("%s: engine client for %s: %w", node, address, err)
+	}
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return &Client{
+		node:    node,
+		address: address,
+		timeout: timeout,
+		log:     opts.Logger.WithValues("node", node),
+		api:     api,
+	}, nil
+}
+
+// parseAddress validates an engine address and fills in the default port.
+// The result has Scheme "tcp" with Host "host:port", or Scheme "unix" with
+// Path set to the socket.
+func parseAddress(address string) (*url.URL, error) {
+	scheme, rest, ok := strings.Cut(address, "://")
+	if !ok || rest == "" {
+		return nil, fmt.Errorf("%q is not tcp://host:port or unix:///path", address)
+	}
+	switch scheme {
+	case "tcp":
+		if strings.ContainsAny(rest, "/?#@") {
+			return nil, fmt.Errorf("%q: a tcp address is only host[:port]", address)
+		}
+		host, port, err := net.SplitHostPort(rest)
+		if err != nil {
+			// No port (or a bare IPv6 address without brackets).
+			host, port = strings.Trim(rest, "[]"), defaultTCPPort
+		}
+		if host == "" {
+			return nil, fmt.Errorf("%q: no host", address)
+		}
+		if port == "" {
+			port = defaultTCPPort
+		}
+		return &url.URL{Scheme: "tcp", Host: net.JoinHostPort(host, port)}, nil
+	case "unix":
+		if !strings.HasPrefix(rest, "/") {
+			return nil, fmt.Errorf("%q: a unix socket path must be absolute", address)
+		}
+		return &url.URL{Scheme: "unix", Path: rest}, nil
+	default:
+		return nil, fmt.Errorf("%q: unsupported scheme %q (want tcp or unix)", address, scheme)
+	}
+}
+
+// newTransport builds the HTTP transport for one engine: the SDK's dialer
+// for unix sockets, and for TCP a dialer with keepalive probes (so a node
+// that vanishes without closing its connections ends an event stream
+// within about half a minute) and no HTTP proxy, whatever the environment
+// says: the engines are on the observatory's LAN.
+func newTransport(u *url.URL) (*http.Transport, error) {
+	tr := &http.Transport{MaxIdleConns: 6, IdleConnTimeout: 30 * time.Second}
+	switch u.Scheme {
+	case "unix":
+		if err := sockets.ConfigureTransport(tr, "unix", u.Path); err != nil {
+			return nil, err
+		}
+	default:
+		dialer := &net.Dialer{
+			Timeout: DefaultTimeout,
+			KeepAliveConfig: net.KeepAliveConfig{
+				Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3,
+			},
+		}
+		tr.DialContext = dialer.DialContext
+	}
+	tr.Proxy = nil
+	return tr, nil
+}
+
+// Node is the name of the node this client talks to.
+func (c *Client) Node() string { return c.node }
+
+// Address is the engine address given to New.
+func (c *Client) Address() string { return c.address }
+
+// Close releases idle connections. Calls after Close open new ones.
+func (c *Client) Close() error {
+	if err := c.api.Close(); err != nil {
+		return fmt.Errorf("%s: close engine client: %w", c.node, err)
+	}
+	return nil
+}
+
+// APIVersion is the API version the client uses: the negotiated one after
+// a successful Ping (or any successful call), else the SDK's maximum.
+func (c *Client) APIVersion() string { return c.api.ClientVersion() }
+
+// Ping asks the engine's /_ping endpoint whether it answers, and settles the
+// API version to use on first success. It fails on an engine whose API is
+// older than the SDK supports (1.40).
+func (c *Client) Ping(ctx context.Context) error {
+	return c.do(ctx, c.timeout, "ping", func(ctx context.Context) error {
+		_, err := c.api.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+		return err
+	})
+}
+
+// do runs one engine call under the per-call timeout and wraps its error
+// as "<node>: <op>: <cause>". A call cut off by its own timeout (not by the
+// caller's context) gets a *TimeoutError, which IsUnreachable reports.
+func (c *Client) do(ctx context.Context, timeout time.Duration, op string, f func(ctx context.Context) error) error {
+	start := time.Now()
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := f(callCtx)
+	c.log.V(1).Info("engine call", "op", op, "duration", time.Since(start).Round(time.Millisecond), "error", err)
+	if err == nil {
+		return nil
+	}
+	return c.wrap(ctx, callCtx, timeout, op, err)
+}
+
+// wrap turns err, from a call that ran under callCtx (derived from ctx
+// with timeout), into the package's error form.
+func (c *Client) wrap(ctx, callCtx context.Context, timeout time.Duration, op string, err error) error {
+	if _, ok := errors.AsType[*TimeoutError](err); !ok && ctx.Err() == nil &&
+		errors.Is(callCtx.Err(), context.DeadlineExceeded) {
+		err = &TimeoutError{After: timeout, Err: err}
+	}
+	return fmt.Errorf("%s: %s: %w", c.node, op, err)
+}

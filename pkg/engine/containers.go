@@ -1,0 +1,316 @@
+package engine
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// Container is what the reconciler needs to know about one container.
+type Container struct {
+	ID string
+	// Name without the leading "/".
+	Name string
+	// Image is the image reference the container was created with
+	// (Config.Image), ImageID the ID of the image it runs.
+	Image   string
+	ImageID string
+	// State is the engine's status word: created, running, paused,
+	// restarting, removing, exited or dead.
+	State   string
+	Running bool
+	// ExitCode of the last run (0 while running or never started).
+	ExitCode int
+	// OOMKilled tells that the last run ended because it ran out of memory.
+	OOMKilled bool
+	// Error is the engine's message for a start that failed ("" if none).
+	Error string
+	// Pid of the main process while running, else 0.
+	Pid int
+	// RestartCount counts restarts done by the engine's restart policy.
+	RestartCount int
+	Labels       map[string]string
+	// Created, StartedAt and FinishedAt are zero when they never happened.
+	Created    time.Time
+	StartedAt  time.Time
+	FinishedAt time.Time
+	Privileged bool
+	// NetworkMode as created ("host", "none", "default", ...).
+	NetworkMode string
+}
+
+// ListContainers returns the containers in any state that carry every one
+// of labels, plus those whose name (without the leading "/") is one of
+// names; each once, in order of creation (oldest first). With no labels
+// only names select; with neither, every container is listed. Each
+// container is inspected, so all fields are filled; one removed meanwhile
+// is left out.
+func (c *Client) ListContainers(ctx context.Context, labels map[string]string, names ...string) ([]Container, error) {
+	op := "list containers"
+	var out []Container
+	err := c.do(ctx, c.timeout, op, func(ctx context.Context) error {
+		ids, err := c.listIDs(ctx, labels, names)
+		if err != nil {
+			return err
+		}
+		out = make([]Container, 0, len(ids))
+		for _, id := range ids {
+			res, err := c.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+			if IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("inspect %s: %w", shortID(id), err)
+			}
+			ctr := fromInspect(res.Container)
+			// The engine's name filter is a pattern and its label filter
+			// matches what it matched when listing: check again exactly.
+			if selected(ctr.Labels, ctr.Name, labels, names) {
+				out = append(out, ctr)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortContainers(out)
+	return out, nil
+}
+
+// listIDs returns the IDs of the containers the engine's filters select
+// for labels and names, de-duplicated, in no particular order.
+func (c *Client) listIDs(ctx context.Context, labels map[string]string, names []string) ([]string, error) {
+	var queries []client.Filters
+	if len(labels) > 0 {
+		queries = append(queries, labelFilters(labels))
+	}
+	if len(names) > 0 {
+		queries = append(queries, nameFilters(names))
+	}
+	if len(queries) == 0 {
+		queries = append(queries, nil) // everything
+	}
+	seen := map[string]bool{}
+	var ids []string
+	for _, f := range queries {
+		res, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range res.Items {
+			if !seen[s.ID] {
+				seen[s.ID] = true
+				ids = append(ids, s.ID)
+			}
+		}
+	}
+	return ids, nil
+}
+
+// labelFilters selects containers carrying every label (the engine ANDs
+// values of the "label" filter).
+func labelFilters(labels map[string]string) client.Filters {
+	f := client.Filters{}
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		f.Add("label", k+"="+labels[k])
+	}
+	return f
+}
+
+// nameFilters selects containers whose name is one of names (the engine
+// ORs values of the "name" filter, each a regular expression matched
+// against the name with its leading "/").
+func nameFilters(names []string) client.Filters {
+	f := client.Filters{}
+	for _, n := range names {
+		f.Add("name", "^/"+regexp.QuoteMeta(strings.TrimPrefix(n, "/"))+"$")
+	}
+	return f
+}
+
+// selected tells whether a container with these labels and name is
+// selected by the wanted labels (all must be present with equal values)
+// or names; with neither wanted, everything is.
+func selected(have map[string]string, name string, labels map[string]string, names []string) bool {
+	if len(labels) == 0 && len(names) == 0 {
+		return true
+	}
+	name = strings.TrimPrefix(name, "/")
+	for _, n := range names {
+		if strings.TrimPrefix(n, "/") == name {
+			return true
+		}
+	}
+	if len(labels) == 0 {
+		return false
+	}
+	for k, v := range labels {
+		if hv, ok := have[k]; !ok || hv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// sortContainers orders by creation time, then ID for a stable order.
+func sortContainers(cs []Container) {
+	slices.SortStableFunc(cs, func(a, b Container) int {
+		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID))
+	})
+}
+
+// InspectContainer returns the container with this ID or name. A missing
+// one gives an error satisfying IsNotFound.
+func (c *Client) InspectContainer(ctx context.Context, id string) (Container, error) {
+	var out Container
+	err := c.do(ctx, c.timeout, "inspect container "+shortID(id), func(ctx context.Context) error {
+		res, err := c.api.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+		if err != nil {
+			return err
+		}
+		out = fromInspect(res.Container)
+		return nil
+	})
+	return out, err
+}
+
+// fromInspect converts the engine's inspect answer. Missing parts (a nil
+// State, Config or HostConfig) leave the corresponding fields zero.
+func fromInspect(r container.InspectResponse) Container {
+	ctr := Container{
+		ID:           r.ID,
+		Name:         strings.TrimPrefix(r.Name, "/"),
+		ImageID:      r.Image,
+		RestartCount: r.RestartCount,
+		Created:      parseTime(r.Created),
+	}
+	if r.Config != nil {
+		ctr.Image = r.Config.Image
+		ctr.Labels = maps.Clone(r.Config.Labels)
+	}
+	if s := r.State; s != nil {
+		ctr.State = string(s.Status)
+		ctr.Running = s.Running
+		ctr.ExitCode = s.ExitCode
+		ctr.OOMKilled = s.OOMKilled
+		ctr.Error = s.Error
+		ctr.Pid = s.Pid
+		ctr.StartedAt = parseTime(s.StartedAt)
+		ctr.FinishedAt = parseTime(s.FinishedAt)
+	}
+	if h := r.HostConfig; h != nil {
+		ctr.Privileged = h.Privileged
+		ctr.NetworkMode = string(h.NetworkMode)
+	}
+	if ctr.Labels == nil {
+		ctr.Labels = map[string]string{}
+	}
+	return ctr
+}
+
+// parseTime reads the engine's RFC 3339 timestamps; the engine's "never"
+// (0001-01-01T00:00:00Z) and anything unreadable become the zero time.
+func parseTime(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil || t.Year() <= 1 {
+		return time.Time{}
+	}
+	return t
+}
+
+// CreateContainer creates (does not start) a container named name and
+// returns its ID. The image must be present (see PullImage): a missing one
+// gives an error satisfying IsNotFound; a name in use one satisfying
+// IsConflict. The engine's warnings are logged.
+func (c *Client) CreateContainer(ctx context.Context, name string, cfg *container.Config, host *container.HostConfig) (string, error) {
+	var id string
+	err := c.do(ctx, c.timeout, "create container "+name, func(ctx context.Context) error {
+		res, err := c.api.ContainerCreate(ctx, client.ContainerCreateOptions{
+			Name:       name,
+			Config:     cfg,
+			HostConfig: host,
+		})
+		if err != nil {
+			return err
+		}
+		for _, w := range res.Warnings {
+			c.log.Info("engine warning", "op", "create container", "container", name, "warning", w)
+		}
+		id = res.ID
+		return nil
+	})
+	return id, err
+}
+
+// StartContainer starts a created or stopped container; starting a running
+// one is not an error.
+func (c *Client) StartContainer(ctx context.Context, id string) error {
+	return c.do(ctx, c.timeout, "start container "+shortID(id), func(ctx context.Context) error {
+		_, err := c.api.ContainerStart(ctx, id, client.ContainerStartOptions{})
+		return err
+	})
+}
+
+// StopContainer sends the container its stop signal and, after timeout
+// (rounded up to whole seconds; 0 kills at once), kills it. Stopping a
+// stopped container is not an error; a missing one satisfies IsNotFound.
+// The call may take timeout on top of the per-call timeout.
+func (c *Client) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
+	secs := stopSeconds(timeout)
+	return c.do(ctx, c.timeout+time.Duration(secs)*time.Second, "stop container "+shortID(id), func(ctx context.Context) error {
+		_, err := c.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+		return err
+	})
+}
+
+// stopSeconds is the engine's stop timeout for d: whole seconds, rounded
+// up, never negative.
+func stopSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	s := math.Ceil(d.Seconds())
+	if s > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return int(s)
+}
+
+// RemoveContainer removes the container (with force, also a running one,
+// which is killed). Its anonymous volumes are kept. A container that does
+// not exist is not an error. A removal already in progress (the engine
+// auto-removing it) gives an error satisfying IsConflict.
+func (c *Client) RemoveContainer(ctx context.Context, id string, force bool) error {
+	err := c.do(ctx, c.timeout, "remove container "+shortID(id), func(ctx context.Context) error {
+		_, err := c.api.ContainerRemove(ctx, id, client.ContainerRemoveOptions{Force: force})
+		return err
+	})
+	if IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// shortID shortens a full 64-hex-digit container ID to the 12 characters
+// used in messages; names and short IDs are returned as they are.
+func shortID(id string) string {
+	if len(id) != 64 {
+		return id
+	}
+	for _, r := range id {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return id
+		}
+	}
+	return id[:12]
+}

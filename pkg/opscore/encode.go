@@ -1,0 +1,425 @@
+package opscore
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Quoted is a string value that is always written in double quotes, even
+// when it is a plain word (the greeting's `version="1.2.3"` uses it).
+type Quoted string
+
+// NA is how a nil value is written: the word the keyword dictionary already
+// uses for a missing container or device.
+const NA = "NA"
+
+// maxFlattenDepth bounds how deep lists are flattened before the rest is
+// written as a JSON string.
+const maxFlattenDepth = 16
+
+// FormatReply renders one reply line, `<uid> <cmdId> <code> <keywords>`,
+// without the trailing newline. The space after the code is always there,
+// also when there are no keywords (`1 13 : `). Negative ids are written as
+// 0 and a code outside the protocol's table as `w`.
+func FormatReply(uid, cmdID int, code Code, kws ...Keyword) string {
+	return string(AppendReply(nil, uid, cmdID, code, kws...))
+}
+
+// AppendReply appends the reply line of FormatReply to dst.
+func AppendReply(dst []byte, uid, cmdID int, code Code, kws ...Keyword) []byte {
+	dst = strconv.AppendInt(dst, int64(max(uid, 0)), 10)
+	dst = append(dst, ' ')
+	dst = strconv.AppendInt(dst, int64(max(cmdID, 0)), 10)
+	dst = append(dst, ' ')
+	if !code.Valid() {
+		code = Warning
+	}
+	dst = append(dst, byte(code), ' ')
+	return AppendKeywords(dst, kws...)
+}
+
+// Valid reports whether c is one of the protocol's codes.
+func (c Code) Valid() bool {
+	switch c {
+	case Running, Info, Debug, Warning, Error, Done, Failed, Fatal:
+		return true
+	}
+	return false
+}
+
+// EncodeKeywords renders keywords as `key=value; key=value`.
+func EncodeKeywords(kws ...Keyword) string { return string(AppendKeywords(nil, kws...)) }
+
+// AppendKeywords appends the encoding of EncodeKeywords to dst.
+func AppendKeywords(dst []byte, kws ...Keyword) []byte {
+	for i, k := range kws {
+		if i > 0 {
+			dst = append(dst, "; "...)
+		}
+		dst = k.appendTo(dst)
+	}
+	return dst
+}
+
+// String renders the keyword as `name=value,value`, or the bare name when
+// it has no values.
+//
+// The encoding never produces something opscore parsers reject:
+//   - The name must match [A-Za-z][A-Za-z0-9_.]*; other characters are
+//     replaced by `_`, and a name not starting with a letter (also an empty
+//     one) gets an `x` in front.
+//   - Values are flattened into one comma-separated list: a list (any slice
+//     or array except []byte) or an object (a value with a `Values() []any`
+//     method, such as clu.Object, or a map, whose values are taken in key
+//     order) contributes its elements in order, recursively like CLU's
+//     format_value does for lists. An object directly inside an object (CLU
+//     refuses those) and anything nested more than 16 levels deep is written
+//     as one quoted JSON string instead. When nothing is left (no values, or
+//     only empty lists) the bare name is written, never `name=`.
+//   - bool is T or F; integers and json.Number (when it is a valid number)
+//     are plain decimal; floats use the shortest decimal form, with an
+//     exponent only below 1e-6 or from 1e21 on, and NaN/Inf/-Inf are
+//     written quoted ("NaN", "Inf", "-Inf"); nil is NA.
+//   - A string is written bare when it is a plain word, otherwise in double
+//     quotes with `"` and `\` escaped by a backslash (the only escapes).
+//     It is quoted when it is empty (`""`) or contains a blank or other
+//     Unicode space, a comma, a semicolon, `=`, or a quote (' or ").
+//     Control characters (newline, tab, ...) are replaced by a space and
+//     invalid UTF-8 by U+FFFD, so a value never breaks the line.
+//   - Quoted values are always quoted; an error or fmt.Stringer is written
+//     as its text; anything else as fmt's %v text.
+func (k Keyword) String() string { return string(k.appendTo(nil)) }
+
+func (k Keyword) appendTo(dst []byte) []byte {
+	dst = appendName(dst, k.Name)
+	var vals []any
+	for _, v := range k.Values {
+		vals = flatten(vals, v, 0, false)
+	}
+	for i, v := range vals {
+		if i == 0 {
+			dst = append(dst, '=')
+		} else {
+			dst = append(dst, ',')
+		}
+		dst = appendScalar(dst, v)
+	}
+	return dst
+}
+
+// ValidName reports whether name is a keyword name opscore parsers accept.
+func ValidName(name string) bool {
+	if name == "" || !isASCIILetter(name[0]) {
+		return false
+	}
+	for i := 1; i < len(name); i++ {
+		if !isNameByte(name[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func appendName(dst []byte, name string) []byte {
+	if name == "" || !isASCIILetter(name[0]) {
+		dst = append(dst, 'x')
+	}
+	for _, r := range name {
+		if r < utf8.RuneSelf && isNameByte(byte(r)) {
+			dst = append(dst, byte(r))
+		} else {
+			dst = append(dst, '_')
+		}
+	}
+	return dst
+}
+
+func isASCIILetter(b byte) bool { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') }
+
+func isNameByte(b byte) bool {
+	return isASCIILetter(b) || (b >= '0' && b <= '9') || b == '_' || b == '.'
+}
+
+// valuer is an ordered object, such as clu.Object.
+type valuer interface{ Values() []any }
+
+// jsonText marks a value already rendered as JSON text (for nesting too
+// deep to flatten); it is written as a quoted string.
+type jsonText string
+
+// flatten appends the scalar values making up v to out. inObject tells
+// whether v is a direct value of an object.
+func flatten(out []any, v any, depth int, inObject bool) []any {
+	if depth > maxFlattenDepth {
+		return append(out, toJSON(v))
+	}
+	switch t := v.(type) {
+	case nil, string, Quoted, bool, json.Number, jsonText,
+		int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr,
+		float32, float64:
+		return append(out, t)
+	case []byte:
+		return append(out, string(t))
+	case []any:
+		for _, e := range t {
+			out = flatten(out, e, depth+1, false)
+		}
+		return out
+	case valuer:
+		if inObject {
+			return append(out, toJSON(v))
+		}
+		for _, e := range t.Values() {
+			out = flatten(out, e, depth+1, true)
+		}
+		return out
+	}
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer && rv.IsNil() {
+		return append(out, nil)
+	}
+	switch v.(type) {
+	case error, fmt.Stringer:
+		return append(out, v)
+	}
+	switch rv.Kind() {
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < rv.Len(); i++ {
+			out = flatten(out, rv.Index(i).Interface(), depth+1, false)
+		}
+		return out
+	case reflect.Map:
+		if inObject {
+			return append(out, toJSON(v))
+		}
+		keys := rv.MapKeys()
+		sort.Slice(keys, func(i, j int) bool {
+			return fmt.Sprint(keys[i].Interface()) < fmt.Sprint(keys[j].Interface())
+		})
+		for _, key := range keys {
+			out = flatten(out, rv.MapIndex(key).Interface(), depth+1, true)
+		}
+		return out
+	case reflect.Pointer:
+		return flatten(out, rv.Elem().Interface(), depth+1, inObject)
+	}
+	return append(out, v)
+}
+
+func toJSON(v any) jsonText {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return jsonText(fmt.Sprint(v))
+	}
+	return jsonText(b)
+}
+
+func appendScalar(dst []byte, v any) []byte {
+	switch t := v.(type) {
+	case nil:
+		return append(dst, NA...)
+	case string:
+		return appendString(dst, t, false)
+	case Quoted:
+		return appendString(dst, string(t), true)
+	case jsonText:
+		return appendString(dst, string(t), true)
+	case bool:
+		if t {
+			return append(dst, 'T')
+		}
+		return append(dst, 'F')
+	case json.Number:
+		if isJSONNumber(string(t)) {
+			return append(dst, t...)
+		}
+		return appendString(dst, string(t), false)
+	case int:
+		return strconv.AppendInt(dst, int64(t), 10)
+	case int8:
+		return strconv.AppendInt(dst, int64(t), 10)
+	case int16:
+		return strconv.AppendInt(dst, int64(t), 10)
+	case int32:
+		return strconv.AppendInt(dst, int64(t), 10)
+	case int64:
+		return strconv.AppendInt(dst, t, 10)
+	case uint:
+		return strconv.AppendUint(dst, uint64(t), 10)
+	case uint8:
+		return strconv.AppendUint(dst, uint64(t), 10)
+	case uint16:
+		return strconv.AppendUint(dst, uint64(t), 10)
+	case uint32:
+		return strconv.AppendUint(dst, uint64(t), 10)
+	case uint64:
+		return strconv.AppendUint(dst, t, 10)
+	case uintptr:
+		return strconv.AppendUint(dst, uint64(t), 10)
+	case float32:
+		return appendFloat(dst, float64(t), 32)
+	case float64:
+		return appendFloat(dst, t, 64)
+	case error, fmt.Stringer:
+		// fmt recovers from a panicking method (say, on a nil pointer).
+		return appendString(dst, fmt.Sprint(t), false)
+	}
+	// Named basic types (type Celsius float64) by their kind.
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Bool:
+		return appendScalar(dst, rv.Bool())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return strconv.AppendInt(dst, rv.Int(), 10)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return strconv.AppendUint(dst, rv.Uint(), 10)
+	case reflect.Float32:
+		return appendFloat(dst, rv.Float(), 32)
+	case reflect.Float64:
+		return appendFloat(dst, rv.Float(), 64)
+	case reflect.String:
+		return appendString(dst, rv.String(), false)
+	}
+	return appendString(dst, fmt.Sprint(v), false)
+}
+
+// appendFloat writes f the way encoding/json does; NaN and infinities,
+// which have no JSON or opscore number form, are written as quoted words.
+func appendFloat(dst []byte, f float64, bits int) []byte {
+	switch {
+	case math.IsNaN(f):
+		return append(dst, `"NaN"`...)
+	case math.IsInf(f, 1):
+		return append(dst, `"Inf"`...)
+	case math.IsInf(f, -1):
+		return append(dst, `"-Inf"`...)
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 {
+		if bits == 64 && (abs < 1e-6 || abs >= 1e21) ||
+			bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
+			format = 'e'
+		}
+	}
+	start := len(dst)
+	dst = strconv.AppendFloat(dst, f, format, -1, bits)
+	if format == 'e' {
+		// Clean up e-09 to e-9, as encoding/json does.
+		n := len(dst) - start
+		if n >= 4 && dst[len(dst)-4] == 'e' && dst[len(dst)-3] == '-' && dst[len(dst)-2] == '0' {
+			dst[len(dst)-2] = dst[len(dst)-1]
+			dst = dst[:len(dst)-1]
+		}
+	}
+	return dst
+}
+
+// isJSONNumber reports whether s is a number in JSON syntax.
+func isJSONNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	return i == len(s)
+}
+
+// CleanString returns s as it goes on the wire before quoting: invalid
+// UTF-8 replaced by U+FFFD and every control character by a space.
+func CleanString(s string) string {
+	if utf8.ValidString(s) && !hasAnyControl(s) {
+		return s
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r <= 0x9f) }
+
+func hasAnyControl(s string) bool {
+	for _, r := range s {
+		if isControl(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// needsQuotes reports whether a cleaned string cannot be written bare: an
+// opscore bare word is [^"'\s=,;]+.
+func needsQuotes(s string) bool {
+	if s == "" {
+		return true
+	}
+	for _, r := range s {
+		switch r {
+		case '"', '\'', '=', ',', ';':
+			return true
+		}
+		if unicode.IsSpace(r) || isPySpace(r) {
+			return true
+		}
+	}
+	return false
+}
+
+// isPySpace covers the runes Python's \s matches that unicode.IsSpace does
+// not (the information separators U+001C..U+001F; those are control
+// characters and replaced anyway, listed for completeness).
+func isPySpace(r rune) bool { return r >= 0x1c && r <= 0x1f }
+
+func appendString(dst []byte, s string, forceQuotes bool) []byte {
+	s = CleanString(s)
+	if !forceQuotes && !needsQuotes(s) {
+		return append(dst, s...)
+	}
+	dst = append(dst, '"')
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			dst = append(dst, '\\')
+		}
+		dst = append(dst, s[i])
+	}
+	return append(dst, '"')
+}
