@@ -126,8 +126,8 @@ func TestSetDefaultsIsIdempotent(t *testing.T) {
 func clone(t *testing.T, s Swarm) Swarm {
 	t.Helper()
 	c := s
-	c.EnabledNodes = append([]string(nil), s.EnabledNodes...)
-	c.Devices = append([]string(nil), s.Devices...)
+	c.EnabledNodes = append([]string{}, s.EnabledNodes...)
+	c.Devices = append([]string{}, s.Devices...)
 	c.Nodes = map[string]Node{}
 	for k, v := range s.Nodes {
 		c.Nodes[k] = v

@@ -224,8 +224,9 @@ type Duration time.Duration
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
-// Seconds builds a Duration from seconds.
-func Seconds(s float64) Duration { return Duration(s * float64(time.Second)) }
+// Seconds builds a Duration from seconds, rounded to the nearest
+// nanosecond (truncating would turn 0.000065 into 64.999 µs).
+func Seconds(s float64) Duration { return Duration(math.Round(s * float64(time.Second))) }
 
 // MarshalJSON writes the duration as seconds.
 func (d Duration) MarshalJSON() ([]byte, error) {

@@ -148,8 +148,8 @@ func clip(s string, n int) string {
 }
 
 // parseFlags parses options anywhere among the arguments and returns the
-// positional ones.
-// Negative numbers (a temperature setpoint) are positional, not flags.
+// positional ones. Negative numbers (a temperature setpoint) are
+// positional, not flags.
 func parseFlags(name string, args []string, define func(*pflag.FlagSet)) ([]string, error) {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -158,7 +158,8 @@ func parseFlags(name string, args []string, define func(*pflag.FlagSet)) ([]stri
 		define(fs)
 	}
 	// pflag would read "-10" as the shorthand flags 1 and 0: hide negative
-	// numbers behind placeholders no client can send, and restore them.
+	// numbers behind placeholders (client arguments starting with the
+	// mark are refused), and restore them afterwards.
 	const mark = "\x00"
 	hidden := make([]string, len(args))
 	for i, a := range args {
@@ -171,7 +172,13 @@ func parseFlags(name string, args []string, define func(*pflag.FlagSet)) ([]stri
 		}
 	}
 	if err := fs.Parse(hidden); err != nil {
-		return nil, usagef("%s", clip(err.Error(), 200))
+		msg := err.Error()
+		for i := len(hidden) - 1; i >= 0; i-- { // "\x0012" before "\x001"
+			if hidden[i] != args[i] {
+				msg = strings.ReplaceAll(msg, hidden[i], args[i])
+			}
+		}
+		return nil, usagef("%s", clip(msg, 200))
 	}
 	out := fs.Args()
 	for i, a := range out {
@@ -183,9 +190,9 @@ func parseFlags(name string, args []string, define func(*pflag.FlagSet)) ([]stri
 	return out, nil
 }
 
-// positional parses the arguments of a command that has no options and
-// takes optional camera names followed by numbers: it checks that every
-// name is this camera and returns the numbers.
+// positional parses the arguments of a command that takes the options
+// define sets, then optional camera names followed by numbers: it checks
+// that every name is this camera and returns the numbers.
 func (c *call) positional(name string, define func(*pflag.FlagSet)) ([]float64, error) {
 	args, err := parseFlags(name, c.args, define)
 	if err != nil {

@@ -444,6 +444,7 @@ func TestExposeBadArguments(t *testing.T) {
 		"expose", "expose -1", "expose abc", "expose 1 2", "expose 1 --count 0", "expose 1 --count x",
 		"expose 1 --flat --dark", "expose 1 --filename a/b.fits", "expose 1 --filename ../x",
 		"expose 1 --filename x.fits --count 2", "expose 1 --nope", "expose gfa2n 1", "expose 99999",
+		"expose 1 --count -5",
 	} {
 		rs := c.run(i+1, cmd)
 		if codes(rs) != ">wf" {
@@ -453,8 +454,8 @@ func TestExposeBadArguments(t *testing.T) {
 		if _, ok := rs[1].Data.Get("help"); !ok {
 			t.Errorf("%q warning has no help: %v", cmd, rs[1].Data)
 		}
-		if e, _ := rs[2].Data.Get("error"); e == "" || e == nil {
-			t.Errorf("%q has no error", cmd)
+		if e, _ := rs[2].Data.Get("error"); e == "" || e == nil || strings.Contains(fmt.Sprint(e), "\x00") {
+			t.Errorf("%q error = %q", cmd, e)
 		}
 	}
 }

@@ -104,19 +104,20 @@ func Parse(data []byte, obs string, nodes []string) (*Loaded, error) {
 	if root == nil {
 		return nil, v1.ErrorList{{Path: "(file)", Message: "is empty"}}
 	}
+	m, ok := root.(map[string]any)
+	if !ok {
+		return nil, v1.ErrorList{{Path: "(file)", Message: "expected a mapping of configuration keys, found " + describe(root)}}
+	}
 
 	d := &decoder{}
 	s := &v1.Swarm{}
 	l := &Loaded{Spec: s, Layout: "flat"}
 	paths := v1.DefaultPaths
 
-	m, _ := root.(map[string]any)
-	perObs := m != nil && isPerObservatory(m)
+	perObs := isPerObservatory(m)
 	fileObs := ""
-	if m != nil {
-		if o, ok := m["observatory"].(string); ok {
-			fileObs = strings.ToUpper(o)
-		}
+	if o, ok := m["observatory"].(string); ok {
+		fileObs = strings.ToUpper(o)
 	}
 	switch {
 	case obs != "":

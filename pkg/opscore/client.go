@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,8 +87,9 @@ func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, erro
 	}
 
 	deadline := time.Now().Add(greetingTimeout)
+	fromCtx := false
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
-		deadline = dl
+		deadline, fromCtx = dl, true
 	}
 	_ = nc.SetReadDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetReadDeadline(time.Unix(1, 0)) })
@@ -95,8 +97,11 @@ func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, erro
 	sc := bufio.NewScanner(nc)
 	sc.Buffer(make([]byte, 0, 64<<10), maxReplyLine)
 	err = c.readGreeting(sc)
-	if !stop() || ctx.Err() != nil {
-		err = fmt.Errorf("opscore: reading the greeting from %s: %w", addr, ctx.Err())
+	switch {
+	case !stop() || ctx.Err() != nil:
+		err = fmt.Errorf("opscore: reading the greeting from %s: %w", addr, context.Cause(ctx))
+	case err != nil && fromCtx && errors.Is(err, os.ErrDeadlineExceeded):
+		err = fmt.Errorf("opscore: reading the greeting from %s: %w", addr, context.DeadlineExceeded)
 	}
 	if err != nil {
 		nc.Close()

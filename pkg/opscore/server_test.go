@@ -33,6 +33,8 @@ func (h *testHandler) Handle(ctx context.Context, cmd *Command) {
 	switch cmd.Verb {
 	case "ping":
 		cmd.Finish(KW("text", "Pong."))
+	case "whoami":
+		cmd.Finish(KW("commander", cmd.Commander), KW("user", cmd.UserID))
 	case "echo":
 		cmd.Write(Info, KW("args", toAny(cmd.Args)...))
 		cmd.Finish()
