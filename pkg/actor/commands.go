@@ -506,12 +506,12 @@ func (a *Actor) reconnect(ctx context.Context, cmd *opscore.Command) {
 
 	var failed []string
 	for _, n := range nodes {
+		a.writeNodeStatus(cmd, spec, []string{n})
 		if err := errs[n]; err != nil {
 			cmd.Write(opscore.Error, opscore.KW("error", n, err.Error()))
 			failed = append(failed, n)
 			continue
 		}
-		a.writeNodeStatus(cmd, spec, []string{n})
 		if connected[n] {
 			cmd.Write(opscore.Debug, text("%s: reconnected to device on port %d.", n, spec.Nodes[n].Port))
 		} else {

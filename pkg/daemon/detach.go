@@ -75,8 +75,9 @@ func Detach(args []string, stderrPath string, timeout time.Duration) (int, error
 		if msg, failed := strings.CutPrefix(line, "error: "); failed {
 			return 0, errors.New(msg)
 		}
+		pid := cmd.Process.Pid // Release sets Pid to -1
 		_ = cmd.Process.Release()
-		return cmd.Process.Pid, nil
+		return pid, nil
 	case <-time.After(timeout):
 		return cmd.Process.Pid, fmt.Errorf("daemon (pid %d) not ready after %s", cmd.Process.Pid, timeout)
 	}

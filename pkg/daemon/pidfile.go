@@ -109,8 +109,8 @@ func Running(path string) int {
 		return 0 // nobody holds it: stale
 	}
 	pid, err := ReadPid(path)
-	if err != nil {
-		return 0
+	if err != nil || pid <= 0 {
+		return 0 // 0 or -1 would signal a process group or everything
 	}
 	return pid
 }

@@ -11,6 +11,12 @@ package engine
 // they create carries the label fliswarm.test=<unique run id> and is
 // removed at the end. The containers are unprivileged with network "none".
 //
+// FLISWARM_TEST_REGISTRY, when also set, is host:port of a registry that
+// engine may push to and pull from over plain HTTP (loopback registries
+// are trusted by default; others need --insecure-registry):
+// TestEnginePullFromRegistry pushes the test image there under a unique
+// tag and pulls it back with PullImage.
+//
 // FLISWARM_TEST_STOPPABLE_DOCKERD_PIDFILE, when also set, names the pid
 // file of that engine's dockerd: TestEngineEventsEngineStops then stops it
 // (SIGTERM) to check that the event stream reports its end. Only set it for
@@ -339,6 +345,67 @@ func TestEngineImages(t *testing.T) {
 		t.Errorf("PullImage from 127.0.0.1:1 took %s", took)
 	}
 	t.Logf("pull error after %s: %v", took.Round(time.Millisecond), err)
+}
+
+func TestEnginePullFromRegistry(t *testing.T) {
+	registry := os.Getenv("FLISWARM_TEST_REGISTRY")
+	if registry == "" {
+		t.Skip("FLISWARM_TEST_REGISTRY is not set: no registry to pull from")
+	}
+	c := testEngine(t)
+	ensureTestImage(t, c)
+	ctx := context.Background()
+	run := runID(t)
+	ref := registry + "/fliswarm-engine-test:" + run
+	removeTag := func() {
+		_, _ = c.api.ImageRemove(context.Background(), ref, client.ImageRemoveOptions{})
+	}
+	t.Cleanup(removeTag)
+
+	local, err := c.InspectImage(ctx, testImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.api.ImageTag(ctx, client.ImageTagOptions{Source: testImage, Target: ref}); err != nil {
+		t.Fatal(err)
+	}
+	// The engine wants an X-Registry-Auth header even for an anonymous
+	// push: "{}" in base64.
+	push, err := c.api.ImagePush(ctx, ref, client.ImagePushOptions{RegistryAuth: "e30="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = readPullStream(push)
+	_ = push.Close()
+	if err != nil {
+		t.Fatalf("push %s: %v", ref, err)
+	}
+	removeTag()
+	if _, err := c.InspectImage(ctx, ref); !IsNotFound(err) {
+		t.Fatalf("InspectImage after untag: %v, want not found", err)
+	}
+
+	if err := c.PullImage(ctx, ref); err != nil {
+		t.Fatalf("PullImage %s: %v", ref, err)
+	}
+	pulled, err := c.InspectImage(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pulled.ID != local.ID || !contains(pulled.RepoTags, ref) || len(pulled.RepoDigests) == 0 {
+		t.Errorf("pulled image %+v, want the pushed one (%s) with a digest", pulled, local.ID)
+	}
+	// Pulling again is a no-op that succeeds.
+	if err := c.PullImage(ctx, ref); err != nil {
+		t.Errorf("second PullImage: %v", err)
+	}
+
+	missing := registry + "/fliswarm-engine-test:absent-" + run
+	err = c.PullImage(ctx, missing)
+	if err == nil || IsUnreachable(err) || !strings.HasPrefix(err.Error(), "testnode: pull image "+missing+": ") {
+		t.Errorf("PullImage of a missing tag: %v, want the registry's error", err)
+	}
+	t.Logf("missing tag: %v (IsNotFound %v)", err, IsNotFound(err))
 }
 
 func contains(list []string, s string) bool {

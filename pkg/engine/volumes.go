@@ -73,10 +73,9 @@ func (c *Client) CreateVolume(ctx context.Context, name, driver string, opts, la
 	return out, err
 }
 
-// RemoveVolume removes the volume name. A volume that does not exist is
-// not an error; one still used by a container gives an error satisfying
-// IsConflict (force does not override that: it only ignores driver
-// errors, as with `docker volume rm -f`).
+// RemoveVolume removes the volume name (force as `docker volume rm -f`).
+// A volume that does not exist is not an error; one still used by a
+// container gives an error satisfying IsConflict.
 func (c *Client) RemoveVolume(ctx context.Context, name string, force bool) error {
 	err := c.do(ctx, c.timeout, "remove volume "+name, func(ctx context.Context) error {
 		_, err := c.api.VolumeRemove(ctx, name, client.VolumeRemoveOptions{Force: force})

@@ -45,8 +45,9 @@ func parseErr(reason string) error { return &ParseError{Reason: reason} }
 // all-digit word after it is skipped). The rest is the body, split into
 // words the way a POSIX shell (or Python's shlex.split) does: blanks
 // separate words, single quotes keep everything literally, double quotes
-// group words and honour backslash before `"`, `\`, `$` and “ ` ”, and a
-// backslash outside quotes escapes the next character.
+// group words and let a backslash escape only a double quote, a backslash,
+// a dollar or a backquote, and a backslash outside quotes escapes the next
+// character.
 //
 // A line of only blanks yields ErrEmptyLine. Any other problem yields a
 // *ParseError; the returned Line then still carries the Commander and ID

@@ -24,6 +24,15 @@ type Reply struct {
 	Line string
 }
 
+// String returns the reply line: Line when set, otherwise the line the
+// reply's fields encode to.
+func (r Reply) String() string {
+	if r.Line != "" {
+		return r.Line
+	}
+	return FormatReply(r.UserID, r.CmdID, r.Code, r.Keywords...)
+}
+
 // Get returns the first keyword called name.
 func (r Reply) Get(name string) (Keyword, bool) {
 	for _, k := range r.Keywords {

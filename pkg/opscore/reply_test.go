@@ -98,3 +98,17 @@ func TestReplyGet(t *testing.T) {
 		t.Error("Get(c) found a keyword that is not there")
 	}
 }
+
+func TestReplyString(t *testing.T) {
+	r, err := ParseReply("1  2 i a=\"x y\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.String(); got != `1  2 i a="x y"` {
+		t.Errorf("String() = %q, want the line as received", got)
+	}
+	r.Line = ""
+	if got := r.String(); got != `1 2 i a="x y"` {
+		t.Errorf("String() without Line = %q", got)
+	}
+}

@@ -1,0 +1,180 @@
+package actor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/sdss/fliswarm/api/v1"
+	"github.com/sdss/fliswarm/pkg/device"
+	"github.com/sdss/fliswarm/pkg/opscore"
+)
+
+// reboot restarts the selected node computers: over ssh (soft), or by
+// power cycling them through the power actor via tron (--hard). Then, after
+// a pause, it reports the status of every enabled node, as the original
+// does by running `status`.
+func (a *Actor) reboot(ctx context.Context, cmd *opscore.Command) {
+	fs := newFlags("reboot")
+	names := fs.StringP("names", "n", "", "")
+	category := fs.StringP("category", "c", "", "")
+	hard := fs.BoolP("hard", "f", false, "") // -f as in the original
+	if !parseFlags(cmd, fs) || !noArgs(cmd, fs) {
+		return
+	}
+	spec := a.currentSpec()
+	nodes := a.selection(cmd, spec, *names, *category)
+	if len(nodes) == 0 {
+		cmd.Failf("No enabled node selected.")
+		return
+	}
+
+	var failed []string
+	if *hard {
+		if !a.powerCycle(ctx, cmd, spec, nodes) {
+			return
+		}
+	} else {
+		var ok bool
+		if failed, ok = a.softReboot(ctx, cmd, spec, nodes); !ok {
+			return
+		}
+	}
+
+	if !sleepCtx(ctx, a.opts.RebootStatusDelay) {
+		return
+	}
+	enabled := a.enabled(spec)
+	writeLines(cmd, []device.Line{enabledNodesLine(enabled)})
+	a.writeNodeStatus(cmd, spec, enabled)
+	if len(failed) > 0 {
+		cmd.Failf("Failed rebooting %s.", strings.Join(failed, ", "))
+		return
+	}
+	cmd.Finish()
+}
+
+// softReboot runs `ssh <user>@<host> <reboot_command>` for every node at
+// once. ssh exits 255 when the connection drops as the node goes down, so
+// 255 counts as success, as in the original. It returns the nodes that
+// failed, and false when the command was failed or its user is gone.
+func (a *Actor) softReboot(ctx context.Context, cmd *opscore.Command, spec *v1.Swarm, nodes []string) ([]string, bool) {
+	words, err := opscore.SplitWords(spec.RebootCommand)
+	if err != nil || len(words) == 0 {
+		cmd.Failf("Invalid reboot_command %q.", spec.RebootCommand)
+		return nil, false
+	}
+	results := make([]opscore.Keyword, len(nodes))
+	codes := make([]opscore.Code, len(nodes))
+	var wg sync.WaitGroup
+	for i, name := range nodes {
+		n := spec.Nodes[name]
+		wg.Go(func() {
+			if n.User == "" {
+				codes[i], results[i] = opscore.Error, text("Failed rebooting %s: node %s has no ssh user configured.", n.Host, name)
+				return
+			}
+			args := append([]string{"-o", "BatchMode=yes", "-o", "ConnectTimeout=5", n.User + "@" + n.Host}, words...)
+			ectx, cancel := context.WithTimeout(ctx, DefaultExecTimeout)
+			out, code, err := a.opts.Exec(ectx, "ssh", args...)
+			cancel()
+			switch {
+			case err != nil:
+				codes[i], results[i] = opscore.Error, text("Failed rebooting %s: %v.", n.Host, err)
+			case code == 0 || code == 255:
+				codes[i], results[i] = opscore.Info, text("Restarting %s.", n.Host)
+			default:
+				detail := strings.TrimSpace(string(out))
+				if len(detail) > 200 {
+					detail = detail[:200] + "..."
+				}
+				codes[i], results[i] = opscore.Error, text("Failed rebooting %s (ssh exit code %d: %s).", n.Host, code, detail)
+			}
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return nil, false
+	}
+	var failed []string
+	for i, name := range nodes {
+		cmd.Write(codes[i], results[i])
+		if codes[i] != opscore.Info {
+			failed = append(failed, name)
+		}
+	}
+	return failed, true
+}
+
+// powerCycle sends the power actor's poweroff, then (after
+// PowerCycleDelay) poweron for every node's power device, through tron.
+// It fails the command, as the original, when any of them fails.
+func (a *Actor) powerCycle(ctx context.Context, cmd *opscore.Command, spec *v1.Swarm, nodes []string) bool {
+	p := spec.Power
+	if p == nil || p.Actor == "" || p.Command.PowerOn == "" || p.Command.PowerOff == "" {
+		cmd.Failf("No power configuration: a hard reboot needs power.actor and power.command.")
+		return false
+	}
+	hub := a.hub()
+	if hub == nil {
+		cmd.Failf("No tron connection configured: a hard reboot needs actor.tron_host.")
+		return false
+	}
+	execute := func(mode, command string) bool {
+		cmd.Write(opscore.Info, text("Powering %s computers.", mode))
+		ok := make([]bool, len(nodes))
+		var wg sync.WaitGroup
+		for i, name := range nodes {
+			dev := name
+			if pd := spec.Nodes[name].Power; pd != nil && pd.Device != "" {
+				dev = pd.Device
+			}
+			full := command + " " + dev
+			wg.Go(func() {
+				hctx, cancel := context.WithTimeout(ctx, commandTimeout(spec))
+				defer cancel()
+				r, err := hub.Command(hctx, p.Actor, full)
+				switch {
+				case err != nil:
+					cmd.Write(opscore.Warning, opscore.KW("error", name, fmt.Sprintf("%s %s: %v", p.Actor, full, err)))
+				case r.Code != opscore.Done:
+					cmd.Write(opscore.Warning, opscore.KW("error", name, fmt.Sprintf("%s %s failed: %s", p.Actor, full, opscore.EncodeKeywords(r.Keywords...))))
+				default:
+					ok[i] = true
+				}
+			})
+		}
+		wg.Wait()
+		if ctx.Err() != nil {
+			return false
+		}
+		for _, o := range ok {
+			if !o {
+				cmd.Failf("Failed commanding power cycling. You will need to fix this problem manually.")
+				return false
+			}
+		}
+		return true
+	}
+	if !execute("off", p.Command.PowerOff) || !sleepCtx(ctx, a.opts.PowerCycleDelay) {
+		return false
+	}
+	return execute("on", p.Command.PowerOn)
+}
+
+// sleepCtx waits d (nothing for d <= 0); it returns false when ctx ended.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
