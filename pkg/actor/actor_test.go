@@ -272,9 +272,13 @@ func TestTalkPartialFailureFinishes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	busy := h.dial()
-	go func() { _, _ = busy.Send(ctx, "talk -n gfa1 expose 600", nil) }()
+	go func() {
+		r, err := busy.Send(ctx, "talk -n gfa1 expose 600", func(r opscore.Reply) { t.Logf("busy: %s", r.Line) })
+		t.Logf("busy: %q %v", r.Line, err)
+	}()
 	waitUntil(t, "gfa1 busy", func() bool {
 		r := send(t, c, "talk -n gfa1 expose 0")
+		t.Logf("%q", r.lines())
 		return r.final.Code == opscore.Failed
 	})
 	res = send(t, c, "talk expose 0")

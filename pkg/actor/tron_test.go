@@ -399,7 +399,7 @@ func TestSoftReboot(t *testing.T) {
 				calls = append(calls, call{name, args})
 				mu.Unlock()
 				switch args[4] {
-				case "sdss@10.1.0.2":
+				case "broken@127.0.0.1":
 					return []byte("Permission denied\n"), 1, nil
 				default:
 					return nil, 255, nil // the connection dropped as the node went down
@@ -408,12 +408,10 @@ func TestSoftReboot(t *testing.T) {
 		},
 		spec: func(s *v1.Swarm) {
 			s.RebootCommand = "sudo /sbin/reboot now"
-			for name, host := range map[string]string{"gfa1": "10.1.0.1", "gfa2": "10.1.0.2"} {
-				n := s.Nodes[name]
-				n.Host = host
-				s.Nodes[name] = n
-			}
-			n := s.Nodes["fvc"]
+			n := s.Nodes["gfa2"]
+			n.User = "broken"
+			s.Nodes["gfa2"] = n
+			n = s.Nodes["fvc"]
 			n.User = ""
 			s.Nodes["fvc"] = n
 		},
@@ -424,8 +422,8 @@ func TestSoftReboot(t *testing.T) {
 		t.Errorf("reboot ended %q", res.final.Line)
 	}
 	for _, l := range []string{
-		`i text="Restarting 10.1.0.1."`,
-		`e text="Failed rebooting 10.1.0.2 (ssh exit code 1: Permission denied)."`,
+		`i text="Restarting 127.0.0.1."`,
+		`e text="Failed rebooting 127.0.0.1 (ssh exit code 1: Permission denied)."`,
 		`e text="Failed rebooting 127.0.0.1: node fvc has no ssh user configured."`,
 		"i enabledNodes=gfa1,gfa2,fvc",
 	} {
@@ -437,8 +435,8 @@ func TestSoftReboot(t *testing.T) {
 	defer mu.Unlock()
 	slices.SortFunc(calls, func(a, b call) int { return strings.Compare(strings.Join(a.args, " "), strings.Join(b.args, " ")) })
 	want := []call{
-		{"ssh", []string{"-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "sdss@10.1.0.1", "sudo", "/sbin/reboot", "now"}},
-		{"ssh", []string{"-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "sdss@10.1.0.2", "sudo", "/sbin/reboot", "now"}},
+		{"ssh", []string{"-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "broken@127.0.0.1", "sudo", "/sbin/reboot", "now"}},
+		{"ssh", []string{"-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "sdss@127.0.0.1", "sudo", "/sbin/reboot", "now"}},
 	}
 	if diff := cmp.Diff(want, calls, cmp.AllowUnexported(call{})); diff != "" {
 		t.Errorf("ssh runs (-want +got):\n%s", diff)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,9 +20,15 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sdss/fliswarm/pkg/control"
-	"github.com/sdss/fliswarm/pkg/engine"
+	fsengine "github.com/sdss/fliswarm/pkg/engine"
 	"github.com/sdss/fliswarm/pkg/render"
 	"github.com/sdss/fliswarm/test/testbed"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
 )
 
 // fliswarmBin is the binary under test: $FLISWARM_BIN (set by make), else
@@ -236,9 +243,9 @@ func (e *env) eventually(timeout time.Duration, what string, f func() error) tim
 }
 
 // engineFor opens the Go SDK client of a bed node.
-func engineFor(t testing.TB, n testbed.Node) *engine.Client {
+func engineFor(t testing.TB, n testbed.Node) *fsengine.Client {
 	t.Helper()
-	c, err := engine.New(n.Name, n.DockerHost, engine.Options{Timeout: 15 * time.Second})
+	c, err := fsengine.New(n.Name, n.DockerHost, fsengine.Options{Timeout: 15 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +254,7 @@ func engineFor(t testing.TB, n testbed.Node) *engine.Client {
 }
 
 // managed lists the fliswarm containers of a node.
-func managed(t testing.TB, n testbed.Node) []engine.Container {
+func managed(t testing.TB, n testbed.Node) []fsengine.Container {
 	t.Helper()
 	c := engineFor(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -261,16 +268,16 @@ func managed(t testing.TB, n testbed.Node) []engine.Container {
 
 // runningContainer returns the one running managed container of a node,
 // or an error saying what was found instead.
-func runningContainer(t testing.TB, n testbed.Node) (engine.Container, error) {
+func runningContainer(t testing.TB, n testbed.Node) (fsengine.Container, error) {
 	cs := managed(t, n)
-	var run []engine.Container
+	var run []fsengine.Container
 	for _, c := range cs {
 		if c.Running {
 			run = append(run, c)
 		}
 	}
 	if len(run) != 1 {
-		return engine.Container{}, fmt.Errorf("%s: %d running managed containers (of %d)", n.Name, len(run), len(cs))
+		return fsengine.Container{}, fmt.Errorf("%s: %d running managed containers (of %d)", n.Name, len(run), len(cs))
 	}
 	return run[0], nil
 }

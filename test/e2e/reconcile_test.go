@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/sdss/fliswarm/pkg/clu"
-	"github.com/sdss/fliswarm/pkg/engine"
+	fsengine "github.com/sdss/fliswarm/pkg/engine"
 	"github.com/sdss/fliswarm/pkg/render"
 	"github.com/sdss/fliswarm/test/testbed"
 )
@@ -123,7 +123,7 @@ func TestReconcileColdStartThenNothingToDo(t *testing.T) {
 }
 
 // checkContainer verifies the container is exactly the original's.
-func checkContainer(t *testing.T, bed *testbed.Bed, n testbed.Node, c engine.Container) {
+func checkContainer(t *testing.T, bed *testbed.Bed, n testbed.Node, c fsengine.Container) {
 	t.Helper()
 	var inspect []struct {
 		Config struct {
@@ -150,8 +150,8 @@ func checkContainer(t *testing.T, bed *testbed.Bed, n testbed.Node, c engine.Con
 	if c.Name != "flicamera-"+n.Name {
 		t.Errorf("%s: name %q", n.Name, c.Name)
 	}
-	if in.Config.Image != bed.Registry+"/"+bed.Image {
-		t.Errorf("%s: image %q, want %q", n.Name, in.Config.Image, bed.Registry+"/"+bed.Image)
+	if in.Config.Image != bed.Image {
+		t.Errorf("%s: image %q, want %q", n.Name, in.Config.Image, bed.Image)
 	}
 	if !in.HostConfig.Privileged || in.HostConfig.NetworkMode != "host" {
 		t.Errorf("%s: privileged=%v network=%q", n.Name, in.HostConfig.Privileged, in.HostConfig.NetworkMode)
@@ -183,8 +183,8 @@ func checkContainer(t *testing.T, bed *testbed.Bed, n testbed.Node, c engine.Con
 		t.Errorf("%s: devices %+v", n.Name, in.HostConfig.Devices)
 	}
 	// The image came from the bed's registry.
-	tags := bed.Docker(t, n.Name, "image", "inspect", "--format", "{{json .RepoTags}}", bed.Registry+"/"+bed.Image)
-	if !strings.Contains(tags, bed.Registry+"/"+bed.Image) {
+	tags := bed.Docker(t, n.Name, "image", "inspect", "--format", "{{json .RepoTags}}", bed.Image)
+	if !strings.Contains(tags, bed.Image) {
 		t.Errorf("%s: image tags %s", n.Name, tags)
 	}
 }
@@ -280,7 +280,7 @@ func TestRestartingFliswarmRestartsNoCamera(t *testing.T) {
 	bed := testbed.Ensure(t)
 	e := newEnv(t, bed, nil)
 	converge(t, e)
-	before := map[string]engine.Container{}
+	before := map[string]fsengine.Container{}
 	for _, n := range bed.Nodes {
 		c, err := runningContainer(t, n)
 		if err != nil {
@@ -345,14 +345,14 @@ func TestRollingImageChange(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond) // the event streams are open
 
-	e.writeConfig(func(cfg map[string]any) { cfg["image"] = bed.ImageV2 })
+	e.writeConfig(func(cfg map[string]any) { cfg["image"] = strings.TrimPrefix(bed.ImageV2, bed.Registry+"/") })
 	e.eventually(3*time.Minute, "every node runs the new image", func() error {
 		for _, n := range bed.Nodes {
 			c, err := runningContainer(t, n)
 			if err != nil {
 				return err
 			}
-			if c.Image != bed.Registry+"/"+bed.ImageV2 {
+			if c.Image != bed.ImageV2 {
 				return fmt.Errorf("%s still runs %s", n.Name, c.Image)
 			}
 		}
@@ -486,7 +486,7 @@ func TestRegistryDownLeavesCamerasRunning(t *testing.T) {
 	ids := converge(t, e)
 	// Make sure no node has v2 yet, so the change needs a pull.
 	for _, n := range bed.Nodes {
-		_ = runDocker(n, "image", "rm", "-f", bed.Registry+"/"+bed.ImageV2)
+		_ = runDocker(n, "image", "rm", "-f", bed.ImageV2)
 	}
 	e.startDaemon()
 	waitAllReady(t, e, time.Minute)
@@ -497,7 +497,7 @@ func TestRegistryDownLeavesCamerasRunning(t *testing.T) {
 			bed.StartRegistry(t)
 		}
 	}()
-	e.writeConfig(func(cfg map[string]any) { cfg["image"] = bed.ImageV2 })
+	e.writeConfig(func(cfg map[string]any) { cfg["image"] = strings.TrimPrefix(bed.ImageV2, bed.Registry+"/") })
 	e.eventually(time.Minute, "pull failures reported", func() error {
 		st, err := e.status()
 		if err != nil {
@@ -525,7 +525,7 @@ func TestRegistryDownLeavesCamerasRunning(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if c.Image != bed.Registry+"/"+bed.ImageV2 {
+			if c.Image != bed.ImageV2 {
 				return fmt.Errorf("%s runs %s", n.Name, c.Image)
 			}
 		}

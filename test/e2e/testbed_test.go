@@ -30,13 +30,13 @@ import (
 // protocol directly, not fliswarm.
 
 const (
-	cameraPort = 19995
-	e2eLabel   = "org.sdss.fliswarm.testbed.e2e"
-	nodeLabel  = "org.sdss.fliswarm.node"
+	bedCameraPort = 19995
+	bedE2ELabel   = "org.sdss.fliswarm.testbed.e2e"
+	bedNodeLabel  = "org.sdss.fliswarm.node"
 )
 
 // engine returns an SDK client for a node's engine at its network address.
-func engine(t *testing.T, n testbed.Node) *client.Client {
+func bedEngine(t *testing.T, n testbed.Node) *client.Client {
 	t.Helper()
 	cli, err := client.New(client.WithHost(n.DockerHost))
 	if err != nil {
@@ -53,7 +53,7 @@ func TestBedEnginesAnswerPing(t *testing.T) {
 
 	ids := map[string]string{}
 	for _, n := range bed.Nodes {
-		cli := engine(t, n)
+		cli := bedEngine(t, n)
 		ping, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
 		if err != nil {
 			t.Fatalf("%s: ping %s: %v", n.Name, n.DockerHost, err)
@@ -81,13 +81,13 @@ func TestBedEnginesAnswerPing(t *testing.T) {
 func TestBedImagesDiffer(t *testing.T) {
 	bed := testbed.Ensure(t)
 	n := bed.Nodes[0]
-	cli := engine(t, n)
+	cli := bedEngine(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
 	var imageIDs []string
-	for _, ref := range []string{bed.Image, bed.ImageV2} {
-		pull(ctx, t, cli, ref)
+	for _, ref := range []string{bed.ImageRef, bed.ImageV2Ref} {
+		bedPull(ctx, t, cli, ref)
 		img, err := cli.ImageInspect(ctx, ref)
 		if err != nil {
 			t.Fatalf("inspect %s on %s: %v", ref, n.Name, err)
@@ -95,7 +95,7 @@ func TestBedImagesDiffer(t *testing.T) {
 		imageIDs = append(imageIDs, img.ID)
 	}
 	if imageIDs[0] == imageIDs[1] {
-		t.Errorf("%s and %s have the same image ID %s; rollout tests need two", bed.Image, bed.ImageV2, imageIDs[0])
+		t.Errorf("%s and %s have the same image ID %s; rollout tests need two", bed.ImageRef, bed.ImageV2Ref, imageIDs[0])
 	}
 }
 
@@ -105,13 +105,13 @@ func TestBedCameraRunsOnEveryNode(t *testing.T) {
 		t.Run(n.Name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			cli := engine(t, n)
-			runCamera(ctx, t, bed, cli, n, "testbed-e2e-"+n.Name, nil)
-			addr := net.JoinHostPort(n.IP, strconv.Itoa(cameraPort))
-			cam := dialCamera(ctx, t, addr)
+			cli := bedEngine(t, n)
+			bedRunCamera(ctx, t, bed, cli, n, "testbed-e2e-"+n.Name, nil)
+			addr := net.JoinHostPort(n.IP, strconv.Itoa(bedCameraPort))
+			cam := bedDialCamera(ctx, t, addr)
 
 			replies := cam.command(t, 1, "status")
-			status := findKeyword(replies, "status")
+			status := bedFindKeyword(replies, "status")
 			if status == nil {
 				t.Fatalf("no status keyword in the replies to status: %v", replies)
 			}
@@ -126,11 +126,11 @@ func TestBedCameraRunsOnEveryNode(t *testing.T) {
 			}
 
 			replies = cam.command(t, 2, "expose 0.1")
-			fn := findKeyword(replies, "filename")
+			fn := bedFindKeyword(replies, "filename")
 			if fn == nil {
 				t.Fatalf("no filename keyword in the replies to expose: %v", replies)
 			}
-			path := filenameOf(t, fn)
+			path := bedFilename(t, fn)
 			t.Cleanup(func() { _ = os.Remove(path) })
 			rel, err := filepath.Rel(bed.DataDir, path)
 			if err != nil || strings.HasPrefix(rel, "..") {
@@ -150,42 +150,42 @@ func TestBedCameraRunsOnEveryNode(t *testing.T) {
 func TestBedPartitionAndHeal(t *testing.T) {
 	bed := testbed.Ensure(t)
 	n := bed.Nodes[len(bed.Nodes)-1]
-	cli := engine(t, n)
+	cli := bedEngine(t, n)
 
-	if err := pingOnce(cli); err != nil {
+	if err := bedPing(cli); err != nil {
 		t.Fatalf("%s: engine not reachable before the partition: %v", n.Name, err)
 	}
 	bed.Partition(t, n.Name)
-	waitFor(t, 20*time.Second, n.Name+" unreachable after partition", func() bool { return pingOnce(cli) != nil })
+	bedWaitFor(t, 20*time.Second, n.Name+" unreachable after partition", func() bool { return bedPing(cli) != nil })
 	// The node itself runs on: its console still reaches the engine.
 	if out := bed.Docker(t, n.Name, "version", "--format", "{{.Server.APIVersion}}"); out == "" {
 		t.Errorf("%s: engine silent on its console during the partition", n.Name)
 	}
 	// Other nodes are not affected.
 	for _, other := range bed.Nodes[:len(bed.Nodes)-1] {
-		if err := pingOnce(engine(t, other)); err != nil {
+		if err := bedPing(bedEngine(t, other)); err != nil {
 			t.Errorf("%s unreachable while only %s is partitioned: %v", other.Name, n.Name, err)
 		}
 	}
 	bed.Heal(t, n.Name)
-	waitFor(t, 30*time.Second, n.Name+" reachable after heal", func() bool { return pingOnce(cli) == nil })
+	bedWaitFor(t, 30*time.Second, n.Name+" reachable after heal", func() bool { return bedPing(cli) == nil })
 }
 
 func TestBedFaults(t *testing.T) {
 	bed := testbed.Ensure(t)
 	n := bed.Nodes[0]
-	cli := engine(t, n)
+	cli := bedEngine(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	name := "testbed-e2e-crash-" + n.Name
-	addr := net.JoinHostPort(n.IP, strconv.Itoa(cameraPort))
+	addr := net.JoinHostPort(n.IP, strconv.Itoa(bedCameraPort))
 
-	id := runCamera(ctx, t, bed, cli, n, name, map[string]string{nodeLabel: n.Name})
+	id := bedRunCamera(ctx, t, bed, cli, n, name, map[string]string{bedNodeLabel: n.Name})
 
 	t.Run("crash", func(t *testing.T) {
 		bed.Crash(t, n.Name)
-		waitFor(t, 30*time.Second, "container stopped after crash", func() bool {
-			st := inspect(ctx, t, cli, id).State
+		bedWaitFor(t, 30*time.Second, "container stopped after crash", func() bool {
+			st := bedInspect(ctx, t, cli, id).State
 			return !st.Running && st.ExitCode == 137
 		})
 	})
@@ -194,34 +194,34 @@ func TestBedFaults(t *testing.T) {
 		if _, err := cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 			t.Fatalf("restart the camera: %v", err)
 		}
-		waitPort(ctx, t, addr)
+		bedWaitPort(ctx, t, addr)
 		bed.KillEngine(t, n.Name)
-		if err := pingOnce(cli); err == nil {
+		if err := bedPing(cli); err == nil {
 			t.Fatalf("%s: engine still answers after kill-engine", n.Name)
 		}
 		// The container's process outlives its engine.
-		cam := dialCamera(ctx, t, addr)
-		if st := findKeyword(cam.command(t, 1, "status"), "status"); st == nil {
+		cam := bedDialCamera(ctx, t, addr)
+		if st := bedFindKeyword(cam.command(t, 1, "status"), "status"); st == nil {
 			t.Errorf("camera silent while its engine is dead")
 		}
 		bed.StartEngine(t, n.Name)
-		if err := pingOnce(cli); err != nil {
+		if err := bedPing(cli); err != nil {
 			t.Fatalf("%s: engine does not answer after start-engine: %v", n.Name, err)
 		}
 		// Without live-restore the new engine stops what it finds running.
-		waitFor(t, 30*time.Second, "leftover container stopped by the restarted engine", func() bool {
-			return !inspect(ctx, t, cli, id).State.Running
+		bedWaitFor(t, 30*time.Second, "leftover container stopped by the restarted engine", func() bool {
+			return !bedInspect(ctx, t, cli, id).State.Running
 		})
 	})
 
 	t.Run("registry", func(t *testing.T) {
 		url := "http://" + bed.Registry + "/v2/"
 		bed.StopRegistry(t)
-		if err := httpGet(url); err == nil {
+		if err := bedHTTPGet(url); err == nil {
 			t.Fatalf("registry still answers after stop-registry")
 		}
 		bed.StartRegistry(t)
-		if err := httpGet(url); err != nil {
+		if err := bedHTTPGet(url); err != nil {
 			t.Fatalf("registry does not answer after start-registry: %v", err)
 		}
 	})
@@ -231,28 +231,28 @@ func TestBedFaults(t *testing.T) {
 // privileged, host network, the shared data volume at its device path. The
 // container and volume are removed when the test ends. It returns the
 // container ID once the camera's port accepts connections.
-func runCamera(ctx context.Context, t *testing.T, bed *testbed.Bed, cli *client.Client, n testbed.Node,
+func bedRunCamera(ctx context.Context, t *testing.T, bed *testbed.Bed, cli *client.Client, n testbed.Node,
 	name string, labels map[string]string) string {
 	t.Helper()
-	pull(ctx, t, cli, bed.Image)
+	bedPull(ctx, t, cli, bed.ImageRef)
 
 	vol := name + "-data"
 	if _, err := cli.VolumeCreate(ctx, client.VolumeCreateOptions{
 		Name:       vol,
 		Driver:     "local",
 		DriverOpts: map[string]string{"type": "none", "o": "bind", "device": bed.DataDir},
-		Labels:     map[string]string{e2eLabel: "true"},
+		Labels:     map[string]string{bedE2ELabel: "true"},
 	}); err != nil {
 		t.Fatalf("%s: create volume: %v", n.Name, err)
 	}
-	all := map[string]string{e2eLabel: "true"}
+	all := map[string]string{bedE2ELabel: "true"}
 	for k, v := range labels {
 		all[k] = v
 	}
 	res, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{
 		Name: name,
 		Config: &container.Config{
-			Image: bed.Image,
+			Image: bed.ImageRef,
 			Env: []string{
 				"ACTOR_NAME=" + n.Name,
 				"FLICAMERA_DATA_DIR=" + bed.DataDir,
@@ -283,14 +283,14 @@ func runCamera(ctx context.Context, t *testing.T, bed *testbed.Bed, cli *client.
 	if _, err := cli.ContainerStart(ctx, res.ID, client.ContainerStartOptions{}); err != nil {
 		t.Fatalf("%s: start container: %v", n.Name, err)
 	}
-	if c := inspect(ctx, t, cli, res.ID); !c.HostConfig.Privileged || !c.HostConfig.NetworkMode.IsHost() {
+	if c := bedInspect(ctx, t, cli, res.ID); !c.HostConfig.Privileged || !c.HostConfig.NetworkMode.IsHost() {
 		t.Fatalf("%s: container is not privileged with host networking", n.Name)
 	}
-	waitPort(ctx, t, net.JoinHostPort(n.IP, strconv.Itoa(cameraPort)))
+	bedWaitPort(ctx, t, net.JoinHostPort(n.IP, strconv.Itoa(bedCameraPort)))
 	return res.ID
 }
 
-func pull(ctx context.Context, t *testing.T, cli *client.Client, ref string) {
+func bedPull(ctx context.Context, t *testing.T, cli *client.Client, ref string) {
 	t.Helper()
 	resp, err := cli.ImagePull(ctx, ref, client.ImagePullOptions{})
 	if err != nil {
@@ -301,7 +301,7 @@ func pull(ctx context.Context, t *testing.T, cli *client.Client, ref string) {
 	}
 }
 
-func inspect(ctx context.Context, t *testing.T, cli *client.Client, id string) container.InspectResponse {
+func bedInspect(ctx context.Context, t *testing.T, cli *client.Client, id string) container.InspectResponse {
 	t.Helper()
 	res, err := cli.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if err != nil {
@@ -313,14 +313,14 @@ func inspect(ctx context.Context, t *testing.T, cli *client.Client, id string) c
 	return res.Container
 }
 
-func pingOnce(cli *client.Client) error {
+func bedPing(cli *client.Client) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
 	return err
 }
 
-func httpGet(url string) error {
+func bedHTTPGet(url string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -339,7 +339,7 @@ func httpGet(url string) error {
 }
 
 // waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func bedWaitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -350,9 +350,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-func waitPort(ctx context.Context, t *testing.T, addr string) {
+func bedWaitPort(ctx context.Context, t *testing.T, addr string) {
 	t.Helper()
-	waitFor(t, time.Minute, "camera port "+addr, func() bool {
+	bedWaitFor(t, time.Minute, "camera port "+addr, func() bool {
 		d := net.Dialer{Timeout: time.Second}
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
@@ -364,12 +364,12 @@ func waitPort(ctx context.Context, t *testing.T, addr string) {
 }
 
 // camera is a minimal client of the CLU JSON protocol.
-type camera struct {
+type bedCamera struct {
 	conn net.Conn
 	r    *bufio.Reader
 }
 
-func dialCamera(ctx context.Context, t *testing.T, addr string) *camera {
+func bedDialCamera(ctx context.Context, t *testing.T, addr string) *bedCamera {
 	t.Helper()
 	d := net.Dialer{Timeout: 5 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", addr)
@@ -377,12 +377,12 @@ func dialCamera(ctx context.Context, t *testing.T, addr string) *camera {
 		t.Fatalf("connect to the camera at %s: %v", addr, err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	return &camera{conn: conn, r: bufio.NewReader(conn)}
+	return &bedCamera{conn: conn, r: bufio.NewReader(conn)}
 }
 
 // command sends one command and returns its replies, up to and including
 // the terminal one, which must be ":".
-func (c *camera) command(t *testing.T, id int, cmd string) []clu.Reply {
+func (c *bedCamera) command(t *testing.T, id int, cmd string) []clu.Reply {
 	t.Helper()
 	if err := c.conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
 		t.Fatalf("set deadline: %v", err)
@@ -416,7 +416,7 @@ func (c *camera) command(t *testing.T, id int, cmd string) []clu.Reply {
 	}
 }
 
-func findKeyword(replies []clu.Reply, key string) *clu.Reply {
+func bedFindKeyword(replies []clu.Reply, key string) *clu.Reply {
 	for i := range replies {
 		if _, ok := replies[i].Data.Get(key); ok {
 			return &replies[i]
@@ -426,7 +426,7 @@ func findKeyword(replies []clu.Reply, key string) *clu.Reply {
 }
 
 // filenameOf reads filename={camera, filename}.
-func filenameOf(t *testing.T, r *clu.Reply) string {
+func bedFilename(t *testing.T, r *clu.Reply) string {
 	t.Helper()
 	v, _ := r.Data.Get("filename")
 	switch fv := v.(type) {

@@ -61,11 +61,16 @@ type Bed struct {
 	DataDir string
 	// Registry is the registry address, host:port (10.213.0.1:5000).
 	Registry string
-	// Image is the flicamera image reference in the registry (…:latest).
+	// Image is the flicamera image as the configuration names it, without
+	// the registry: sdss/flicamera:latest.
 	Image string
-	// ImageV2 is a second image, the same program with another image ID
-	// (…:v2), for rollout tests.
+	// ImageV2 is a second image, the same program with another image ID,
+	// for rollout tests: sdss/flicamera:v2.
 	ImageV2 string
+	// ImageRef is Image in the registry: Registry + "/" + Image.
+	ImageRef string
+	// ImageV2Ref is ImageV2 in the registry: Registry + "/" + ImageV2.
+	ImageV2Ref string
 	// ManagerDockerHost is the manager engine used to build images.
 	ManagerDockerHost string
 	// Nodes are the nodes, in configuration order.
@@ -350,6 +355,8 @@ func parseEnv(out string) (*Bed, error) {
 		Registry:          get("TESTBED_REGISTRY"),
 		Image:             get("TESTBED_IMAGE"),
 		ImageV2:           get("TESTBED_IMAGE_V2"),
+		ImageRef:          get("TESTBED_IMAGE_REF"),
+		ImageV2Ref:        get("TESTBED_IMAGE_V2_REF"),
 		ManagerDockerHost: get("TESTBED_MANAGER_DOCKER_HOST"),
 	}
 	for _, name := range strings.Fields(get("TESTBED_NODES")) {
