@@ -272,15 +272,20 @@ func TestTalkPartialFailureFinishes(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	busy := h.dial()
+	exposing := make(chan struct{})
+	var once sync.Once
 	go func() {
-		r, err := busy.Send(ctx, "talk -n gfa1 expose 600", func(r opscore.Reply) { t.Logf("busy: %s", r.Line) })
-		t.Logf("busy: %q %v", r.Line, err)
+		_, _ = busy.Send(ctx, "talk -n gfa1 expose 600", func(r opscore.Reply) {
+			if v, ok := kwValues(r, "exposure_state"); ok && len(v) > 2 && v[2] == "integrating" {
+				once.Do(func() { close(exposing) })
+			}
+		})
 	}()
-	waitUntil(t, "gfa1 busy", func() bool {
-		r := send(t, c, "talk -n gfa1 expose 0")
-		t.Logf("%q", r.lines())
-		return r.final.Code == opscore.Failed
-	})
+	select {
+	case <-exposing:
+	case <-time.After(waitFor):
+		t.Fatal("gfa1 never started exposing")
+	}
 	res = send(t, c, "talk expose 0")
 	if res.final.Code != opscore.Done {
 		t.Errorf("two of three cameras succeeded, talk ended %q: %q", res.final.Line, res.lines())

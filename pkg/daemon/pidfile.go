@@ -58,27 +58,48 @@ func Acquire(path string) (*PidFile, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("run directory: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("pid file: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		pid, _ := ReadPid(path)
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, &ErrRunning{Pid: pid, Path: path}
+	for attempt := 0; ; attempt++ {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("pid file: %w", err)
 		}
-		return nil, fmt.Errorf("locking pid file %s: %w", path, err)
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			f.Close()
+			pid, _ := ReadPid(path)
+			if errors.Is(err, unix.EWOULDBLOCK) {
+				return nil, &ErrRunning{Pid: pid, Path: path}
+			}
+			return nil, fmt.Errorf("locking pid file %s: %w", path, err)
+		}
+		// A daemon that was releasing the file may have removed it
+		// between our open and our lock: then we hold a lock on a
+		// deleted file. Start over on the file now at path.
+		if !samePath(f, path) {
+			f.Close()
+			if attempt < 10 {
+				continue
+			}
+			return nil, fmt.Errorf("pid file %s keeps changing", path)
+		}
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return nil, err
+		}
+		if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return &PidFile{f: f, path: path}, nil
 	}
-	if err := f.Truncate(0); err != nil {
-		f.Close()
-		return nil, err
+}
+
+// samePath reports whether the open file f is the file now at path.
+func samePath(f *os.File, path string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat(path, &b) != nil {
+		return false
 	}
-	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &PidFile{f: f, path: path}, nil
+	return a.Dev == b.Dev && a.Ino == b.Ino
 }
 
 // Release removes the pid file and drops the lock.

@@ -190,7 +190,7 @@ func checkContainer(t *testing.T, bed *testbed.Bed, n testbed.Node, c fsengine.C
 }
 
 // converge brings the bed to the default spec with a one-shot reconcile.
-func converge(t *testing.T, e *env) map[string]string {
+func converge(t testing.TB, e *env) map[string]string {
 	t.Helper()
 	if out, _, code := e.run(3*time.Minute, "reconcile"); code != 0 {
 		t.Fatalf("reconcile exit %d:\n%s", code, out)
@@ -207,7 +207,7 @@ func converge(t *testing.T, e *env) map[string]string {
 }
 
 // waitAllReady waits until the daemon reports every node ready.
-func waitAllReady(t *testing.T, e *env, timeout time.Duration) time.Duration {
+func waitAllReady(t testing.TB, e *env, timeout time.Duration) time.Duration {
 	t.Helper()
 	return e.eventually(timeout, "every node ready", func() error {
 		st, err := e.status()
