@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/sdss/fliswarm/controllers"
+	"github.com/sdss/fliswarm/pkg/actor"
 	"github.com/sdss/fliswarm/pkg/config"
 	"github.com/sdss/fliswarm/pkg/control"
 	"github.com/sdss/fliswarm/pkg/daemon"
@@ -38,6 +39,7 @@ type Manager struct {
 	opts Options
 	log  logr.Logger
 	rec  *controllers.Reconciler
+	act  *actor.Actor
 
 	mu        sync.Mutex
 	loaded    *config.Loaded
@@ -53,6 +55,14 @@ func New(opts Options) (*Manager, error) {
 	m := &Manager{opts: opts, log: opts.Logger, loaded: opts.Config, errs: make(chan error, 4)}
 	m.rec = controllers.New(opts.Config.Spec, opts.Config.Revision, controllers.Options{
 		Logger: opts.Logger.WithName("reconciler"),
+		// A (re)started camera is reconnected at once, not after the
+		// device client's backoff.
+		OnContainerStarted: func(node string) { m.act.ContainerStarted(node) },
+	})
+	m.act = actor.New(actor.Options{
+		Reconciler: m.rec,
+		Logger:     opts.Logger.WithName("actor"),
+		Version:    version.Version,
 	})
 	return m, nil
 }
@@ -84,6 +94,14 @@ func (m *Manager) Start(ctx context.Context) error {
 		return err
 	case <-time.After(100 * time.Millisecond):
 	}
+	if err := m.act.Start(ctx); err != nil {
+		return err
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.act.Wait()
+	}()
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -120,7 +138,7 @@ func (m *Manager) Status() control.Status {
 		Daemon: control.DaemonInfo{
 			Running: true, Pid: os.Getpid(), Version: version.Version,
 			Config: l.Source, Revision: l.Revision, StartedAt: m.started,
-			ConfigError: cerr,
+			ConfigError: cerr, ActorAddr: m.act.Addr().String(),
 		},
 		Nodes: m.rec.Status(),
 	}
@@ -163,6 +181,7 @@ func (m *Manager) reload() {
 	m.log.Info("configuration changed", "from", m.loaded.Revision, "to", l.Revision)
 	m.loaded = l
 	m.rec.SetSpec(l.Spec, l.Revision)
+	m.act.SetSpec(l.Spec)
 }
 
 // watchConfig reloads on changes to the file (editors often replace it,
