@@ -101,10 +101,10 @@ type Options struct {
 	// its node converged. Default 30 s.
 	DeviceWait time.Duration
 	// PowerCycleDelay is the pause between powering nodes off and on in a
-	// hard reboot. Default 3 s, as the original.
+	// hard reboot. Default (0) 3 s, as the original; negative: no pause.
 	PowerCycleDelay time.Duration
 	// RebootStatusDelay is the pause after a reboot before its status
-	// report. Default 5 s, as the original.
+	// report. Default (0) 5 s, as the original; negative: no pause.
 	RebootStatusDelay time.Duration
 }
 

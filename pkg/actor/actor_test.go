@@ -416,7 +416,10 @@ func TestReconnectFailures(t *testing.T) {
 	if !res.hasLine(`w text="fvc: failed to connect to device."`) {
 		t.Errorf("no warning for fvc: %q", res.lines())
 	}
-	if len(res.find(func(r opscore.Reply) bool { v, ok := kwValues(r, "error"); return ok && r.Code == opscore.Error && v[0] == "gfa2" })) != 1 {
+	if len(res.find(func(r opscore.Reply) bool {
+		v, ok := kwValues(r, "error")
+		return ok && r.Code == opscore.Error && v[0] == "gfa2"
+	})) != 1 {
 		t.Errorf("no error line for gfa2: %q", res.lines())
 	}
 	// The paused clients were resumed: gfa1 answers, gfa2 reconnected.
@@ -440,7 +443,7 @@ func TestManyClients(t *testing.T) {
 				t.Errorf("client %d: dial: %v", i, err)
 				return
 			}
-			defer c.Close()
+			t.Cleanup(func() { c.Close() }) // ids are distinct among connected users
 			ids[i] = c.UserID()
 			for _, body := range []string{"status", "talk -n gfa1 status", "ping"} {
 				r, err := c.Send(ctx, body, nil)

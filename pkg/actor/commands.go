@@ -460,6 +460,12 @@ func (a *Actor) reconnect(ctx context.Context, cmd *opscore.Command) {
 			clients[n] = c
 		}
 	}
+	// Pause closes the socket but the client reports Connected until its
+	// reader has noticed; wait for that, so that nothing reaches the old
+	// camera while its container is recreated.
+	for _, c := range clients {
+		waitState(ctx, c, false, pauseWait)
+	}
 	resumed := false
 	resume := func() {
 		if resumed {
@@ -526,17 +532,31 @@ func (a *Actor) reconnect(ctx context.Context, cmd *opscore.Command) {
 	cmd.Finish()
 }
 
+// pauseWait bounds the wait for a paused camera client to drop.
+const pauseWait = 5 * time.Second
+
 // waitConnected polls until the client is connected or ctx ends.
 func waitConnected(ctx context.Context, c *device.Client) bool {
-	t := time.NewTicker(50 * time.Millisecond)
+	return waitState(ctx, c, true, 0)
+}
+
+// waitState polls until the client's Connected is want, or ctx ends, or
+// max (if positive) passed. It returns whether the state was reached.
+func waitState(ctx context.Context, c *device.Client, want bool, max time.Duration) bool {
+	if max > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, max)
+		defer cancel()
+	}
+	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if c.Connected() {
+		if c.Connected() == want {
 			return true
 		}
 		select {
 		case <-ctx.Done():
-			return c.Connected()
+			return c.Connected() == want
 		case <-t.C:
 		}
 	}

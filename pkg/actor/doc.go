@@ -5,6 +5,15 @@
 // connection to the tron hub for commanding other actors (a hard reboot
 // through the power actor).
 //
+// Replies follow the original Python fliswarm (sdss/fliswarm commands.py,
+// node.py) and CLU: the status warnings' wording and order, "Failed
+// connecting to X." in talk, the periodic status run as a whole command
+// broadcast to every user (`0 0 >` ... `0 0 :`, like CLU's timed
+// commands), simulate as a cancellable command, help lines as warnings.
+// Where the original could hang or hide a failure, this package ends the
+// command: talk fails when no camera finished the command successfully, and
+// reconnect and reboot fail naming the nodes that did not come back.
+//
 // The package must not touch Docker or the nodes' containers: it asks the
 // Reconciler (declared here, implemented by controllers.Reconciler) to
 // converge, enable or disable nodes, and reads the node status the

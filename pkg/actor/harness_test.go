@@ -3,8 +3,8 @@ package actor
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"

@@ -23,7 +23,7 @@ type simRun struct {
 	cancel   context.CancelFunc
 	stopOnce sync.Once
 	stopped  chan struct{} // closed by --stop before cancel
-	done    chan struct{} // closed once the command has ended
+	done     chan struct{} // closed once the command has ended
 }
 
 // simulate writes filename=<node>,<node>,<path> to the command for every
