@@ -180,7 +180,9 @@ func (c *Client) Addr() string { return c.addr }
 func (c *Client) Connected() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sess != nil
+	// A paused client is not connected even while its reader has not yet
+	// seen the dropped connection.
+	return c.sess != nil && !c.paused
 }
 
 // Kick makes Run dial now instead of waiting out its backoff, and restarts
@@ -497,7 +499,7 @@ func (c *Client) SendWithTimeout(ctx context.Context, command string, timeout ti
 
 	c.mu.Lock()
 	s := c.sess
-	if s == nil {
+	if s == nil || c.paused {
 		c.mu.Unlock()
 		return Result{}, fmt.Errorf("camera %s: cannot send %q: %w", c.name, command, ErrNotConnected)
 	}
