@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -38,7 +39,13 @@ func (r *Reconciler) ConvergeOnce(ctx context.Context, nodes []string, opts Plan
 			for {
 				res.Attempts++
 				taken, err := r.Reconcile(ctx, node, opts)
-				res.Actions = append(res.Actions, taken.Actions...)
+				// A retry repeats the actions that are always planned
+				// (a pull under policy always): list each once.
+				for _, a := range taken.Actions {
+					if !slices.Contains(res.Actions, a) {
+						res.Actions = append(res.Actions, a)
+					}
+				}
 				res.Status, _ = r.NodeStatus(node)
 				if err == nil {
 					res.Error = ""

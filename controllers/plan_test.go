@@ -202,7 +202,7 @@ func TestPlanNode(t *testing.T) {
 			spec:       func() *v1.Swarm { s := testSpec(); s.PullPolicy = v1.PullIfNotPresent; s.Resources.CPUs = 2; return s }(),
 			have:       Observed{Containers: []engine.Container{running(t, base, "c1")}, Volumes: volumes(base), Image: img1},
 			want:       []step{{ActionRecreateContainer, "flicamera-gfa1", true}},
-			wantReason: "nanoCPUs",
+			wantReason: "cpuQuota 350000 → 200000",
 		},
 	}
 	for _, tc := range tests {

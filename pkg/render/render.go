@@ -26,19 +26,25 @@ const (
 	LabelSpec = "org.sdss.fliswarm.spec"
 )
 
+// CPUPeriod is the CFS period, in µs, that CPU quotas are counted in.
+const CPUPeriod = 100000
+
 // Summary is everything of a container that fliswarm decides, in a form
 // that diffs readably. Its hash identifies the rendered spec.
 type Summary struct {
-	Image         string   `json:"image"`
-	Env           []string `json:"env"`
-	User          string   `json:"user,omitempty"`
-	Privileged    bool     `json:"privileged"`
-	NetworkMode   string   `json:"networkMode"`
-	Mounts        []string `json:"mounts"`
-	Devices       []string `json:"devices"`
-	NanoCPUs      int64    `json:"nanoCPUs"`
-	MemoryBytes   int64    `json:"memoryBytes"`
-	RestartPolicy string   `json:"restartPolicy"`
+	Image       string   `json:"image"`
+	Env         []string `json:"env"`
+	User        string   `json:"user,omitempty"`
+	Privileged  bool     `json:"privileged"`
+	NetworkMode string   `json:"networkMode"`
+	Mounts      []string `json:"mounts"`
+	Devices     []string `json:"devices"`
+	// CPUQuota is the CFS quota in µs per CPUPeriod: 3.5 CPUs is
+	// 350000 of 100000. A quota, unlike NanoCPUs, is accepted by engines on
+	// hosts with fewer CPUs than the limit (a 2-core NUC with the default).
+	CPUQuota      int64  `json:"cpuQuota"`
+	MemoryBytes   int64  `json:"memoryBytes"`
+	RestartPolicy string `json:"restartPolicy"`
 }
 
 // Hash is the stable hash of the summary.
@@ -73,7 +79,7 @@ func ForNode(s *v1.Swarm, node string) (Container, error) {
 		User:          user(n),
 		Privileged:    s.Privileged == nil || *s.Privileged,
 		NetworkMode:   s.NetworkMode,
-		NanoCPUs:      int64(math.Round(s.Resources.CPUs * 1e9)),
+		CPUQuota:      int64(math.Round(s.Resources.CPUs * CPUPeriod)),
 		MemoryBytes:   mem,
 		RestartPolicy: s.RestartPolicy,
 		Mounts:        []string{},
@@ -113,9 +119,10 @@ func ForNode(s *v1.Swarm, node string) (Container, error) {
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyMode(sum.RestartPolicy)},
 		Mounts:        mounts,
 		Resources: container.Resources{
-			NanoCPUs: sum.NanoCPUs,
-			Memory:   sum.MemoryBytes,
-			Devices:  devices,
+			CPUPeriod: CPUPeriod,
+			CPUQuota:  sum.CPUQuota,
+			Memory:    sum.MemoryBytes,
+			Devices:   devices,
 		},
 	}
 	return Container{Name: s.ContainerNameFor(node), Config: cfg, HostConfig: host, Summary: sum, Hash: hash}, nil

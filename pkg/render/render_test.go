@@ -52,7 +52,7 @@ func TestForNodeRendersEveryField(t *testing.T) {
 		NetworkMode:   "host",
 		Mounts:        []string{"volume:calib:/srv/calib", "volume:data:/data", "bind:/dev/bus/usb:/dev/bus/usb"},
 		Devices:       []string{"/dev/bus/usb:/dev/bus/usb:rwm"},
-		NanoCPUs:      3_500_000_000,
+		CPUQuota:      350_000,
 		MemoryBytes:   6 << 30,
 		RestartPolicy: "no",
 	}
@@ -86,7 +86,8 @@ func TestForNodeRendersEveryField(t *testing.T) {
 		{"devices", c.HostConfig.Resources.Devices, []container.DeviceMapping{
 			{PathOnHost: "/dev/bus/usb", PathInContainer: "/dev/bus/usb", CgroupPermissions: "rwm"},
 		}},
-		{"nano cpus", c.HostConfig.Resources.NanoCPUs, int64(3.5e9)},
+		{"cpu quota", c.HostConfig.Resources.CPUQuota, int64(350_000)},
+		{"cpu period", c.HostConfig.Resources.CPUPeriod, int64(100_000)},
 		{"memory", c.HostConfig.Resources.Memory, int64(6 * 1024 * 1024 * 1024)},
 		{"summary", c.Summary, wantSummary},
 		{"hash", c.Hash, wantSummary.Hash()},
@@ -94,7 +95,7 @@ func TestForNodeRendersEveryField(t *testing.T) {
 		// Nothing else is asked of the engine.
 		{"no published ports", len(c.HostConfig.PortBindings), 0},
 		{"no binds", len(c.HostConfig.Binds), 0},
-		{"no cpu quota beside nano cpus", c.HostConfig.Resources.CPUQuota, int64(0)},
+		{"no nano cpus beside the quota", c.HostConfig.Resources.NanoCPUs, int64(0)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {
@@ -168,8 +169,8 @@ func TestForNodeVariants(t *testing.T) {
 		}},
 		{"limits", "fvc", func(s *v1.Swarm) { s.Resources = v1.Resources{CPUs: 0.25, Memory: "512m"} }, func(t *testing.T, c Container) {
 			r := c.HostConfig.Resources
-			if r.NanoCPUs != 250_000_000 || r.Memory != 512<<20 {
-				t.Errorf("NanoCPUs %d, Memory %d", r.NanoCPUs, r.Memory)
+			if r.CPUQuota != 25_000 || r.Memory != 512<<20 {
+				t.Errorf("CPUQuota %d, Memory %d", r.CPUQuota, r.Memory)
 			}
 		}},
 	}

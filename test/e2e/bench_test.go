@@ -41,7 +41,7 @@ func BenchmarkCrashRecovery(b *testing.B) {
 	_ = runDocker(n, "rm", "-f", "bench-restart-always")
 	bed.Docker(b, n.Name, "run", "-d", "--name", "bench-restart-always", "--restart", "always",
 		"--privileged", "--network", "host", "-e", "ACTOR_NAME=bench", "-e", "FLICAMERA_PORT="+strconv.Itoa(basePort),
-		"-e", "FLICAMERA_DATA_DIR=/tmp", bed.Image)
+		"-e", "FLICAMERA_DATA_DIR=/tmp", bed.ImageRef)
 	defer func() { _ = runDocker(n, "rm", "-f", "bench-restart-always") }()
 
 	for i := 0; i < b.N; i++ {
@@ -124,7 +124,7 @@ func BenchmarkColdStart(b *testing.B) {
 			for _, n := range bed.Nodes {
 				go func() {
 					_, err := bed.TryDocker(n.Name, "run", "-d", "--name", "flicamera-"+n.Name, "--privileged",
-						"--network", "host", "-e", "ACTOR_NAME="+n.Name, "-e", "FLICAMERA_DATA_DIR=/tmp", bed.Image)
+						"--network", "host", "-e", "ACTOR_NAME="+n.Name, "-e", "FLICAMERA_DATA_DIR=/tmp", bed.ImageRef)
 					if err == nil {
 						waitPort(b, net.JoinHostPort(n.IP, "19995"), time.Minute)
 					}

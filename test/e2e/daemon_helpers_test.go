@@ -299,7 +299,7 @@ func resetBed(t testing.TB, bed *testbed.Bed, images bool) {
 			t.Fatalf("%s: %v", n.Name, err)
 		}
 		if images {
-			for _, img := range []string{bed.Image, bed.ImageV2} {
+			for _, img := range []string{bed.ImageRef, bed.ImageV2Ref} {
 				// Absent images are fine: the error is ignored on purpose.
 				_ = exec.Command("docker", "-H", n.DockerHost, "image", "rm", "-f", img).Run()
 			}

@@ -134,7 +134,8 @@ func checkContainer(t *testing.T, bed *testbed.Bed, n testbed.Node, c fsengine.C
 		HostConfig struct {
 			Privileged  bool
 			NetworkMode string
-			NanoCpus    int64
+			CpuQuota    int64
+			CpuPeriod   int64
 			Memory      int64
 			Devices     []struct{ PathOnHost, PathInContainer string }
 		}
@@ -150,14 +151,14 @@ func checkContainer(t *testing.T, bed *testbed.Bed, n testbed.Node, c fsengine.C
 	if c.Name != "flicamera-"+n.Name {
 		t.Errorf("%s: name %q", n.Name, c.Name)
 	}
-	if in.Config.Image != bed.Image {
-		t.Errorf("%s: image %q, want %q", n.Name, in.Config.Image, bed.Image)
+	if in.Config.Image != bed.ImageRef {
+		t.Errorf("%s: image %q, want %q", n.Name, in.Config.Image, bed.ImageRef)
 	}
 	if !in.HostConfig.Privileged || in.HostConfig.NetworkMode != "host" {
 		t.Errorf("%s: privileged=%v network=%q", n.Name, in.HostConfig.Privileged, in.HostConfig.NetworkMode)
 	}
-	if in.HostConfig.NanoCpus != 3_500_000_000 || in.HostConfig.Memory != 6<<30 {
-		t.Errorf("%s: cpus %d memory %d", n.Name, in.HostConfig.NanoCpus, in.HostConfig.Memory)
+	if in.HostConfig.CpuQuota != 350_000 || in.HostConfig.CpuPeriod != 100_000 || in.HostConfig.Memory != 6<<30 {
+		t.Errorf("%s: cpu quota %d/%d memory %d", n.Name, in.HostConfig.CpuQuota, in.HostConfig.CpuPeriod, in.HostConfig.Memory)
 	}
 	for _, want := range []string{"ACTOR_NAME=" + n.Name, "OBSERVATORY=APO"} {
 		if !slices.Contains(in.Config.Env, want) {
@@ -183,8 +184,8 @@ func checkContainer(t *testing.T, bed *testbed.Bed, n testbed.Node, c fsengine.C
 		t.Errorf("%s: devices %+v", n.Name, in.HostConfig.Devices)
 	}
 	// The image came from the bed's registry.
-	tags := bed.Docker(t, n.Name, "image", "inspect", "--format", "{{json .RepoTags}}", bed.Image)
-	if !strings.Contains(tags, bed.Image) {
+	tags := bed.Docker(t, n.Name, "image", "inspect", "--format", "{{json .RepoTags}}", bed.ImageRef)
+	if !strings.Contains(tags, bed.ImageRef) {
 		t.Errorf("%s: image tags %s", n.Name, tags)
 	}
 }
@@ -345,14 +346,14 @@ func TestRollingImageChange(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond) // the event streams are open
 
-	e.writeConfig(func(cfg map[string]any) { cfg["image"] = strings.TrimPrefix(bed.ImageV2, bed.Registry+"/") })
+	e.writeConfig(func(cfg map[string]any) { cfg["image"] = bed.ImageV2 })
 	e.eventually(3*time.Minute, "every node runs the new image", func() error {
 		for _, n := range bed.Nodes {
 			c, err := runningContainer(t, n)
 			if err != nil {
 				return err
 			}
-			if c.Image != bed.ImageV2 {
+			if c.Image != bed.ImageV2Ref {
 				return fmt.Errorf("%s still runs %s", n.Name, c.Image)
 			}
 		}
@@ -486,7 +487,7 @@ func TestRegistryDownLeavesCamerasRunning(t *testing.T) {
 	ids := converge(t, e)
 	// Make sure no node has v2 yet, so the change needs a pull.
 	for _, n := range bed.Nodes {
-		_ = runDocker(n, "image", "rm", "-f", bed.ImageV2)
+		_ = runDocker(n, "image", "rm", "-f", bed.ImageV2Ref)
 	}
 	e.startDaemon()
 	waitAllReady(t, e, time.Minute)
@@ -497,7 +498,7 @@ func TestRegistryDownLeavesCamerasRunning(t *testing.T) {
 			bed.StartRegistry(t)
 		}
 	}()
-	e.writeConfig(func(cfg map[string]any) { cfg["image"] = strings.TrimPrefix(bed.ImageV2, bed.Registry+"/") })
+	e.writeConfig(func(cfg map[string]any) { cfg["image"] = bed.ImageV2 })
 	e.eventually(time.Minute, "pull failures reported", func() error {
 		st, err := e.status()
 		if err != nil {
@@ -525,7 +526,7 @@ func TestRegistryDownLeavesCamerasRunning(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if c.Image != bed.ImageV2 {
+			if c.Image != bed.ImageV2Ref {
 				return fmt.Errorf("%s runs %s", n.Name, c.Image)
 			}
 		}
