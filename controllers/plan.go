@@ -145,6 +145,11 @@ func PlanNode(node string, want Desired, have Observed, opts PlanOptions) Plan {
 	switch {
 	case keeper == nil:
 		ctr = &Action{Type: ActionCreateContainer, Target: name, Reason: "no container"}
+	case keeper.State == "removing":
+		// Docker is removing it (someone ran docker rm -f): create the
+		// new one as soon as the name is free.
+		ctr = &Action{Type: ActionCreateContainer, Target: name, Reason: "container is being removed"}
+		keeper = nil
 	case opts.Force:
 		ctr = &Action{Type: ActionRecreateContainer, Target: name, ID: keeper.ID, Reason: "forced"}
 	case len(recreateVols) > 0:

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -752,10 +751,11 @@ func (r *Reconciler) createAndStart(ctx context.Context, eng Engine, node string
 	c := want.Container
 	id, err := eng.CreateContainer(ctx, c.Name, c.Config, c.HostConfig)
 	if engine.IsConflict(err) {
-		// A container of that name appeared since we looked (or is being
-		// removed): remove it and try once more.
-		if rmErr := eng.RemoveContainer(ctx, c.Name, true); rmErr != nil {
-			return errors.Join(err, rmErr)
+		// A container of that name appeared since we looked, or Docker
+		// is still removing the old one: remove it, wait for the name
+		// to be free, and try once more.
+		if err := r.waitNameFree(ctx, eng, c.Name); err != nil {
+			return err
 		}
 		id, err = eng.CreateContainer(ctx, c.Name, c.Config, c.HostConfig)
 	}
@@ -766,6 +766,30 @@ func (r *Reconciler) createAndStart(ctx context.Context, eng Engine, node string
 		return err
 	}
 	return r.waitReady(ctx, eng, node, id)
+}
+
+// waitNameFree removes any container called name and waits until it is
+// gone.
+func (r *Reconciler) waitNameFree(ctx context.Context, eng Engine, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.ReadyTimeout)
+	defer cancel()
+	for delay := 20 * time.Millisecond; ; delay = min(delay*2, 500*time.Millisecond) {
+		cs, err := eng.ListContainers(ctx, nil, name)
+		if err != nil {
+			return err
+		}
+		if len(cs) == 0 {
+			return nil
+		}
+		if err := eng.RemoveContainer(ctx, cs[0].ID, true); err != nil && !engine.IsConflict(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("container name %s still in use after %s", name, r.opts.ReadyTimeout)
+		case <-time.After(delay):
+		}
+	}
 }
 
 // waitReady waits until the container runs and, with host networking,

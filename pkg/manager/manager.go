@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -74,6 +75,16 @@ func (m *Manager) Reconciler() *controllers.Reconciler { return m.rec }
 // the daemon is serving; Wait blocks until ctx ends.
 func (m *Manager) Start(ctx context.Context) error {
 	m.started = time.Now()
+	// The actor port first: if it cannot be bound, start fails before
+	// anything else runs.
+	if err := m.act.Start(ctx); err != nil {
+		return err
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.act.Wait()
+	}()
 	sock := daemon.SocketPath(m.opts.RunDir)
 	ready := make(chan error, 1)
 	m.wg.Add(1)
@@ -94,14 +105,6 @@ func (m *Manager) Start(ctx context.Context) error {
 		return err
 	case <-time.After(100 * time.Millisecond):
 	}
-	if err := m.act.Start(ctx); err != nil {
-		return err
-	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		m.act.Wait()
-	}()
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -138,10 +141,17 @@ func (m *Manager) Status() control.Status {
 		Daemon: control.DaemonInfo{
 			Running: true, Pid: os.Getpid(), Version: version.Version,
 			Config: l.Source, Revision: l.Revision, StartedAt: m.started,
-			ConfigError: cerr, ActorAddr: m.act.Addr().String(),
+			ConfigError: cerr, ActorAddr: addrString(m.act.Addr()),
 		},
 		Nodes: m.rec.Status(),
 	}
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
 
 // Reconcile implements control.Backend.
