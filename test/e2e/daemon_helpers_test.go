@@ -46,7 +46,12 @@ func fliswarmBin(t testing.TB) string {
 		}
 		binPath = filepath.Join(dir, "fliswarm")
 		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/fliswarm")
-		cmd.Dir = repoRoot(t)
+		root, err := testbed.RepoRoot()
+		if err != nil {
+			binErr = err
+			return
+		}
+		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
@@ -55,20 +60,6 @@ func fliswarmBin(t testing.TB) string {
 		t.Fatal(binErr)
 	}
 	return binPath
-}
-
-func repoRoot(t testing.TB) string {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // env is a fliswarm set-up for one test: its own copy of the bed's
