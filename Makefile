@@ -37,7 +37,8 @@ unit:
 e2e: build
 	$(TESTBED) up
 	FLISWARM_E2E=1 FLISWARM_BIN=$(CURDIR)/$(BIN)/fliswarm \
-	  $(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/...; \
+	FLISWARM_TEST_DOCKER_HOST=tcp://10.213.0.11:2375 FLISWARM_TEST_REGISTRY=10.213.0.1:5000 \
+	  $(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./pkg/engine/... ./test/e2e/...; \
 	  status=$$?; $(TESTBED) down; exit $$status
 
 ## bench: benchmarks (medians over repeated runs; needs the test bed for the engine benchmarks)

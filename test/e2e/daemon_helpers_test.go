@@ -80,6 +80,9 @@ func newEnv(t testing.TB, bed *testbed.Bed, mutate func(cfg map[string]any)) *en
 	t.Helper()
 	dir := t.TempDir()
 	e := &env{t: t, bed: bed, dir: dir, config: filepath.Join(dir, "fliswarm.yaml"), runDir: filepath.Join(dir, "run")}
+	// Leave the bed without cameras for the next test. Cleanups run last
+	// first: the daemon (registered below) is stopped before this runs.
+	t.Cleanup(func() { removeCameras(t, bed) })
 	port := freePort(t)
 	e.actor = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	e.writeConfig(func(cfg map[string]any) {
@@ -316,4 +319,27 @@ func mustJSON(v any) string {
 
 func dockerCLI(host string, args ...string) *exec.Cmd {
 	return exec.Command("docker", append([]string{"-H", host}, args...)...)
+}
+
+// removeCameras removes every managed container from every node.
+func removeCameras(t testing.TB, bed *testbed.Bed) {
+	for _, n := range bed.Nodes {
+		c, err := fsengine.New(n.Name, n.Socket, fsengine.Options{Timeout: 30 * time.Second})
+		if err != nil {
+			t.Errorf("%s: %v", n.Name, err)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cs, err := c.ListContainers(ctx, map[string]string{render.LabelManaged: "true"}, "flicamera-"+n.Name)
+		if err != nil {
+			t.Logf("%s: cannot list containers to clean up: %v", n.Name, err)
+		}
+		for _, ctr := range cs {
+			if err := c.RemoveContainer(ctx, ctr.ID, true); err != nil {
+				t.Logf("%s: cleanup: %v", n.Name, err)
+			}
+		}
+		cancel()
+		c.Close()
+	}
 }
