@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 
 	"net"
 	"slices"
@@ -11,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdss/fliswarm/pkg/clu"
 	fsengine "github.com/sdss/fliswarm/pkg/engine"
+	"github.com/sdss/fliswarm/pkg/opscore"
 	"github.com/sdss/fliswarm/test/testbed"
 )
 
@@ -188,4 +192,76 @@ func report(b *testing.B, name string, ds []time.Duration) {
 	}
 	b.Logf("%s: median %s, min %s, max %s over %d samples: %s", name, median(s).Round(time.Millisecond),
 		s[0].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond), len(s), strings.Join(parts, " "))
+}
+
+// BenchmarkTalkLatency: round trip of `talk -n <node> ping` through the
+// actor (opscore in, JSON protocol out and back, relay) against `ping`
+// sent straight to the same camera over its JSON protocol.
+func BenchmarkTalkLatency(b *testing.B) {
+	bed := testbed.Ensure(b)
+	e := newEnv(b, bed, nil)
+	converge(b, e)
+	e.startDaemon()
+	waitAllReady(b, e, time.Minute)
+	n := bed.Nodes[0]
+	e.eventually(time.Minute, "camera connected to the actor", func() error {
+		st, err := e.status()
+		if err != nil {
+			return err
+		}
+		for _, s := range st.Nodes {
+			if s.Name == n.Name && s.DeviceConnected {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s not connected", n.Name)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, err := opscore.Dial(ctx, e.actor)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	cam, err := net.DialTimeout("tcp", net.JoinHostPort(n.IP, "19995"), 5*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cam.Close()
+	rd := bufio.NewReader(cam)
+	direct := func(id int) error {
+		if _, err := cam.Write(clu.FormatCommand(id, "ping")); err != nil {
+			return err
+		}
+		for {
+			line, err := rd.ReadBytes('\n')
+			if err != nil {
+				return err
+			}
+			r, err := clu.ParseReply(line)
+			if err == nil && r.Header.CommandID == id && clu.IsTerminal(r.Header.MessageCode) {
+				return nil
+			}
+		}
+	}
+	const samples = 101
+	var ours, base []time.Duration
+	for i := 0; i < b.N; i++ {
+		for s := 0; s < samples; s++ {
+			start := time.Now()
+			final, err := c.Send(ctx, "talk -n "+n.Name+" ping", nil)
+			if err != nil || final.Code != opscore.Done {
+				b.Fatalf("talk ping: %v %s", err, final.Line)
+			}
+			ours = append(ours, time.Since(start))
+			start = time.Now()
+			if err := direct(s + 1); err != nil {
+				b.Fatal(err)
+			}
+			base = append(base, time.Since(start))
+		}
+	}
+	report(b, "talk-through-actor", ours)
+	report(b, "camera-direct", base)
+	b.ReportMetric(float64(median(ours))/float64(median(base)), "median-ratio-to-direct")
 }
