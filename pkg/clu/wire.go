@@ -129,6 +129,7 @@ func ParseReply(line []byte) (Reply, error) {
 	if err := json.Unmarshal(raw, &r.Header); err != nil {
 		return Reply{}, fmt.Errorf("clu: bad reply header: %w", err)
 	}
+	r.Data = Object{} // never nil: absent and null data read as empty
 	if d, ok := obj.Get("data"); ok && d != nil {
 		dobj, ok := d.(Object)
 		if !ok {

@@ -1,0 +1,146 @@
+package clu
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseReplyKeepsKeyOrder(t *testing.T) {
+	line := `{"header": {"command_id": 3, "commander_id": "f1c2", "message_code": "i", "internal": false, "sender": "gfa1"},
+	          "data": {"filename": {"camera": "gfa1n", "filename": "/data/x.fits"}, "b": [1, 2.5, "z", true, null], "a": "s"}}`
+	r, err := ParseReply([]byte(strings.ReplaceAll(line, "\n", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantHeader := Header{CommandID: 3, CommanderID: "f1c2", MessageCode: "i", Sender: "gfa1"}
+	if r.Header != wantHeader {
+		t.Errorf("header %+v", r.Header)
+	}
+	want := Object{
+		{Key: "filename", Value: Object{{"camera", "gfa1n"}, {"filename", "/data/x.fits"}}},
+		{Key: "b", Value: []any{json.Number("1"), json.Number("2.5"), "z", true, nil}},
+		{Key: "a", Value: "s"},
+	}
+	if diff := cmp.Diff(want, r.Data); diff != "" {
+		t.Errorf("data (-want +got):\n%s", diff)
+	}
+	fn, _ := r.Data.Get("filename")
+	if got := fn.(Object).Values(); !cmp.Equal(got, []any{"gfa1n", "/data/x.fits"}) {
+		t.Errorf("Values() = %v", got)
+	}
+}
+
+func TestParseReplyRejects(t *testing.T) {
+	tests := []struct {
+		name, line string
+		noHeader   bool
+	}{
+		{"no header", `{"data": {"a": 1}}`, true},
+		{"empty header", `{"header": {}, "data": {}}`, true},
+		{"header not an object", `{"header": 3}`, true},
+		{"not json", `hello`, false},
+		{"not an object", `[1, 2]`, false},
+		{"trailing data", `{"header": {"command_id": 1}} {}`, false},
+		{"data not an object", `{"header": {"command_id": 1}, "data": [1]}`, false},
+		{"bad header types", `{"header": {"command_id": "x"}}`, false},
+		{"too deep", `{"header": {"command_id": 1}, "data": {"a": ` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}}`, false},
+		{"unterminated", `{"header": {"command_id": 1}`, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseReply([]byte(tc.line))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if errors.Is(err, ErrNoHeader) != tc.noHeader {
+				t.Errorf("ErrNoHeader = %v, want %v (%v)", errors.Is(err, ErrNoHeader), tc.noHeader, err)
+			}
+		})
+	}
+}
+
+func TestMarshalReplyRoundTrip(t *testing.T) {
+	r := Reply{
+		Header: Header{CommandID: 7, CommanderID: "abc", MessageCode: ":", Sender: "fvc"},
+		Data:   Object{{"z", "last?"}, {"a", []any{json.Number("1"), Object{{"k", "v"}}}}},
+	}
+	b, err := MarshalReply(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "\n") {
+		t.Fatalf("not one line: %s", b)
+	}
+	got, err := ParseReply(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(r, got); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	// Empty data is written as an object, never null.
+	b, _ = MarshalReply(Reply{Header: Header{CommandID: 1, MessageCode: ">", Internal: true}})
+	if !strings.HasSuffix(string(b), `"data":{}}`) {
+		t.Errorf("empty data: %s", b)
+	}
+}
+
+func TestCommandLines(t *testing.T) {
+	if got := string(FormatCommand(3, "expose 5 --count 2")); got != "3 expose 5 --count 2\n" {
+		t.Errorf("FormatCommand = %q", got)
+	}
+	tests := []struct {
+		line    string
+		id      int
+		command string
+		err     bool
+	}{
+		{"3 expose 5", 3, "expose 5", false},
+		{"  12   status  ", 12, "status", false},
+		{"status", 0, "status", false},
+		{"-1 status", 0, "-1 status", false},
+		{"   ", 0, "", true},
+	}
+	for _, tc := range tests {
+		id, cmd, err := ParseCommand(tc.line)
+		if (err != nil) != tc.err || id != tc.id || cmd != tc.command {
+			t.Errorf("ParseCommand(%q) = %d, %q, %v", tc.line, id, cmd, err)
+		}
+	}
+	if !IsTerminal(":") || !IsTerminal("f") || !IsTerminal("!") || IsTerminal("i") || IsTerminal(">") {
+		t.Error("IsTerminal")
+	}
+}
+
+// FuzzParseReply: any line either parses or errors, never panics, and a
+// parsed reply marshals to a line that parses to the same reply.
+func FuzzParseReply(f *testing.F) {
+	for _, s := range []string{
+		`{"header": {"command_id": 3, "message_code": "i", "sender": "gfa1"}, "data": {"filename": {"camera": "gfa1n", "filename": "/d/x.fits"}}}`,
+		`{"header": {"command_id": 0, "message_code": "w", "sender": "fvc"}, "data": {"help": ["a", "b"]}}`,
+		`{"header": {}}`, `{}`, `[]`, `"x"`, `{"header": {"command_id": 1}, "data": null}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		r, err := ParseReply(line)
+		if err != nil {
+			return
+		}
+		b, err := MarshalReply(r)
+		if err != nil {
+			t.Fatalf("marshal of a parsed reply: %v", err)
+		}
+		again, err := ParseReply(b)
+		if err != nil {
+			t.Fatalf("re-parse of %s: %v", b, err)
+		}
+		if !cmp.Equal(r, again) {
+			t.Fatalf("round trip changed the reply:\n%s", cmp.Diff(r, again))
+		}
+	})
+}
