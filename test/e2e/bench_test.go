@@ -114,7 +114,7 @@ func BenchmarkColdStart(b *testing.B) {
 	e := newEnv(b, bed, nil)
 	var ours, floor []time.Duration
 	for i := 0; i < b.N; i++ {
-		for s := 0; s < 3; s++ {
+		for s := 0; s < 5; s++ {
 			resetBed(b, bed, true)
 			start := time.Now()
 			if out, _, code := e.run(3*time.Minute, "reconcile"); code != 0 {
@@ -188,10 +188,10 @@ func report(b *testing.B, name string, ds []time.Duration) {
 	b.ReportMetric(float64(s[len(s)-1].Microseconds())/1000, name+"-max-ms")
 	var parts []string
 	for _, d := range ds {
-		parts = append(parts, d.Round(time.Millisecond).String())
+		parts = append(parts, d.Round(10*time.Microsecond).String())
 	}
-	b.Logf("%s: median %s, min %s, max %s over %d samples: %s", name, median(s).Round(time.Millisecond),
-		s[0].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond), len(s), strings.Join(parts, " "))
+	b.Logf("%s: median %s, min %s, max %s over %d samples: %s", name, median(s).Round(10*time.Microsecond),
+		s[0].Round(10*time.Microsecond), s[len(s)-1].Round(10*time.Microsecond), len(s), strings.Join(parts, " "))
 }
 
 // BenchmarkTalkLatency: round trip of `talk -n <node> ping` through the
