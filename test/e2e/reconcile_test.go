@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sdss/fliswarm/pkg/clu"
+	"github.com/sdss/fliswarm/pkg/control"
 	fsengine "github.com/sdss/fliswarm/pkg/engine"
 	"github.com/sdss/fliswarm/pkg/render"
 	"github.com/sdss/fliswarm/test/testbed"
@@ -100,6 +101,21 @@ func TestReconcileColdStartThenNothingToDo(t *testing.T) {
 		checkContainer(t, bed, n, c)
 		if code, err := cameraStatus(n); err != nil || code != ":" {
 			t.Errorf("%s: camera status: code %q, err %v", n.Name, code, err)
+		}
+	}
+
+	// Without a daemon, status observes every node once.
+	out, _, code = e.run(time.Minute, "status", "--json")
+	var st control.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
+		t.Fatalf("status --json: exit %d, %v", code, err)
+	}
+	if st.Daemon.Running || len(st.Nodes) != len(bed.Nodes) {
+		t.Errorf("status --json without a daemon: %s", mustJSON(st))
+	}
+	for _, n := range st.Nodes {
+		if !n.Ready() || !n.Reachable || !n.DockerAlive || n.Container == nil || n.Container.ID != ids[n.Name] {
+			t.Errorf("status of %s: %s", n.Name, mustJSON(n))
 		}
 	}
 
