@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -92,6 +93,8 @@ type waiter struct {
 	gen     uint64
 	done    chan struct{}
 	lastErr error
+	// actions taken for this request, over every attempt.
+	actions []Action
 }
 
 // New returns a reconciler for spec. It does nothing until Run or
@@ -355,7 +358,7 @@ func (r *Reconciler) processNode(ctx context.Context, node string) {
 
 	if !r.isEnabled(node) {
 		r.markDisabled(node)
-		r.resolveWaiters(node, started, nil, true)
+		r.resolveWaiters(node, started, nil, nil, true)
 		return
 	}
 	taken, err := r.Reconcile(ctx, node, PlanOptions{Force: force})
@@ -367,11 +370,11 @@ func (r *Reconciler) processNode(ctx context.Context, node string) {
 		}
 		d := r.queue.AddRateLimited(node)
 		r.log.Error(err, "reconcile failed", "node", node, "retryIn", d.Round(time.Millisecond).String())
-		r.resolveWaiters(node, started, err, false)
+		r.resolveWaiters(node, started, taken.Actions, err, false)
 		return
 	}
 	r.queue.Forget(node)
-	r.resolveWaiters(node, started, nil, true)
+	r.resolveWaiters(node, started, taken.Actions, nil, true)
 }
 
 func (r *Reconciler) markDisabled(node string) {
@@ -384,7 +387,7 @@ func (r *Reconciler) markDisabled(node string) {
 
 // resolveWaiters ends (on success) or updates (on failure) the waits of
 // every Converge request made before this reconcile started.
-func (r *Reconciler) resolveWaiters(node string, started uint64, err error, success bool) {
+func (r *Reconciler) resolveWaiters(node string, started uint64, actions []Action, err error, success bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var keep []*waiter
@@ -394,6 +397,11 @@ func (r *Reconciler) resolveWaiters(node string, started uint64, err error, succ
 			continue
 		}
 		w.lastErr = err
+		for _, a := range actions {
+			if !slices.Contains(w.actions, a) {
+				w.actions = append(w.actions, a)
+			}
+		}
 		if success {
 			close(w.done)
 		} else {
@@ -408,6 +416,19 @@ func (r *Reconciler) resolveWaiters(node string, started uint64, err error, succ
 // needs Run to be running. The result maps each node to nil or the last
 // error seen.
 func (r *Reconciler) Converge(ctx context.Context, nodes []string, force bool) map[string]error {
+	out := map[string]error{}
+	for _, res := range r.ConvergeResults(ctx, nodes, force) {
+		out[res.Node] = nil
+		if res.Error != "" {
+			out[res.Node] = errors.New(res.Error)
+		}
+	}
+	return out
+}
+
+// ConvergeResults is Converge with, for each node, the actions the
+// daemon took for this request and the node's status afterwards.
+func (r *Reconciler) ConvergeResults(ctx context.Context, nodes []string, force bool) []NodeResult {
 	type pending struct {
 		node string
 		w    *waiter
@@ -428,21 +449,28 @@ func (r *Reconciler) Converge(ctx context.Context, nodes []string, force bool) m
 		r.queue.Forget(p.node) // an operator's request does not wait out a backoff
 		r.queue.Add(p.node)
 	}
-	out := map[string]error{}
+	out := make([]NodeResult, 0, len(ws))
 	for _, p := range ws {
+		res := NodeResult{Node: p.node}
 		select {
 		case <-p.w.done:
-			out[p.node] = nil
 		case <-ctx.Done():
-			r.mu.Lock()
-			err := p.w.lastErr
+		}
+		r.mu.Lock()
+		select {
+		case <-p.w.done:
+		default:
 			r.waiters[p.node] = slices.DeleteFunc(r.waiters[p.node], func(w *waiter) bool { return w == p.w })
-			r.mu.Unlock()
+			err := p.w.lastErr
 			if err == nil {
 				err = fmt.Errorf("%s: not converged: %w", p.node, ctx.Err())
 			}
-			out[p.node] = err
+			res.Error = err.Error()
 		}
+		res.Actions = slices.Clone(p.w.actions)
+		r.mu.Unlock()
+		res.Status, _ = r.NodeStatus(p.node)
+		out = append(out, res)
 	}
 	return out
 }

@@ -160,17 +160,7 @@ func (m *Manager) Reconcile(ctx context.Context, req control.ReconcileRequest) [
 	if len(nodes) == 0 {
 		nodes = m.rec.Enabled()
 	}
-	errs := m.rec.Converge(ctx, nodes, req.Force)
-	out := make([]controllers.NodeResult, 0, len(nodes))
-	for _, n := range nodes {
-		st, _ := m.rec.NodeStatus(n)
-		res := controllers.NodeResult{Node: n, Status: st}
-		if err := errs[n]; err != nil {
-			res.Error = err.Error()
-		}
-		out = append(out, res)
-	}
-	return out
+	return m.rec.ConvergeResults(ctx, nodes, req.Force)
 }
 
 // reload reads the configuration file again; an invalid file is logged

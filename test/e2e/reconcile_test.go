@@ -286,8 +286,24 @@ func TestDaemonRestoresRemovedAndCrashedContainers(t *testing.T) {
 	})
 	t.Logf("kill -9 on %s undone in %s", crashed.Name, took.Round(time.Millisecond))
 	// The other node was never touched.
-	if c, err := runningContainer(t, bed.Nodes[2]); err != nil || c.ID != ids[bed.Nodes[2].Name] {
-		t.Errorf("%s was disturbed: %v", bed.Nodes[2].Name, err)
+	third := bed.Nodes[2]
+	if c, err := runningContainer(t, third); err != nil || c.ID != ids[third.Name] {
+		t.Errorf("%s was disturbed: %v", third.Name, err)
+	}
+
+	// With the daemon running, `fliswarm reconcile` goes through it and
+	// reports what it did.
+	out, _, code := e.run(2*time.Minute, "reconcile", "--force", third.Name)
+	c, err := runningContainer(t, third)
+	if code != 0 || err != nil || c.ID == ids[third.Name] {
+		t.Fatalf("forced reconcile through the daemon: exit %d, %v, container %s\n%s", code, err, c.ID, out)
+	}
+	if !strings.Contains(out, third.Name+": converged, container "+c.ID[:12]+": ") || !strings.Contains(out, "(forced)") {
+		t.Errorf("forced reconcile output does not say what was done:\n%s", out)
+	}
+	out, _, code = e.run(time.Minute, "reconcile")
+	if code != 0 || strings.Count(out, "nothing to do") != len(bed.Nodes) {
+		t.Errorf("reconcile through the daemon after convergence: exit %d\n%s", code, out)
 	}
 }
 
