@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"bytes"
+	"github.com/sdss/fliswarm/test/testbed"
 	"net"
 	"os"
 	"path/filepath"
@@ -298,20 +299,12 @@ func TestServiceUnitCommandLine(t *testing.T) {
 	}
 }
 
+// repoRoot is the directory holding go.mod.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := testbed.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found")
-		}
-		dir = parent
-	}
+	return root
 }
