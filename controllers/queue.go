@@ -88,18 +88,25 @@ func (q *Queue) AddRateLimited(key string) time.Duration {
 	q.mu.Lock()
 	b, ok := q.backoffs[key]
 	if !ok {
-		b = backoff.NewExponentialBackOff()
-		b.InitialInterval = q.initial
-		b.MaxInterval = q.max
-		b.Multiplier = 2
-		b.RandomizationFactor = 0.2
-		b.Reset()
+		b = q.newBackoff()
 		q.backoffs[key] = b
 	}
 	d := b.NextBackOff()
 	q.mu.Unlock()
 	q.AddAfter(key, d)
 	return d
+}
+
+// newBackoff is the retry schedule of one key: doubling from initial to
+// max, with ±20% jitter.
+func (q *Queue) newBackoff() *backoff.ExponentialBackOff {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = q.initial
+	b.MaxInterval = q.max
+	b.Multiplier = 2
+	b.RandomizationFactor = 0.2
+	b.Reset()
+	return b
 }
 
 // Forget resets key's backoff after a success.

@@ -83,10 +83,9 @@ type Reconciler struct {
 }
 
 type nodeEngine struct {
-	address     string
-	eng         Engine
-	stopWatch   context.CancelFunc
-	watchedName string
+	address   string
+	eng       Engine
+	stopWatch context.CancelFunc
 }
 
 type waiter struct {
@@ -240,16 +239,18 @@ func (r *Reconciler) Status() []v1.NodeStatus {
 	defer r.mu.Unlock()
 	enabled := r.enabledLocked()
 	var out []v1.NodeStatus
-	for _, n := range append(enabled, r.spec.NodeNames()...) {
-		if slices.ContainsFunc(out, func(s v1.NodeStatus) bool { return s.Name == n }) {
-			continue
-		}
-		if st, ok := r.status[n]; ok {
+	for _, n := range union(enabled, r.spec.NodeNames()) {
+		on := slices.Contains(enabled, n)
+		st, seen := r.status[n]
+		switch {
+		case seen:
 			cp := copyStatus(st)
-			cp.Enabled = slices.Contains(enabled, n)
+			cp.Enabled = on
 			out = append(out, cp)
-		} else if slices.Contains(enabled, n) {
-			out = append(out, r.freshStatusLocked(n))
+		case on:
+			cp := r.freshStatusLocked(n)
+			cp.Enabled = true
+			out = append(out, cp)
 		}
 	}
 	return out
@@ -265,11 +266,11 @@ func (r *Reconciler) NodeStatus(node string) (v1.NodeStatus, bool) {
 	return v1.NodeStatus{}, false
 }
 
+// freshStatusLocked is the status of a node never observed yet.
 func (r *Reconciler) freshStatusLocked(node string) v1.NodeStatus {
 	n := r.spec.Nodes[node]
 	return v1.NodeStatus{
-		Name: node, Enabled: slices.Contains(r.enabledLocked(), node),
-		Host: n.Host, DockerHost: n.DockerClient,
+		Name: node, Host: n.Host, DockerHost: n.DockerClient,
 		Image: v1.ImageStatus{Ref: r.spec.ImageRef()},
 	}
 }
@@ -357,7 +358,7 @@ func (r *Reconciler) processNode(ctx context.Context, node string) {
 	r.mu.Unlock()
 
 	if !r.isEnabled(node) {
-		r.markDisabled(node)
+		// A disabled node is left as it is; Status reports it disabled.
 		r.resolveWaiters(node, started, nil, nil, true)
 		return
 	}
@@ -375,14 +376,6 @@ func (r *Reconciler) processNode(ctx context.Context, node string) {
 	}
 	r.queue.Forget(node)
 	r.resolveWaiters(node, started, taken.Actions, nil, true)
-}
-
-func (r *Reconciler) markDisabled(node string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if st, ok := r.status[node]; ok {
-		st.Enabled = false
-	}
 }
 
 // resolveWaiters ends (on success) or updates (on failure) the waits of
@@ -475,9 +468,6 @@ func (r *Reconciler) ConvergeResults(ctx context.Context, nodes []string, force 
 	return out
 }
 
-// Trigger enqueues a node now, as an engine event would.
-func (r *Reconciler) Trigger(node string) { r.queue.Add(node) }
-
 // engineFor returns node's engine, opening it (again, if its address
 // changed).
 func (r *Reconciler) engineFor(node, address string) (Engine, error) {
@@ -503,6 +493,17 @@ func (r *Reconciler) engineFor(node, address string) (Engine, error) {
 
 // Observe reads a node's actual state. It changes nothing.
 func (r *Reconciler) Observe(ctx context.Context, node string) (Desired, Observed, *v1.NodeStatus, error) {
+	want, eng, st, err := r.probe(ctx, node)
+	if err != nil {
+		return want, Observed{}, st, err
+	}
+	have, err := r.inspect(ctx, eng, node, want, st)
+	return want, have, st, err
+}
+
+// probe renders what node should have, opens its engine and checks that
+// the node and its engine answer, recording both in a copy of its status.
+func (r *Reconciler) probe(ctx context.Context, node string) (Desired, Engine, *v1.NodeStatus, error) {
 	spec, rev := r.Spec()
 	st := &v1.NodeStatus{}
 	r.mu.Lock()
@@ -516,7 +517,7 @@ func (r *Reconciler) Observe(ctx context.Context, node string) (Desired, Observe
 
 	n, ok := spec.Nodes[node]
 	if !ok {
-		return Desired{}, Observed{}, st, fmt.Errorf("%s: node is not configured", node)
+		return Desired{}, nil, st, fmt.Errorf("%s: node is not configured", node)
 	}
 	now := r.opts.Now()
 	st.Name, st.Host, st.DockerHost = node, n.Host, n.DockerClient
@@ -526,13 +527,13 @@ func (r *Reconciler) Observe(ctx context.Context, node string) (Desired, Observe
 
 	ctr, err := render.ForNode(spec, node)
 	if err != nil {
-		return Desired{}, Observed{}, st, err
+		return Desired{}, nil, st, err
 	}
 	want := Desired{Container: ctr, Volumes: render.Volumes(spec), PullPolicy: spec.PullPolicy}
 
 	eng, err := r.engineFor(node, n.DockerClient)
 	if err != nil {
-		return want, Observed{}, st, fmt.Errorf("%s: engine %s: %w", node, n.DockerClient, err)
+		return want, nil, st, fmt.Errorf("%s: engine %s: %w", node, n.DockerClient, err)
 	}
 	// Host ping and engine ping, concurrently: a dead node costs one
 	// timeout, not two.
@@ -553,14 +554,21 @@ func (r *Reconciler) Observe(ctx context.Context, node string) (Desired, Observe
 	}
 	if engErr != nil {
 		st.SetCondition(v1.ConditionEngineReady, false, "EngineUnreachable", fmt.Sprintf("Docker Engine %s is not answering: %v", n.DockerClient, engErr), now)
-		return want, Observed{}, st, fmt.Errorf("%s: docker engine %s not answering: %w", node, n.DockerClient, engErr)
+		return want, nil, st, fmt.Errorf("%s: docker engine %s not answering: %w", node, n.DockerClient, engErr)
 	}
 	st.SetCondition(v1.ConditionEngineReady, true, "EngineAnswers", "engine answers /_ping", now)
+	return want, eng, st, nil
+}
 
+// inspect reads the node's containers, volumes and image from its engine
+// and records them in st. It changes nothing on the node.
+func (r *Reconciler) inspect(ctx context.Context, eng Engine, node string, want Desired, st *v1.NodeStatus) (Observed, error) {
+	ctr := want.Container
 	have := Observed{Volumes: map[string]engine.Volume{}}
+	var err error
 	have.Containers, err = eng.ListContainers(ctx, map[string]string{render.LabelManaged: "true", render.LabelNode: node}, ctr.Name)
 	if err != nil {
-		return want, have, st, fmt.Errorf("%s: list containers: %w", node, err)
+		return have, fmt.Errorf("%s: list containers: %w", node, err)
 	}
 	st.Volumes = st.Volumes[:0]
 	for _, v := range want.Volumes {
@@ -569,7 +577,7 @@ func (r *Reconciler) Observe(ctx context.Context, node string) (Desired, Observe
 		case engine.IsNotFound(err):
 			st.Volumes = append(st.Volumes, v1.VolumeStatus{Name: v.Name})
 		case err != nil:
-			return want, have, st, fmt.Errorf("%s: inspect volume %s: %w", node, v.Name, err)
+			return have, fmt.Errorf("%s: inspect volume %s: %w", node, v.Name, err)
 		default:
 			have.Volumes[v.Name] = got
 			st.Volumes = append(st.Volumes, v1.VolumeStatus{Name: v.Name, Exists: true, Device: got.Options["device"]})
@@ -580,13 +588,13 @@ func (r *Reconciler) Observe(ctx context.Context, node string) (Desired, Observe
 	case engine.IsNotFound(err):
 		st.Image.Present, st.Image.ID = false, ""
 	case err != nil:
-		return want, have, st, fmt.Errorf("%s: inspect image %s: %w", node, ctr.Config.Image, err)
+		return have, fmt.Errorf("%s: inspect image %s: %w", node, ctr.Config.Image, err)
 	default:
 		have.Image = &img
 		st.Image.Present, st.Image.ID = true, img.ID
 	}
-	r.recordObserved(st, want, have, now)
-	return want, have, st, nil
+	r.recordObserved(st, want, have, r.opts.Now())
+	return have, nil
 }
 
 // recordObserved fills the status fields and conditions that follow from
@@ -658,7 +666,12 @@ func (r *Reconciler) Plan(ctx context.Context, node string, opts PlanOptions) (P
 // guarantees that).
 func (r *Reconciler) Reconcile(ctx context.Context, node string, opts PlanOptions) (Plan, error) {
 	taken := Plan{Node: node}
-	want, have, st, err := r.Observe(ctx, node)
+	want, eng, st, err := r.probe(ctx, node)
+	if err != nil {
+		r.finish(node, st, nil, err)
+		return taken, err
+	}
+	have, err := r.inspect(ctx, eng, node, want, st)
 	if err != nil {
 		r.finish(node, st, nil, err)
 		return taken, err
@@ -676,11 +689,6 @@ func (r *Reconciler) Reconcile(ctx context.Context, node string, opts PlanOption
 		}
 		defer release()
 	}
-	eng, err := r.engineFor(node, st.DockerHost)
-	if err != nil {
-		r.finish(node, st, nil, err)
-		return taken, err
-	}
 	var done []string
 	for _, a := range plan.Actions {
 		r.log.Info("reconcile", "node", node, "action", string(a.Type), "target", a.Target, "reason", a.Reason)
@@ -692,12 +700,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, node string, opts PlanOption
 		taken.Actions = append(taken.Actions, a)
 		done = append(done, a.String())
 	}
-	// Observe the result, so status says what is, not what was hoped.
-	_, _, after, err := r.Observe(ctx, node)
-	if err == nil && !after.Ready() {
-		err = fmt.Errorf("%s: not converged after acting: %s", node, after.Condition(v1.ConditionContainerRunning).Message)
+	// Inspect the result, so status says what is, not what was hoped.
+	// The node and engine just answered: no need to ping them again.
+	if _, err = r.inspect(ctx, eng, node, want, st); err == nil && !st.Ready() {
+		err = fmt.Errorf("%s: not converged after acting: %s", node, st.Condition(v1.ConditionContainerRunning).Message)
 	}
-	r.finish(node, after, done, err)
+	r.finish(node, st, done, err)
 	return taken, err
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -212,7 +211,6 @@ func printStatus(g *globals, st control.Status) {
 			fmt.Fprintf(w, "       last error: %s\n", n.LastError)
 		}
 	}
-	_ = os.Stdout.Sync()
 }
 
 func tf(b bool) string {

@@ -7,11 +7,13 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/opscore"
 	"github.com/sdss/fliswarm/test/testbed"
 )
@@ -21,23 +23,32 @@ import (
 func actorEnv(t *testing.T) (*testbed.Bed, *env) {
 	t.Helper()
 	bed := testbed.Ensure(t)
-	e := newEnv(t, bed, nil)
-	converge(t, e)
-	e.startDaemon()
-	waitAllReady(t, e, time.Minute)
-	e.eventually(time.Minute, "every camera connected to the actor", func() error {
+	e, _ := runningDaemon(t, bed)
+	var names []string
+	for _, n := range bed.Nodes {
+		names = append(names, n.Name)
+	}
+	waitConnected(t, e, names...)
+	return bed, e
+}
+
+// waitConnected waits until the daemon reports the actor connected to
+// each named node's camera.
+func waitConnected(t testing.TB, e *env, nodes ...string) {
+	t.Helper()
+	e.eventually(time.Minute, "cameras connected to the actor", func() error {
 		st, err := e.status()
 		if err != nil {
 			return err
 		}
-		for _, n := range st.Nodes {
-			if !n.DeviceConnected {
-				return fmt.Errorf("%s not connected", n.Name)
+		for _, name := range nodes {
+			connected := slices.ContainsFunc(st.Nodes, func(n v1.NodeStatus) bool { return n.Name == name && n.DeviceConnected })
+			if !connected {
+				return fmt.Errorf("%s not connected", name)
 			}
 		}
 		return nil
 	})
-	return bed, e
 }
 
 func dialActor(t *testing.T, e *env) *opscore.Client {

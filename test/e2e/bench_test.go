@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"fmt"
 
 	"net"
 	"slices"
@@ -32,10 +31,7 @@ const crashSamples = 8
 // with every crash.
 func BenchmarkCrashRecovery(b *testing.B) {
 	bed := testbed.Ensure(b)
-	e := newEnv(b, bed, nil)
-	converge(b, e)
-	e.startDaemon()
-	waitAllReady(b, e, time.Minute)
+	runningDaemon(b, bed) // the daemon keeps flicamera-<node> running
 	n := bed.Nodes[0]
 	eng := engineFor(b, n)
 
@@ -199,23 +195,9 @@ func report(b *testing.B, name string, ds []time.Duration) {
 // sent straight to the same camera over its JSON protocol.
 func BenchmarkTalkLatency(b *testing.B) {
 	bed := testbed.Ensure(b)
-	e := newEnv(b, bed, nil)
-	converge(b, e)
-	e.startDaemon()
-	waitAllReady(b, e, time.Minute)
+	e, _ := runningDaemon(b, bed)
 	n := bed.Nodes[0]
-	e.eventually(time.Minute, "camera connected to the actor", func() error {
-		st, err := e.status()
-		if err != nil {
-			return err
-		}
-		for _, s := range st.Nodes {
-			if s.Name == n.Name && s.DeviceConnected {
-				return nil
-			}
-		}
-		return fmt.Errorf("%s not connected", n.Name)
-	})
+	waitConnected(b, e, n.Name)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	c, err := opscore.Dial(ctx, e.actor)

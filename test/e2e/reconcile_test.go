@@ -240,15 +240,23 @@ func waitAllReady(t testing.TB, e *env, timeout time.Duration) time.Duration {
 	})
 }
 
+// runningDaemon converges the bed, starts the daemon and waits until it
+// reports every node ready. It returns the env and the containers' ids.
+func runningDaemon(t testing.TB, bed *testbed.Bed) (*env, map[string]string) {
+	t.Helper()
+	e := newEnv(t, bed, nil)
+	ids := converge(t, e)
+	e.startDaemon()
+	waitAllReady(t, e, time.Minute)
+	return e, ids
+}
+
 // TestDaemonRestoresRemovedAndCrashedContainers: with the daemon running,
 // `docker rm -f` of a camera's container and a kill -9 of its process are
 // both undone within seconds.
 func TestDaemonRestoresRemovedAndCrashedContainers(t *testing.T) {
 	bed := testbed.Ensure(t)
-	e := newEnv(t, bed, nil)
-	ids := converge(t, e)
-	e.startDaemon()
-	waitAllReady(t, e, time.Minute)
+	e, ids := runningDaemon(t, bed)
 
 	victim := bed.Nodes[0]
 	bed.Docker(t, victim.Name, "rm", "-f", ids[victim.Name])
@@ -343,10 +351,7 @@ func TestRestartingFliswarmRestartsNoCamera(t *testing.T) {
 // at once (max_unavailable 1), judged from the engines' own events.
 func TestRollingImageChange(t *testing.T) {
 	bed := testbed.Ensure(t)
-	e := newEnv(t, bed, nil)
-	converge(t, e)
-	e.startDaemon()
-	waitAllReady(t, e, time.Minute)
+	e, _ := runningDaemon(t, bed)
 
 	type window struct{ down, up time.Time }
 	var mu sync.Mutex
@@ -474,10 +479,7 @@ func TestPartitionedNodeDoesNotHoldUpOthers(t *testing.T) {
 // Docker not answering) and the camera runs again after it restarts.
 func TestStoppedEngineRecovers(t *testing.T) {
 	bed := testbed.Ensure(t)
-	e := newEnv(t, bed, nil)
-	converge(t, e)
-	e.startDaemon()
-	waitAllReady(t, e, time.Minute)
+	e, _ := runningDaemon(t, bed)
 	victim := bed.Nodes[2]
 	bed.KillEngine(t, victim.Name)
 	restarted := false
@@ -570,10 +572,7 @@ func TestRegistryDownLeavesCamerasRunning(t *testing.T) {
 // with every problem reported in status; nothing is changed.
 func TestBadConfigEditLeavesCamerasUntouched(t *testing.T) {
 	bed := testbed.Ensure(t)
-	e := newEnv(t, bed, nil)
-	ids := converge(t, e)
-	e.startDaemon()
-	waitAllReady(t, e, time.Minute)
+	e, ids := runningDaemon(t, bed)
 	good, _ := os.ReadFile(e.config)
 	bad := strings.Replace(string(good), "container_name: flicamera", "container_name: flicamera\nbogus_key: 1\nping_timeout: fast", 1)
 	if err := os.WriteFile(filepath.Join(e.dir, "fliswarm.yaml"), []byte(bad), 0o644); err != nil {
