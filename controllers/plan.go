@@ -13,37 +13,9 @@ import (
 	"github.com/sdss/fliswarm/pkg/render"
 )
 
-// ActionType names what an action does.
-type ActionType string
-
-// The actions a plan may contain.
-const (
-	ActionPullImage         ActionType = "pull-image"
-	ActionRemoveContainer   ActionType = "remove-container"
-	ActionRemoveVolume      ActionType = "remove-volume"
-	ActionCreateVolume      ActionType = "create-volume"
-	ActionCreateContainer   ActionType = "create-container"
-	ActionRecreateContainer ActionType = "recreate-container"
-	ActionStartContainer    ActionType = "start-container"
-)
-
-// Action is one step of a plan.
-type Action struct {
-	Type ActionType `json:"type"`
-	// Target is the container, volume or image the action is about.
-	Target string `json:"target"`
-	// ID is the container id for actions on an existing container.
-	ID string `json:"id,omitempty"`
-	// Reason says why, naming what differs.
-	Reason string `json:"reason"`
-	// Disruptive actions take a running camera down; a rollout limits how
-	// many nodes run them at once.
-	Disruptive bool `json:"disruptive,omitempty"`
-}
-
-func (a Action) String() string {
-	return fmt.Sprintf("%s %s (%s)", a.Type, a.Target, a.Reason)
-}
+// Action is one step of a plan (the type lives in api/v1, beside the
+// control socket's results that carry it).
+type Action = v1.Action
 
 // Plan is the ordered list of actions that converges one node.
 type Plan struct {
@@ -99,6 +71,12 @@ type PlanOptions struct {
 	// Force recreates the volumes and the container even when current
 	// (the actor's reconnect --force).
 	Force bool
+	// Pulled says the image was just pulled: a pull policy of always does
+	// not pull it again.
+	Pulled bool
+	// Keep leaves a container that differs from the spec as it is (it is
+	// still started when stopped): the rollout of the spec is halted.
+	Keep bool
 }
 
 // PlanNode compares desired with observed and returns the actions that
@@ -152,10 +130,12 @@ func PlanNode(node string, want Desired, have Observed, opts PlanOptions) Plan {
 		keeper = nil
 	case opts.Force:
 		ctr = &Action{Type: ActionRecreateContainer, Target: name, ID: keeper.ID, Reason: "forced"}
+	case keeper.State == "paused":
+		ctr = &Action{Type: ActionUnpauseContainer, Target: name, ID: keeper.ID, Reason: "container is paused"}
 	case len(recreateVols) > 0:
 		ctr = &Action{Type: ActionRecreateContainer, Target: name, ID: keeper.ID, Reason: "volume " + recreateVols[0].Target + " is recreated: " + recreateVols[0].Reason}
 	default:
-		if reason := containerDiff(want.Container, *keeper, have.Image); reason != "" {
+		if reason := containerDiff(want.Container, *keeper, have.Image); reason != "" && !opts.Keep {
 			ctr = &Action{Type: ActionRecreateContainer, Target: name, ID: keeper.ID, Reason: reason}
 		} else if !keeper.Running {
 			ctr = &Action{Type: ActionStartContainer, Target: name, ID: keeper.ID, Reason: stoppedReason(*keeper)}
@@ -169,7 +149,8 @@ func PlanNode(node string, want Desired, have Observed, opts PlanOptions) Plan {
 	switch {
 	case have.Image == nil:
 		p.Actions = append(p.Actions, Action{Type: ActionPullImage, Target: want.Container.Config.Image, Reason: "image not present"})
-	case want.PullPolicy == v1.PullAlways && ctr != nil && ctr.Type != ActionStartContainer:
+	case want.PullPolicy == v1.PullAlways && !opts.Pulled && ctr != nil &&
+		(ctr.Type == ActionCreateContainer || ctr.Type == ActionRecreateContainer):
 		p.Actions = append(p.Actions, Action{Type: ActionPullImage, Target: want.Container.Config.Image, Reason: "pull policy always"})
 	}
 	// 2. Duplicates and strays.

@@ -27,7 +27,7 @@ func testSpec() *v1.Swarm {
 	return s
 }
 
-func desired(t *testing.T, s *v1.Swarm) Desired {
+func desiredFor(t *testing.T, s *v1.Swarm) Desired {
 	t.Helper()
 	c, err := render.ForNode(s, "gfa1")
 	if err != nil {
@@ -39,7 +39,7 @@ func desired(t *testing.T, s *v1.Swarm) Desired {
 // running returns the container that a previous reconcile of spec would
 // have created.
 func running(t *testing.T, s *v1.Swarm, id string) engine.Container {
-	d := desired(t, s)
+	d := desiredFor(t, s)
 	return engine.Container{
 		ID: id, Name: d.Container.Name, Image: d.Container.Config.Image, ImageID: "sha256:img1",
 		State: "running", Running: true, Labels: d.Container.Config.Labels,
@@ -57,7 +57,7 @@ func volumes(s *v1.Swarm) map[string]engine.Volume {
 var img1 = &engine.Image{ID: "sha256:img1"}
 
 type step struct {
-	Type       ActionType
+	Type       v1.ActionType
 	Target     string
 	Disruptive bool
 }
@@ -207,7 +207,7 @@ func TestPlanNode(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := PlanNode("gfa1", desired(t, tc.spec), tc.have, PlanOptions{Force: tc.force})
+			p := PlanNode("gfa1", desiredFor(t, tc.spec), tc.have, PlanOptions{Force: tc.force})
 			if diff := cmp.Diff(tc.want, steps(p)); diff != "" {
 				t.Fatalf("plan mismatch (-want +got):\n%s\nplan: %v", diff, p.Lines())
 			}
@@ -230,7 +230,7 @@ func TestPlanPullsBeforeRemoving(t *testing.T) {
 	s := testSpec()
 	s.Image = "sdss/flicamera:v9"
 	have := Observed{Containers: []engine.Container{running(t, testSpec(), "c1")}, Volumes: volumes(s)}
-	p := PlanNode("gfa1", desired(t, s), have, PlanOptions{Force: true})
+	p := PlanNode("gfa1", desiredFor(t, s), have, PlanOptions{Force: true})
 	if len(p.Actions) == 0 || p.Actions[0].Type != ActionPullImage {
 		t.Fatalf("first action is not the pull: %v", p.Lines())
 	}

@@ -3,38 +3,47 @@ package controllers
 import (
 	"sync"
 	"time"
-
-	"github.com/cenkalti/backoff/v5"
 )
 
-// Queue is a work queue of node names with the guarantees a controller
-// needs: a key is never handed to two workers at once, adding a key that
-// is already waiting is a no-op (triggers collapse), a key added while it
-// is being processed is processed again once, after Done, and failures
-// come back after a per-key exponential backoff.
+// Queue is a work queue of node names with client-go's guarantees: a key
+// is never handed to two workers at once; adding a key that is already
+// waiting is a no-op (triggers collapse); a key added while it is being
+// processed is processed again once, after Done; AddAfter only ever moves
+// a key's delayed add earlier; and failures come back through the rate
+// limiter.
 type Queue struct {
 	mu         sync.Mutex
 	cond       *sync.Cond
 	order      []string
 	dirty      map[string]bool
 	processing map[string]bool
-	backoffs   map[string]*backoff.ExponentialBackOff
-	timers     map[string]*time.Timer
+	delayed    map[string]*delayedAdd
 	shutdown   bool
 
-	initial, max time.Duration
+	limiter RateLimiter
+	clock   Clock
 }
 
-// NewQueue returns a queue whose retries start after initial and double up
-// to max.
-func NewQueue(initial, max time.Duration) *Queue {
+type delayedAdd struct {
+	at    time.Time
+	timer Timer
+}
+
+// NewQueue returns an empty queue. A nil clock is the wall clock; a nil
+// limiter is DefaultRateLimiter.
+func NewQueue(limiter RateLimiter, clock Clock) *Queue {
+	if clock == nil {
+		clock = RealClock{}
+	}
+	if limiter == nil {
+		limiter = DefaultRateLimiter(clock)
+	}
 	q := &Queue{
 		dirty:      map[string]bool{},
 		processing: map[string]bool{},
-		backoffs:   map[string]*backoff.ExponentialBackOff{},
-		timers:     map[string]*time.Timer{},
-		initial:    initial,
-		max:        max,
+		delayed:    map[string]*delayedAdd{},
+		limiter:    limiter,
+		clock:      clock,
 	}
 	q.cond = sync.NewCond(&q.mu)
 	return q
@@ -51,16 +60,20 @@ func (q *Queue) addLocked(key string) {
 	if q.shutdown || q.dirty[key] {
 		return
 	}
+	if d, ok := q.delayed[key]; ok {
+		d.timer.Stop()
+		delete(q.delayed, key)
+	}
 	q.dirty[key] = true
 	if q.processing[key] {
-		return // re-queued by Done
+		return // queued again by Done
 	}
 	q.order = append(q.order, key)
 	q.cond.Signal()
 }
 
-// AddAfter enqueues key after d. A later AddAfter for the same key
-// replaces an earlier one only if it fires sooner.
+// AddAfter enqueues key after d. If key already has a delayed add that
+// comes sooner, this one is dropped; if it comes later, it is replaced.
 func (q *Queue) AddAfter(key string, d time.Duration) {
 	if d <= 0 {
 		q.Add(key)
@@ -71,50 +84,38 @@ func (q *Queue) AddAfter(key string, d time.Duration) {
 	if q.shutdown {
 		return
 	}
-	if t, ok := q.timers[key]; ok {
-		t.Stop()
+	at := q.clock.Now().Add(d)
+	if old, ok := q.delayed[key]; ok {
+		if !at.Before(old.at) {
+			return
+		}
+		old.timer.Stop()
 	}
-	q.timers[key] = time.AfterFunc(d, func() {
+	entry := &delayedAdd{at: at}
+	entry.timer = q.clock.AfterFunc(d, func() {
 		q.mu.Lock()
 		defer q.mu.Unlock()
-		delete(q.timers, key)
-		q.addLocked(key)
+		if q.delayed[key] == entry {
+			delete(q.delayed, key)
+			q.addLocked(key)
+		}
 	})
+	q.delayed[key] = entry
 }
 
-// AddRateLimited enqueues key after its next backoff interval and returns
-// that interval.
+// AddRateLimited enqueues key after the rate limiter's delay and returns
+// that delay.
 func (q *Queue) AddRateLimited(key string) time.Duration {
-	q.mu.Lock()
-	b, ok := q.backoffs[key]
-	if !ok {
-		b = q.newBackoff()
-		q.backoffs[key] = b
-	}
-	d := b.NextBackOff()
-	q.mu.Unlock()
+	d := q.limiter.When(key)
 	q.AddAfter(key, d)
 	return d
 }
 
-// newBackoff is the retry schedule of one key: doubling from initial to
-// max, with ±20% jitter.
-func (q *Queue) newBackoff() *backoff.ExponentialBackOff {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = q.initial
-	b.MaxInterval = q.max
-	b.Multiplier = 2
-	b.RandomizationFactor = 0.2
-	b.Reset()
-	return b
-}
+// Forget clears key's failures after a success.
+func (q *Queue) Forget(key string) { q.limiter.Forget(key) }
 
-// Forget resets key's backoff after a success.
-func (q *Queue) Forget(key string) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	delete(q.backoffs, key)
-}
+// NumRequeues is how many failures key has had in a row.
+func (q *Queue) NumRequeues(key string) int { return q.limiter.NumRequeues(key) }
 
 // Get blocks until a key is ready and marks it processing. ok is false
 // once the queue is shut down.
@@ -144,7 +145,7 @@ func (q *Queue) Done(key string) {
 	}
 }
 
-// Len is the number of keys waiting.
+// Len is the number of keys ready to be processed.
 func (q *Queue) Len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -156,8 +157,9 @@ func (q *Queue) ShutDown() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.shutdown = true
-	for _, t := range q.timers {
-		t.Stop()
+	for _, d := range q.delayed {
+		d.timer.Stop()
 	}
+	q.delayed = map[string]*delayedAdd{}
 	q.cond.Broadcast()
 }

@@ -7,7 +7,7 @@ import (
 )
 
 func TestQueueCollapsesAndNeverRunsAKeyTwice(t *testing.T) {
-	q := NewQueue(time.Millisecond, 10*time.Millisecond)
+	q := NewQueue(NewItemBackoff(time.Millisecond, 10*time.Millisecond), nil)
 	q.Add("gfa1")
 	q.Add("gfa1")
 	q.Add("gfa2")
@@ -39,7 +39,7 @@ func TestQueueCollapsesAndNeverRunsAKeyTwice(t *testing.T) {
 }
 
 func TestQueueConcurrentWorkersExclusive(t *testing.T) {
-	q := NewQueue(time.Millisecond, 10*time.Millisecond)
+	q := NewQueue(NewItemBackoff(time.Millisecond, 10*time.Millisecond), nil)
 	var mu sync.Mutex
 	active := map[string]bool{}
 	var violations, processed int
@@ -87,7 +87,7 @@ func TestQueueConcurrentWorkersExclusive(t *testing.T) {
 }
 
 func TestQueueBackoffGrowsAndForgetResets(t *testing.T) {
-	q := NewQueue(10*time.Millisecond, 80*time.Millisecond)
+	q := NewQueue(NewItemBackoff(10*time.Millisecond, 80*time.Millisecond), nil)
 	defer q.ShutDown()
 	var ds []time.Duration
 	for i := 0; i < 6; i++ {

@@ -24,6 +24,9 @@ var (
 	DefaultPingTimeout    = Seconds(0.1)
 	DefaultResyncInterval = Seconds(30)
 	DefaultCommandTimeout = Seconds(300)
+	DefaultReadyTimeout   = Seconds(30)
+	DefaultUpdateWait     = Seconds(600)
+	DefaultPullStall      = Seconds(60)
 	DefaultStatusInterval = Seconds(300)
 )
 
@@ -92,6 +95,15 @@ func (s *Swarm) SetDefaults() {
 	}
 	if s.MaxUnavailable == 0 {
 		s.MaxUnavailable = DefaultMaxUnavailable
+	}
+	if s.ReadyTimeout == 0 {
+		s.ReadyTimeout = DefaultReadyTimeout
+	}
+	if s.UpdateWait == 0 {
+		s.UpdateWait = DefaultUpdateWait
+	}
+	if s.PullStallTimeout == 0 {
+		s.PullStallTimeout = DefaultPullStall
 	}
 	if s.CommandTimeout == 0 {
 		s.CommandTimeout = DefaultCommandTimeout

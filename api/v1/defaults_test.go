@@ -90,6 +90,7 @@ func TestSetDefaultsKeepsSetValues(t *testing.T) {
 		RestartPolicy:  "always",
 		ResyncInterval: Seconds(5),
 		MaxUnavailable: 3,
+		ReadyTimeout:   Seconds(4), UpdateWait: Seconds(9), PullStallTimeout: Seconds(11),
 		CommandTimeout: Seconds(7),
 		StatusInterval: Seconds(-1),
 		Power:          &Power{Actor: "jaeger"},

@@ -22,6 +22,25 @@ const (
 	ConditionConverged = "Converged"
 )
 
+// Reasons a node is not ready, in the order the readiness rule checks
+// them; Phase holds one of these, or PhaseReady.
+const (
+	PhaseReady               = "Ready"
+	PhaseDisabled            = "Disabled"
+	PhaseUnreachable         = "Unreachable"
+	PhaseEngineDown          = "EngineDown"
+	PhaseRolloutHalted       = "RolloutHalted"
+	PhaseCrashLoopBackOff    = "CrashLoopBackOff"
+	PhaseImagePullFailed     = "ImagePullFailed"
+	PhaseNoContainer         = "NoContainer"
+	PhaseContainerNotRunning = "ContainerNotRunning"
+	PhasePaused              = "Paused"
+	PhaseStarting            = "Starting"
+	PhaseUpdatePending       = "UpdatePending"
+	PhaseCameraNotConnected  = "CameraNotConnected"
+	PhaseNotObserved         = "NotObserved"
+)
+
 // Condition is one observed fact about a node, with why it holds and
 // since when.
 type Condition struct {
@@ -62,6 +81,70 @@ type NodeStatus struct {
 	ObservedRevision string `json:"observedRevision,omitempty"`
 	// ObservedAt is when the node was last observed.
 	ObservedAt time.Time `json:"observedAt"`
+
+	// Phase is PhaseReady when the node is usable: it pings, its engine
+	// answers, its container runs the current spec (not paused, not
+	// restarting) and its camera is connected. Otherwise it is the first
+	// reason that fails, and Message says it for people.
+	Phase   string `json:"phase"`
+	Message string `json:"message,omitempty"`
+	// CameraMessage says why the camera is not connected, when known
+	// (for example another actor answering on the camera's port).
+	CameraMessage string `json:"cameraMessage,omitempty"`
+	// Restarts counts the camera restarts fliswarm itself made on this
+	// node since the daemon started (Docker's own count is in
+	// Container.RestartCount).
+	Restarts int `json:"restarts"`
+	// CrashLoop is set while the camera keeps stopping soon after each
+	// start and restarts are backed off.
+	CrashLoop *CrashLoopStatus `json:"crashLoop,omitempty"`
+	// Rollout is set while a change that recreates cameras is pending,
+	// running or halted on this node.
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
+	// Pull is the progress of an image pull under way.
+	Pull *PullProgress `json:"pull,omitempty"`
+}
+
+// CrashLoopStatus describes a camera that keeps stopping.
+type CrashLoopStatus struct {
+	// Restarts is how many times in a row the camera stopped soon after
+	// fliswarm started it.
+	Restarts int `json:"restarts"`
+	// LastExitCode is the exit code of its last run.
+	LastExitCode int `json:"lastExitCode"`
+	// LastLog are the last lines the container wrote.
+	LastLog []string `json:"lastLog,omitempty"`
+	// Backoff is the wait before the next start, and NextAttempt when
+	// it ends.
+	Backoff     Duration  `json:"backoff"`
+	NextAttempt time.Time `json:"nextAttempt"`
+}
+
+// RolloutStatus describes a rolling change as it concerns one node.
+type RolloutStatus struct {
+	// Revision is the configuration revision being rolled out.
+	Revision string `json:"revision"`
+	// State is "pending" (waiting for a slot or an idle camera),
+	// "updating" (this node's camera is being replaced), "halted" (this
+	// node's new camera failed; the rollout stops here) or "held" (another
+	// node halted the rollout).
+	State string `json:"state"`
+	// Message says why, for people ("update pending: camera exposing").
+	Message string `json:"message,omitempty"`
+	// HaltedNode is the node whose new camera failed, when halted or
+	// held.
+	HaltedNode string `json:"haltedNode,omitempty"`
+}
+
+// PullProgress is an image pull under way.
+type PullProgress struct {
+	Image string `json:"image"`
+	// Current and Total bytes over every layer the engine reported.
+	Current int64 `json:"current"`
+	Total   int64 `json:"total"`
+	// Status is the engine's last status line.
+	Status    string    `json:"status,omitempty"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // VolumeStatus is one volume on a node.
@@ -130,9 +213,12 @@ func (s *NodeStatus) SetCondition(t string, status bool, reason, message string,
 	})
 }
 
-// Ready reports whether the node's camera container runs with the current
-// spec.
-func (s *NodeStatus) Ready() bool {
+// Ready reports whether the node is usable (see Phase).
+func (s *NodeStatus) Ready() bool { return s.Phase == PhaseReady }
+
+// ContainerRunning reports whether the node's camera container runs with
+// the current spec, whatever the camera connection.
+func (s *NodeStatus) ContainerRunning() bool {
 	c := s.Condition(ConditionContainerRunning)
 	return c != nil && c.Status
 }

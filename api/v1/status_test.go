@@ -64,18 +64,54 @@ func TestSetCondition(t *testing.T) {
 	}
 }
 
-func TestReady(t *testing.T) {
-	var s NodeStatus
-	if s.Ready() {
-		t.Fatal("a node without conditions is not ready")
-	}
+func TestReadinessRule(t *testing.T) {
 	now := time.Now()
-	s.SetCondition(ConditionContainerRunning, false, "NoContainer", "", now)
-	if s.Ready() {
-		t.Fatal("ContainerRunning=False is not ready")
+	healthy := func() NodeStatus {
+		s := NodeStatus{Enabled: true, Reachable: true, DockerAlive: true, ObservedAt: now,
+			Container: &ContainerStatus{ID: "abcdef0123456789", State: "running"}}
+		s.SetCondition(ConditionContainerRunning, true, "Running", "", now)
+		return s
 	}
-	s.SetCondition(ConditionContainerRunning, true, "Running", "", now)
-	if !s.Ready() {
-		t.Fatal("ContainerRunning=True is ready")
+	for _, tc := range []struct {
+		name   string
+		mutate func(*NodeStatus)
+		camera bool
+		want   string
+	}{
+		{"everything answers", func(*NodeStatus) {}, true, PhaseReady},
+		{"camera not connected", func(*NodeStatus) {}, false, PhaseCameraNotConnected},
+		{"disabled", func(s *NodeStatus) { s.Enabled = false }, true, PhaseDisabled},
+		{"never observed", func(s *NodeStatus) { s.ObservedAt = time.Time{} }, true, PhaseNotObserved},
+		{"partitioned, stale container", func(s *NodeStatus) { s.Reachable, s.DockerAlive = false, false }, true, PhaseUnreachable},
+		{"engine dead", func(s *NodeStatus) { s.DockerAlive = false }, true, PhaseEngineDown},
+		{"paused", func(s *NodeStatus) { s.Container.State = "paused" }, true, PhasePaused},
+		{"restarting", func(s *NodeStatus) { s.Container.State = "restarting" }, true, PhaseContainerNotRunning},
+		{"no container", func(s *NodeStatus) { s.Container = nil }, true, PhaseNoContainer},
+		{"no container, pull failed", func(s *NodeStatus) {
+			s.Container = nil
+			s.SetCondition(ConditionImageReady, false, "PullFailed", "registry down", now)
+		}, true, PhaseImagePullFailed},
+		{"running, pull failed: still usable", func(s *NodeStatus) {
+			s.SetCondition(ConditionImageReady, false, "PullFailed", "registry down", now)
+		}, true, PhaseReady},
+		{"crash loop", func(s *NodeStatus) {
+			s.Container.State = "exited"
+			s.CrashLoop = &CrashLoopStatus{Restarts: 3, LastExitCode: 2}
+		}, true, PhaseCrashLoopBackOff},
+		{"halted rollout", func(s *NodeStatus) { s.Rollout = &RolloutStatus{State: RolloutHalted} }, true, PhaseRolloutHalted},
+		{"held rollout, camera fine", func(s *NodeStatus) { s.Rollout = &RolloutStatus{State: RolloutHeld} }, true, PhaseReady},
+	} {
+		s := healthy()
+		tc.mutate(&s)
+		s.SetPhase(tc.camera)
+		if s.Phase != tc.want {
+			t.Errorf("%s: phase %s (%s), want %s", tc.name, s.Phase, s.Message, tc.want)
+		}
+		if s.Ready() != (tc.want == PhaseReady) {
+			t.Errorf("%s: Ready() = %v", tc.name, s.Ready())
+		}
+		if s.Phase != PhaseReady && s.Message == "" && tc.want != PhaseUnreachable && tc.want != PhaseEngineDown {
+			t.Errorf("%s: no message", tc.name)
+		}
 	}
 }

@@ -65,6 +65,18 @@ type Swarm struct {
 	// MaxUnavailable is how many cameras a rolling change may take down at
 	// once. Default 1.
 	MaxUnavailable int `json:"max_unavailable"`
+	// ReadyTimeout bounds how long a new camera may take to answer (its
+	// port accepts and it replies to ping) before its start counts as
+	// failed; in a rollout the change then halts on that node. Default
+	// 30 s.
+	ReadyTimeout Duration `json:"ready_timeout"`
+	// UpdateWait is the longest a change that recreates a camera waits
+	// for that camera to finish an exposure. Default 600 s.
+	UpdateWait Duration `json:"update_wait"`
+	// PullStallTimeout ends an image pull that received nothing for this
+	// long (a slow link that still makes progress is never cut off).
+	// Default 60 s.
+	PullStallTimeout Duration `json:"pull_stall_timeout"`
 	// CommandTimeout ends a camera command that gets no terminal reply in
 	// this time. Default 300 s.
 	CommandTimeout Duration `json:"command_timeout"`

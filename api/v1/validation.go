@@ -161,6 +161,15 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 	if s.MaxUnavailable < 1 {
 		errs.Add("max_unavailable", "must be at least 1, found %d", s.MaxUnavailable)
 	}
+	if s.ReadyTimeout <= 0 {
+		errs.Add("ready_timeout", "must be positive")
+	}
+	if s.UpdateWait < 0 {
+		errs.Add("update_wait", "must not be negative")
+	}
+	if s.PullStallTimeout <= 0 {
+		errs.Add("pull_stall_timeout", "must be positive")
+	}
 	if s.CommandTimeout <= 0 {
 		errs.Add("command_timeout", "must be positive")
 	}

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sdss/fliswarm/pkg/control"
+	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/daemon"
 )
 
@@ -126,9 +126,9 @@ func (b *bed) daemonOutput() string {
 }
 
 // status asks the running daemon for its status.
-func (b *bed) status() (control.Status, error) {
+func (b *bed) status() (v1.DaemonStatus, error) {
 	code, out, errOut := b.run("status", "--json", "--timeout", "20s")
-	var st control.Status
+	var st v1.DaemonStatus
 	if code != 0 {
 		return st, fmt.Errorf("status exit %d: %s", code, errOut)
 	}

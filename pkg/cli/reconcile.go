@@ -11,6 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/docker/go-units"
+
+	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/controllers"
 	"github.com/sdss/fliswarm/pkg/control"
 	"github.com/sdss/fliswarm/pkg/daemon"
@@ -47,14 +50,14 @@ node never run at once); otherwise fliswarm reconciles by itself.
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			ctx, cancel := context.WithTimeout(ctx, timeout)
-			defer cancel()
 			log, flush, _ := logging.New(logging.Options{Console: verbose, Verbose: verbose})
 			defer flush()
-			rec := controllers.New(l.Spec, l.Revision, controllers.Options{Logger: log})
+			ctl := controllers.New(l.Spec, l.Revision, controllers.Options{Logger: log})
 
 			if dryRun {
-				plans, errs := rec.PlanAll(ctx, nodes, controllers.PlanOptions{Force: force})
+				ctx, cancel := context.WithTimeout(ctx, timeout)
+				defer cancel()
+				plans, errs := ctl.PlanAll(ctx, nodes, force)
 				if jsonOut {
 					return printJSON(g, plans)
 				}
@@ -75,15 +78,26 @@ node never run at once); otherwise fliswarm reconciles by itself.
 				return nil
 			}
 
-			var results []controllers.NodeResult
+			var results []v1.NodeResult
 			if pid := daemon.Running(g.pidPath()); pid != 0 {
-				results, err = control.NewClient(daemon.SocketPath(g.runDir)).Reconcile(ctx,
-					control.ReconcileRequest{Nodes: nodes, Force: force, Timeout: timeout})
+				// The daemon keeps the deadline; we wait a little longer
+				// so that its answer, with each node's last state, arrives.
+				cctx, cancel := context.WithTimeout(ctx, timeout+control.ReplyGrace)
+				defer cancel()
+				results, err = control.NewClient(daemon.SocketPath(g.runDir)).Reconcile(cctx,
+					v1.ReconcileRequest{Nodes: nodes, Force: force, Timeout: timeout})
 				if err != nil {
 					return withCode(ExitFailure, fmt.Errorf("asking the daemon (pid %d): %w", pid, err))
 				}
 			} else {
-				results = rec.ConvergeOnce(ctx, nodes, controllers.PlanOptions{Force: force})
+				if err := ctl.CheckNodes(nodes); err != nil {
+					return withCode(ExitFailure, err)
+				}
+				stopProgress := printPulls(g, ctl.Store())
+				rctx, cancel := context.WithTimeout(ctx, timeout)
+				results = ctl.ReconcileOnce(rctx, nodes, force)
+				cancel()
+				stopProgress()
 			}
 			if jsonOut {
 				if err := printJSON(g, results); err != nil {
@@ -113,7 +127,34 @@ node never run at once); otherwise fliswarm reconciles by itself.
 	return cmd
 }
 
-func resultLine(r controllers.NodeResult) string {
+// printPulls prints a line for each pull under way, at most every few
+// seconds per node, until stop is called.
+func printPulls(g *globals, store *controllers.Store) (stop func()) {
+	ch, cancel := store.Subscribe()
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		last := map[string]time.Time{}
+		for {
+			select {
+			case <-done:
+				return
+			case <-ch:
+			}
+			for _, st := range store.Status() {
+				if p := st.Pull; p != nil && time.Since(last[st.Name]) >= 2*time.Second {
+					last[st.Name] = time.Now()
+					fmt.Fprintf(g.stdout, "%s: pulling %s: %s of %s (%s)\n", st.Name, p.Image,
+						units.HumanSize(float64(p.Current)), units.HumanSize(float64(p.Total)), p.Status)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); close(done); <-finished }
+}
+
+func resultLine(r v1.NodeResult) string {
 	var did []string
 	for _, a := range r.Actions {
 		did = append(did, a.String())
@@ -148,7 +189,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
-			var st control.Status
+			var st v1.DaemonStatus
 			if pid := daemon.Running(g.pidPath()); pid != 0 {
 				s, err := control.NewClient(daemon.SocketPath(g.runDir)).Status(ctx)
 				if err != nil {
@@ -160,9 +201,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				rec := controllers.New(l.Spec, l.Revision, controllers.Options{})
-				st.Daemon = control.DaemonInfo{Running: false, Config: l.Source, Revision: l.Revision}
-				st.Nodes = rec.ObserveAll(ctx, l.Spec.EnabledNodes)
+				ctl := controllers.New(l.Spec, l.Revision, controllers.Options{})
+				st.Daemon = v1.DaemonInfo{Running: false, Config: l.Source, Revision: l.Revision}
+				st.Nodes = ctl.ObserveAll(ctx, l.Spec.EnabledNodes)
 			}
 			if jsonOut {
 				return printJSON(g, st)
@@ -176,7 +217,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printStatus(g *globals, st control.Status) {
+func printStatus(g *globals, st v1.DaemonStatus) {
 	w := g.stdout
 	if st.Daemon.Running {
 		fmt.Fprintf(w, "daemon: running (pid %d, version %s, config %s, revision %s, since %s)\n",
@@ -191,17 +232,30 @@ func printStatus(g *globals, st control.Status) {
 	for _, n := range st.Nodes {
 		ctr := "no container"
 		if n.Container != nil {
-			ctr = fmt.Sprintf("container %s %s (restarts %d)", n.Container.ShortID(), n.Container.State, n.Container.RestartCount)
+			ctr = fmt.Sprintf("container %s %s (restarts %d)", n.Container.ShortID(), n.Container.State, n.Restarts)
 		}
 		state := "ready"
 		if !n.Ready() {
-			state = "NOT READY"
+			state = n.Phase
 		}
-		if !n.Enabled {
-			state = "disabled"
-		}
-		fmt.Fprintf(w, "%-6s %-9s ping=%s docker=%s device=%s %s\n", n.Name, state,
+		fmt.Fprintf(w, "%-6s %-18s ping=%s docker=%s camera=%s %s\n", n.Name, state,
 			tf(n.Reachable), tf(n.DockerAlive), tf(n.DeviceConnected), ctr)
+		if !n.Ready() && n.Message != "" {
+			fmt.Fprintf(w, "       %s\n", n.Message)
+		}
+		if c := n.CrashLoop; c != nil {
+			fmt.Fprintf(w, "       CrashLoopBackOff: %d stops in a row, last exit code %d, next start %s (backoff %s)\n",
+				c.Restarts, c.LastExitCode, c.NextAttempt.Format("15:04:05.000"), c.Backoff.D())
+			for _, l := range c.LastLog {
+				fmt.Fprintf(w, "         | %s\n", l)
+			}
+		}
+		if r := n.Rollout; r != nil {
+			fmt.Fprintf(w, "       rollout %s: %s\n", r.State, r.Message)
+		}
+		if p := n.Pull; p != nil {
+			fmt.Fprintf(w, "       pulling %s: %d of %d bytes\n", p.Image, p.Current, p.Total)
+		}
 		for _, c := range n.Conditions {
 			if !c.Status {
 				fmt.Fprintf(w, "       %s: %s: %s\n", c.Type, c.Reason, c.Message)

@@ -195,6 +195,7 @@ func TestLoadFlat(t *testing.T) {
 		RestartPolicy:  "on-failure",
 		ResyncInterval: v1.Seconds(10),
 		MaxUnavailable: 2,
+		ReadyTimeout:   v1.Seconds(30), UpdateWait: v1.Seconds(600), PullStallTimeout: v1.Seconds(60),
 		CommandTimeout: v1.Seconds(60),
 		StatusInterval: v1.Seconds(-1),
 		RebootCommand:  "sudo reboot",

@@ -13,49 +13,30 @@ import (
 	"time"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
-	"github.com/sdss/fliswarm/controllers"
 )
-
-// Status is the daemon's answer to GET /v1/status.
-type Status struct {
-	Daemon DaemonInfo      `json:"daemon"`
-	Nodes  []v1.NodeStatus `json:"nodes"`
-}
-
-// DaemonInfo describes the running daemon.
-type DaemonInfo struct {
-	Running   bool      `json:"running"`
-	Pid       int       `json:"pid,omitempty"`
-	Version   string    `json:"version,omitempty"`
-	Config    string    `json:"config,omitempty"`
-	Revision  string    `json:"revision,omitempty"`
-	StartedAt time.Time `json:"startedAt,omitzero"`
-	// ConfigError is set when the configuration file was edited into
-	// something invalid; the daemon keeps the last good revision.
-	ConfigError string `json:"configError,omitempty"`
-	ActorAddr   string `json:"actorAddr,omitempty"`
-}
-
-// ReconcileRequest is the body of POST /v1/reconcile.
-type ReconcileRequest struct {
-	// Nodes to converge; empty means every enabled node.
-	Nodes   []string      `json:"nodes,omitempty"`
-	Force   bool          `json:"force,omitempty"`
-	Timeout time.Duration `json:"timeout"`
-}
 
 // Backend is what the daemon offers the API.
 type Backend interface {
-	Status() Status
-	Reconcile(ctx context.Context, req ReconcileRequest) []controllers.NodeResult
+	Status() v1.DaemonStatus
+	// Reconcile converges the nodes of req; an error rejects the request
+	// as a whole (a node that is not configured or not enabled).
+	Reconcile(ctx context.Context, req v1.ReconcileRequest) ([]v1.NodeResult, error)
 }
 
-// Serve serves the API on a unix socket at path until ctx ends.
-func Serve(ctx context.Context, path string, b Backend) error {
-	_ = os.Remove(path) // a stale socket of a dead daemon; the pid lock guards a live one
+// Server is the control API on a unix socket.
+type Server struct {
+	path string
+	l    net.Listener
+	srv  *http.Server
+}
+
+// Listen binds the socket at path (replacing a stale one: the pid lock
+// guards a live daemon). Nothing is served until Serve.
+func Listen(path string, b Backend) (*Server, error) {
+	_ = os.Remove(path)
 	l, err := net.Listen("unix", path)
 	if err != nil {
-		return fmt.Errorf("control socket: %w", err)
+		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	_ = os.Chmod(path, 0o660)
 	mux := http.NewServeMux()
@@ -63,7 +44,7 @@ func Serve(ctx context.Context, path string, b Backend) error {
 		writeJSON(w, b.Status())
 	})
 	mux.HandleFunc("POST /v1/reconcile", func(w http.ResponseWriter, r *http.Request) {
-		var req ReconcileRequest
+		var req v1.ReconcileRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
 			return
@@ -71,19 +52,30 @@ func Serve(ctx context.Context, path string, b Backend) error {
 		if req.Timeout <= 0 {
 			req.Timeout = 2 * time.Minute
 		}
+		// The daemon's own deadline: the client waits a little longer, so
+		// that it always receives each node's last state and error.
 		ctx, cancel := context.WithTimeout(r.Context(), req.Timeout)
 		defer cancel()
-		writeJSON(w, b.Reconcile(ctx, req))
+		res, err := b.Reconcile(ctx, req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnprocessableEntity)
+			return
+		}
+		writeJSON(w, res)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
+	return &Server{path: path, l: l, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}, nil
+}
+
+// Serve answers requests until ctx ends, then removes the socket.
+func (s *Server) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	err = srv.Serve(l)
-	_ = os.Remove(path)
+		_ = s.srv.Shutdown(sctx)
+	})
+	defer stop()
+	err := s.srv.Serve(s.l)
+	_ = os.Remove(s.path)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -111,15 +103,19 @@ func NewClient(path string) *Client {
 }
 
 // Status asks the daemon for its status.
-func (c *Client) Status(ctx context.Context) (Status, error) {
-	var s Status
+func (c *Client) Status(ctx context.Context) (v1.DaemonStatus, error) {
+	var s v1.DaemonStatus
 	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &s)
 	return s, err
 }
 
+// ReplyGrace is how much longer than the request's timeout a client waits
+// for the daemon's answer.
+const ReplyGrace = 15 * time.Second
+
 // Reconcile asks the daemon to converge nodes and waits for the result.
-func (c *Client) Reconcile(ctx context.Context, req ReconcileRequest) ([]controllers.NodeResult, error) {
-	var out []controllers.NodeResult
+func (c *Client) Reconcile(ctx context.Context, req v1.ReconcileRequest) ([]v1.NodeResult, error) {
+	var out []v1.NodeResult
 	err := c.do(ctx, http.MethodPost, "/v1/reconcile", req, &out)
 	return out, err
 }

@@ -18,8 +18,6 @@ import (
 // DefaultTimeout is the per-call timeout used when Options.Timeout is zero.
 const DefaultTimeout = 10 * time.Second
 
-// pullTimeoutFactor multiplies the per-call timeout for PullImage.
-const pullTimeoutFactor = 10
 
 // defaultTCPPort is the port used for a tcp:// address that names none
 // (the engine's conventional plain-TCP port).

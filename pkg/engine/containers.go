@@ -1,16 +1,20 @@
 package engine
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
@@ -313,4 +317,45 @@ func shortID(id string) string {
 		}
 	}
 	return id[:12]
+}
+
+// UnpauseContainer resumes a paused container.
+func (c *Client) UnpauseContainer(ctx context.Context, id string) error {
+	return c.do(ctx, c.timeout, "unpause container "+shortID(id), func(ctx context.Context) error {
+		_, err := c.api.ContainerUnpause(ctx, id, client.ContainerUnpauseOptions{})
+		return err
+	})
+}
+
+// maxLogBytes bounds what ContainerLogs reads.
+const maxLogBytes = 64 << 10
+
+// ContainerLogs returns the last n lines the container wrote to stdout and
+// stderr, interleaved as the engine stored them.
+func (c *Client) ContainerLogs(ctx context.Context, id string, n int) ([]string, error) {
+	var out []string
+	err := c.do(ctx, c.timeout, "logs of container "+shortID(id), func(ctx context.Context) error {
+		rc, err := c.api.ContainerLogs(ctx, id, client.ContainerLogsOptions{
+			ShowStdout: true, ShowStderr: true, Tail: strconv.Itoa(n),
+		})
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		var buf bytes.Buffer
+		// The camera runs without a TTY: the stream is multiplexed.
+		if _, err := stdcopy.StdCopy(&buf, &buf, io.LimitReader(rc, maxLogBytes)); err != nil {
+			return err
+		}
+		for line := range strings.Lines(buf.String()) {
+			if line = strings.TrimRight(line, "\r\n"); line != "" {
+				out = append(out, line)
+			}
+		}
+		if len(out) > n {
+			out = out[len(out)-n:]
+		}
+		return nil
+	})
+	return out, err
 }

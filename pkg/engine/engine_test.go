@@ -28,7 +28,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,8 +42,26 @@ import (
 	"time"
 
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/client"
 )
+
+// drainStream reads a build's or push's JSON progress stream to its end
+// and returns the first error it reports.
+func drainStream(r io.Reader) error {
+	dec := json.NewDecoder(r)
+	for {
+		var m jsonstream.Message
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if m.Error != nil {
+			return errors.New(m.Error.Message)
+		}
+	}
+}
 
 const testImage = "fliswarm-engine-test:latest"
 
@@ -159,7 +179,7 @@ func buildTestImage(t *testing.T, c *Client) error {
 	}
 	defer res.Body.Close()
 	// The build's output is the same JSON stream as a pull's.
-	if _, err := readPullStream(res.Body); err != nil {
+	if err := drainStream(res.Body); err != nil {
 		return err
 	}
 	_, err = c.InspectImage(ctx, testImage)
@@ -332,7 +352,7 @@ func TestEngineImages(t *testing.T) {
 
 	// A registry nobody serves: the engine answers, the pull fails, fast.
 	start := time.Now()
-	err = c.PullImage(ctx, "127.0.0.1:1/fliswarm/absent:latest")
+	err = c.PullImage(ctx, "127.0.0.1:1/fliswarm/absent:latest", PullOptions{})
 	took := time.Since(start)
 	if err == nil {
 		t.Fatal("PullImage from 127.0.0.1:1 succeeded")
@@ -375,7 +395,7 @@ func TestEnginePullFromRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = readPullStream(push)
+	err = drainStream(push)
 	_ = push.Close()
 	if err != nil {
 		t.Fatalf("push %s: %v", ref, err)
@@ -385,7 +405,7 @@ func TestEnginePullFromRegistry(t *testing.T) {
 		t.Fatalf("InspectImage after untag: %v, want not found", err)
 	}
 
-	if err := c.PullImage(ctx, ref); err != nil {
+	if err := c.PullImage(ctx, ref, PullOptions{}); err != nil {
 		t.Fatalf("PullImage %s: %v", ref, err)
 	}
 	pulled, err := c.InspectImage(ctx, ref)
@@ -396,12 +416,12 @@ func TestEnginePullFromRegistry(t *testing.T) {
 		t.Errorf("pulled image %+v, want the pushed one (%s) with a digest", pulled, local.ID)
 	}
 	// Pulling again is a no-op that succeeds.
-	if err := c.PullImage(ctx, ref); err != nil {
+	if err := c.PullImage(ctx, ref, PullOptions{}); err != nil {
 		t.Errorf("second PullImage: %v", err)
 	}
 
 	missing := registry + "/fliswarm-engine-test:absent-" + run
-	err = c.PullImage(ctx, missing)
+	err = c.PullImage(ctx, missing, PullOptions{})
 	if err == nil || IsUnreachable(err) || !strings.HasPrefix(err.Error(), "testnode: pull image "+missing+": ") {
 		t.Errorf("PullImage of a missing tag: %v, want the registry's error", err)
 	}

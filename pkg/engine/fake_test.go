@@ -353,7 +353,7 @@ func TestFakePullStreamError(t *testing.T) {
 			`{"errorDetail":{"message":"manifest for 10.213.0.1:5000/sdss/flicamera:latest not found"},"error":"manifest for 10.213.0.1:5000/sdss/flicamera:latest not found"}` + "\n"))
 	})
 	c := f.client(t, Options{})
-	err := c.PullImage(context.Background(), "10.213.0.1:5000/sdss/flicamera")
+	err := c.PullImage(context.Background(), "10.213.0.1:5000/sdss/flicamera", PullOptions{})
 	var pe *PullError
 	if !errors.As(err, &pe) {
 		t.Fatalf("PullImage: %v, want a PullError", err)
@@ -362,7 +362,115 @@ func TestFakePullStreamError(t *testing.T) {
 	if err.Error() != want {
 		t.Errorf("error = %q, want %q", err, want)
 	}
-	if err := c.PullImage(context.Background(), "Not A Valid Ref"); err == nil {
+	if err := c.PullImage(context.Background(), "Not A Valid Ref", PullOptions{}); err == nil {
 		t.Error("PullImage of an invalid reference succeeded")
+	}
+}
+
+// A pull that keeps making progress finishes however long it takes in
+// all; one that goes silent ends after the stall timeout, with that cause.
+func TestFakePullStallTimeout(t *testing.T) {
+	const stall = 300 * time.Millisecond
+	f := newFakeEngine(t)
+	f.handle("POST", "/images/create", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fl := w.(http.Flusher)
+		// Five progress messages, each 150 ms apart: 750 ms in all, more
+		// than twice the stall timeout, but never silent for that long.
+		for i := 1; i <= 5; i++ {
+			fmt.Fprintf(w, `{"status":"Downloading","id":"layer1","progressDetail":{"current":%d,"total":500}}`+"\n", i*100)
+			fl.Flush()
+			time.Sleep(stall / 2)
+		}
+		if r.URL.Query().Get("tag") == "silent" {
+			<-r.Context().Done()
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"Status: Downloaded newer image"}` + "\n"))
+	})
+	c := f.client(t, Options{})
+	var seen []PullProgress
+	err := c.PullImage(context.Background(), "10.213.0.1:5000/sdss/flicamera:slow", PullOptions{
+		StallTimeout: stall, Progress: func(p PullProgress) { seen = append(seen, p) },
+	})
+	if err != nil {
+		t.Fatalf("slow pull: %v", err)
+	}
+	if len(seen) < 5 || seen[4].Current != 500 || seen[4].Total != 500 {
+		t.Errorf("progress = %+v, want 5 reports ending at 500/500", seen)
+	}
+	start := time.Now()
+	err = c.PullImage(context.Background(), "10.213.0.1:5000/sdss/flicamera:silent", PullOptions{StallTimeout: stall})
+	var se *StallError
+	if !errors.As(err, &se) {
+		t.Fatalf("silent pull: %v, want a StallError", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("silent pull ended after %s", took)
+	}
+}
+
+func TestFakePullStreams(t *testing.T) {
+	tests := []struct {
+		name       string
+		in         string
+		wantStatus string
+		wantErr    string
+		wantCode   int
+	}{
+		{
+			name: "success",
+			in: `{"status":"Pulling from fliswarm/sleeper","id":"latest"}
+{"status":"Pulling fs layer","progressDetail":{},"id":"a1b2"}
+{"status":"Downloading","progressDetail":{"current":10,"total":20},"progress":"[====>   ]","id":"a1b2"}
+{"status":"Digest: sha256:abc"}
+{"status":"Status: Downloaded newer image for 10.213.0.1:5000/fliswarm/sleeper:latest"}
+`,
+			wantStatus: "Status: Downloaded newer image for 10.213.0.1:5000/fliswarm/sleeper:latest",
+		},
+		{name: "empty", in: ""},
+		{
+			name:    "error detail and error",
+			in:      `{"status":"Pulling"}` + "\n" + `{"errorDetail":{"message":"manifest unknown"},"error":"manifest unknown"}`,
+			wantErr: "manifest unknown", wantStatus: "Pulling",
+		},
+		{
+			name:    "error detail with code",
+			in:      `{"errorDetail":{"code":404,"message":"not found: manifest unknown"}}`,
+			wantErr: "not found: manifest unknown", wantCode: 404,
+		},
+		{name: "empty error detail", in: `{"errorDetail":{}}`, wantErr: "pull failed (the engine gave no message)"},
+		{name: "cut short", in: `{"status":"Downloading","id":"a1`, wantErr: "reading pull progress: unexpected EOF"},
+		{name: "not json", in: `<html>`, wantErr: "reading pull progress: invalid character '<' looking for beginning of value"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeEngine(t)
+			f.handle("POST", "/images/create", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(tt.in))
+			})
+			var status string
+			err := f.client(t, Options{}).PullImage(context.Background(), "10.213.0.1:5000/fliswarm/sleeper", PullOptions{
+				Progress: func(p PullProgress) { status = p.Status },
+			})
+			if status != tt.wantStatus {
+				t.Errorf("status = %q, want %q", status, tt.wantStatus)
+			}
+			const prefix = "gfa1: pull image 10.213.0.1:5000/fliswarm/sleeper: "
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("error %v, want none", err)
+				}
+				return
+			}
+			if err == nil || err.Error() != prefix+tt.wantErr {
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+			var pe *PullError
+			if errors.As(err, &pe) && pe.Code != tt.wantCode {
+				t.Errorf("code %d, want %d", pe.Code, tt.wantCode)
+			}
+		})
 	}
 }

@@ -2,11 +2,10 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
+	"time"
 
 	"github.com/containerd/errdefs/pkg/errhttp"
 	"github.com/moby/moby/client"
@@ -35,32 +34,104 @@ func (c *Client) InspectImage(ctx context.Context, ref string) (Image, error) {
 	return out, err
 }
 
+// PullOptions tune PullImage.
+type PullOptions struct {
+	// StallTimeout ends the pull when the engine reports nothing for this
+	// long. A slow pull that keeps making progress is never cut off.
+	// Default 60 s.
+	StallTimeout time.Duration
+	// Progress, when set, is called with the pull's progress as the engine
+	// reports it.
+	Progress func(PullProgress)
+}
+
+// PullProgress is a pull's progress: bytes over every layer the engine has
+// reported so far, and its last status line.
+type PullProgress struct {
+	Current, Total int64
+	Status         string
+}
+
+// DefaultPullStall is PullOptions.StallTimeout's default.
+const DefaultPullStall = 60 * time.Second
+
 // PullImage has the engine pull ref (a tag defaults to "latest") from its
 // registry, and returns once the engine reports the pull finished. It
-// reads the whole progress stream: an error reported in the stream (for
-// instance the registry refusing or not answering) is returned as a
-// *PullError. It may take ten times the per-call timeout.
-func (c *Client) PullImage(ctx context.Context, ref string) error {
-	return c.do(ctx, pullTimeoutFactor*c.timeout, "pull image "+ref, func(callCtx context.Context) error {
-		resp, err := c.api.ImagePull(callCtx, ref, client.ImagePullOptions{})
-		if err != nil {
-			return err
-		}
-		defer resp.Close()
-		// Closing the stream when the call's context ends unblocks a read
-		// waiting on a stalled pull.
-		stop := context.AfterFunc(callCtx, func() { _ = resp.Close() })
-		defer stop()
-		status, err := readPullStream(resp)
-		if err != nil {
-			if ctx.Err() == nil && callCtx.Err() != nil {
-				return &TimeoutError{After: pullTimeoutFactor * c.timeout, Answered: true, Err: callCtx.Err()}
-			}
-			return err
-		}
-		c.log.V(1).Info("image pulled", "image", ref, "status", status)
-		return nil
+// reads the whole progress stream with the SDK's decoder: an error
+// reported in the stream (for instance the registry refusing or not
+// answering) is returned as a *PullError. There is no limit on the whole
+// pull, only on the time without progress (opts.StallTimeout), which
+// gives a *StallError.
+func (c *Client) PullImage(ctx context.Context, ref string, opts PullOptions) error {
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = DefaultPullStall
+	}
+	op := "pull image " + ref
+	pullCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := time.AfterFunc(opts.StallTimeout, func() {
+		cancel(&StallError{After: opts.StallTimeout})
 	})
+	defer stall.Stop()
+
+	resp, err := c.api.ImagePull(pullCtx, ref, client.ImagePullOptions{})
+	if err != nil {
+		return c.pullErr(ctx, pullCtx, op, err)
+	}
+	defer resp.Close()
+	layers := map[string]PullProgress{}
+	var last string
+	for m, err := range resp.JSONMessages(pullCtx) {
+		if err != nil {
+			return c.pullErr(ctx, pullCtx, op, fmt.Errorf("reading pull progress: %w", err))
+		}
+		stall.Reset(opts.StallTimeout)
+		if m.Error != nil {
+			pe := &PullError{Code: m.Error.Code, Message: m.Error.Message}
+			if strings.TrimSpace(pe.Message) == "" {
+				pe.Message = "pull failed (the engine gave no message)"
+			}
+			return fmt.Errorf("%s: %s: %w", c.node, op, pe)
+		}
+		if m.Status != "" {
+			last = m.Status
+			if m.ID != "" {
+				last = m.ID + ": " + m.Status
+			}
+		}
+		if m.ID != "" && m.Progress != nil && m.Progress.Total > 0 {
+			layers[m.ID] = PullProgress{Current: m.Progress.Current, Total: m.Progress.Total}
+		}
+		if opts.Progress != nil {
+			p := PullProgress{Status: last}
+			for _, l := range layers {
+				p.Current += l.Current
+				p.Total += l.Total
+			}
+			opts.Progress(p)
+		}
+	}
+	if cause := context.Cause(pullCtx); cause != nil {
+		return c.pullErr(ctx, pullCtx, op, cause)
+	}
+	c.log.V(1).Info("image pulled", "image", ref, "status", last)
+	return nil
+}
+
+// pullErr wraps a pull's error, naming a stall as the cause when the
+// stall timer ended it.
+func (c *Client) pullErr(ctx, pullCtx context.Context, op string, err error) error {
+	if se, ok := errors.AsType[*StallError](context.Cause(pullCtx)); ok && ctx.Err() == nil {
+		err = se
+	}
+	return fmt.Errorf("%s: %s: %w", c.node, op, err)
+}
+
+// StallError ends a pull that made no progress for After.
+type StallError struct{ After time.Duration }
+
+func (e *StallError) Error() string {
+	return fmt.Sprintf("no progress for %s", e.After)
 }
 
 // PullError is an error the engine reported in a pull's progress stream.
@@ -80,54 +151,4 @@ func (e *PullError) Is(target error) bool {
 	}
 	native := errhttp.ToNative(e.Code)
 	return native != nil && errors.Is(native, target)
-}
-
-// pullMessage is one object of the engine's pull progress stream. Engines
-// write a failure both as errorDetail and (older API versions) as error.
-type pullMessage struct {
-	Status      string `json:"status"`
-	ID          string `json:"id"`
-	Error       string `json:"error"`
-	ErrorDetail *struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	} `json:"errorDetail"`
-}
-
-// readPullStream reads a pull's JSON progress stream to its end. It
-// returns the last status line (e.g. "Status: Image is up to date for
-// x:latest"), or the first error the stream reports as a *PullError, or
-// the error that kept it from being read.
-func readPullStream(r io.Reader) (string, error) {
-	dec := json.NewDecoder(r)
-	var last string
-	for {
-		var m pullMessage
-		err := dec.Decode(&m)
-		if errors.Is(err, io.EOF) {
-			return last, nil
-		}
-		if err != nil {
-			return last, fmt.Errorf("reading pull progress: %w", err)
-		}
-		if m.ErrorDetail != nil || m.Error != "" {
-			pe := &PullError{Message: m.Error}
-			if d := m.ErrorDetail; d != nil {
-				pe.Code = d.Code
-				if d.Message != "" {
-					pe.Message = d.Message
-				}
-			}
-			if strings.TrimSpace(pe.Message) == "" {
-				pe.Message = "pull failed (the engine gave no message)"
-			}
-			return last, pe
-		}
-		if m.Status != "" {
-			last = m.Status
-			if m.ID != "" {
-				last = m.ID + ": " + m.Status
-			}
-		}
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
 
+	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/controllers"
 	"github.com/sdss/fliswarm/pkg/actor"
 	"github.com/sdss/fliswarm/pkg/config"
@@ -39,7 +40,7 @@ type Options struct {
 type Manager struct {
 	opts Options
 	log  logr.Logger
-	rec  *controllers.Reconciler
+	ctl  *controllers.NodeController
 	act  *actor.Actor
 
 	mu        sync.Mutex
@@ -47,103 +48,73 @@ type Manager struct {
 	configErr string
 	started   time.Time
 
-	wg   sync.WaitGroup
-	errs chan error
+	group *group
 }
 
 // New builds the daemon; nothing runs until Start.
 func New(opts Options) (*Manager, error) {
-	m := &Manager{opts: opts, log: opts.Logger, loaded: opts.Config, errs: make(chan error, 4)}
-	m.rec = controllers.New(opts.Config.Spec, opts.Config.Revision, controllers.Options{
+	m := &Manager{opts: opts, log: opts.Logger, loaded: opts.Config}
+	m.ctl = controllers.New(opts.Config.Spec, opts.Config.Revision, controllers.Options{
 		Logger: opts.Logger.WithName("reconciler"),
 		// A (re)started camera is reconnected at once, not after the
 		// device client's backoff.
-		OnContainerStarted: func(node string) { m.act.ContainerStarted(node) },
+		OnCameraStarted: func(node string) { m.act.ContainerStarted(node) },
 	})
+	m.ctl.Store().TrackCamera()
 	m.act = actor.New(actor.Options{
-		Reconciler: m.rec,
+		Reconciler: m.ctl,
 		Logger:     opts.Logger.WithName("actor"),
 		Version:    version.Version,
 	})
 	return m, nil
 }
 
-// Reconciler is the daemon's reconciler.
-func (m *Manager) Reconciler() *controllers.Reconciler { return m.rec }
+// Controller is the daemon's node controller.
+func (m *Manager) Controller() *controllers.NodeController { return m.ctl }
 
-// Start binds the control socket and starts every loop. It returns once
-// the daemon is serving; Wait blocks until ctx ends.
+// Start binds the actor port and the control socket, then starts every
+// component as one group: the first to fail stops the others. It returns
+// once the daemon is serving; Wait blocks until every component stopped.
 func (m *Manager) Start(ctx context.Context) error {
 	m.started = time.Now()
-	// The actor port first: if it cannot be bound, start fails before
-	// anything else runs.
+	g, ctx := newGroup(ctx)
+	m.group = g
 	if err := m.act.Start(ctx); err != nil {
+		g.stop(err)
+		_ = g.Wait()
 		return err
 	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		m.act.Wait()
-	}()
-	sock := daemon.SocketPath(m.opts.RunDir)
-	ready := make(chan error, 1)
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		err := control.Serve(ctx, sock, m)
-		if err != nil {
-			select {
-			case ready <- err:
-			default:
-				m.errs <- err
-			}
-		}
-	}()
-	// Serve reports a bind failure at once; give it a moment.
-	select {
-	case err := <-ready:
+	g.Go(func() error { m.act.Wait(); return nil })
+	srv, err := control.Listen(daemon.SocketPath(m.opts.RunDir), m)
+	if err != nil {
+		g.stop(err)
+		_ = g.Wait()
 		return err
-	case <-time.After(100 * time.Millisecond):
 	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		_ = m.rec.Run(ctx)
-	}()
+	g.Go(func() error { return srv.Serve(ctx) })
+	g.Go(func() error { return m.ctl.Run(ctx) })
 	if m.opts.ConfigPath != "" {
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			m.watchConfig(ctx)
-		}()
+		g.Go(func() error { m.watchConfig(ctx); return nil })
 	}
 	return nil
 }
 
-// Wait blocks until the daemon has stopped.
-func (m *Manager) Wait() error {
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case err := <-m.errs:
-		return err
-	}
-}
+// Wait blocks until every component has stopped, and returns the error
+// that stopped the daemon, if one did.
+func (m *Manager) Wait() error { return m.group.Wait() }
 
 // Status implements control.Backend.
-func (m *Manager) Status() control.Status {
+func (m *Manager) Status() v1.DaemonStatus {
 	m.mu.Lock()
 	l, cerr := m.loaded, m.configErr
 	m.mu.Unlock()
-	return control.Status{
-		Daemon: control.DaemonInfo{
+	return v1.DaemonStatus{
+		Daemon: v1.DaemonInfo{
 			Running: true, Pid: os.Getpid(), Version: version.Version,
 			Config: l.Source, Revision: l.Revision, StartedAt: m.started,
 			ConfigError: cerr, ActorAddr: addrString(m.act.Addr()),
 		},
-		Nodes: m.rec.Status(),
+		Nodes: m.ctl.Status(),
 	}
 }
 
@@ -154,13 +125,17 @@ func addrString(a net.Addr) string {
 	return a.String()
 }
 
-// Reconcile implements control.Backend.
-func (m *Manager) Reconcile(ctx context.Context, req control.ReconcileRequest) []controllers.NodeResult {
+// Reconcile implements control.Backend: the nodes must be configured and
+// enabled.
+func (m *Manager) Reconcile(ctx context.Context, req v1.ReconcileRequest) ([]v1.NodeResult, error) {
 	nodes := req.Nodes
 	if len(nodes) == 0 {
-		nodes = m.rec.Enabled()
+		nodes = m.ctl.Enabled()
 	}
-	return m.rec.ConvergeResults(ctx, nodes, req.Force)
+	if err := m.ctl.CheckNodes(nodes); err != nil {
+		return nil, err
+	}
+	return m.ctl.ConvergeResults(ctx, nodes, req.Force), nil
 }
 
 // reload reads the configuration file again; an invalid file is logged
@@ -170,8 +145,14 @@ func (m *Manager) reload() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err != nil {
-		m.configErr = err.Error()
-		m.log.Error(err, "configuration change rejected; keeping revision "+m.loaded.Revision)
+		msg := err.Error()
+		if _, serr := os.Stat(m.opts.ConfigPath); errors.Is(serr, os.ErrNotExist) {
+			msg = "configuration file " + m.opts.ConfigPath + " was deleted; running revision " + m.loaded.Revision + " until it is back"
+		}
+		if msg != m.configErr {
+			m.log.Error(err, "configuration change rejected; keeping revision "+m.loaded.Revision)
+		}
+		m.configErr = msg
 		return
 	}
 	m.configErr = ""
@@ -180,7 +161,7 @@ func (m *Manager) reload() {
 	}
 	m.log.Info("configuration changed", "from", m.loaded.Revision, "to", l.Revision)
 	m.loaded = l
-	m.rec.SetSpec(l.Spec, l.Revision)
+	m.ctl.SetSpec(l.Spec, l.Revision)
 	m.act.SetSpec(l.Spec)
 }
 
@@ -217,7 +198,7 @@ func (m *Manager) watchConfig(ctx context.Context) {
 				events = nil
 				continue
 			}
-			if filepath.Clean(ev.Name) == path && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename) != 0 {
+			if filepath.Clean(ev.Name) == path && ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Remove) != 0 {
 				debounce = time.After(300 * time.Millisecond)
 			}
 		case err, ok := <-errs:

@@ -19,6 +19,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/control"
 	fsengine "github.com/sdss/fliswarm/pkg/engine"
 	"github.com/sdss/fliswarm/pkg/render"
@@ -215,7 +216,7 @@ func (e *env) log() string {
 }
 
 // status asks the daemon for its status over the control socket.
-func (e *env) status() (control.Status, error) {
+func (e *env) status() (v1.DaemonStatus, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return control.NewClient(filepath.Join(e.runDir, "fliswarm.sock")).Status(ctx)
@@ -303,7 +304,7 @@ func resetBed(t testing.TB, bed *testbed.Bed, images bool) {
 }
 
 // statusOf finds a node in a status.
-func statusOf(st control.Status, node string) (found bool, ready, reachable, docker bool, lastErr string) {
+func statusOf(st v1.DaemonStatus, node string) (found bool, ready, reachable, docker bool, lastErr string) {
 	for _, n := range st.Nodes {
 		if n.Name == node {
 			return true, n.Ready(), n.Reachable, n.DockerAlive, n.LastError

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/clu"
-	"github.com/sdss/fliswarm/pkg/control"
 	fsengine "github.com/sdss/fliswarm/pkg/engine"
 	"github.com/sdss/fliswarm/pkg/render"
 	"github.com/sdss/fliswarm/test/testbed"
@@ -106,7 +106,7 @@ func TestReconcileColdStartThenNothingToDo(t *testing.T) {
 
 	// Without a daemon, status observes every node once.
 	out, _, code = e.run(time.Minute, "status", "--json")
-	var st control.Status
+	var st v1.DaemonStatus
 	if err := json.Unmarshal([]byte(out), &st); err != nil || code != 0 {
 		t.Fatalf("status --json: exit %d, %v", code, err)
 	}

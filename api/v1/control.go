@@ -1,0 +1,89 @@
+package v1
+
+import "time"
+
+// This file holds the types of the daemon's control socket
+// (`fliswarm status` and `fliswarm reconcile` ask the running daemon
+// through it), so that the CLI, the daemon and any other client share one
+// definition.
+
+// ActionType names what an action does.
+type ActionType string
+
+// The actions a plan may contain.
+const (
+	ActionPullImage         ActionType = "pull-image"
+	ActionRemoveContainer   ActionType = "remove-container"
+	ActionRemoveVolume      ActionType = "remove-volume"
+	ActionCreateVolume      ActionType = "create-volume"
+	ActionCreateContainer   ActionType = "create-container"
+	ActionRecreateContainer ActionType = "recreate-container"
+	ActionStartContainer    ActionType = "start-container"
+	ActionUnpauseContainer  ActionType = "unpause-container"
+)
+
+// Action is one step of a node's plan.
+type Action struct {
+	Type ActionType `json:"type"`
+	// Target is the container, volume or image the action is about.
+	Target string `json:"target"`
+	// ID is the container id for actions on an existing container.
+	ID string `json:"id,omitempty"`
+	// Reason says why, naming what differs.
+	Reason string `json:"reason"`
+	// Disruptive actions take a running camera down; a rollout limits how
+	// many nodes run them at once.
+	Disruptive bool `json:"disruptive,omitempty"`
+}
+
+func (a Action) String() string {
+	return string(a.Type) + " " + a.Target + " (" + a.Reason + ")"
+}
+
+// DaemonStatus is the daemon's answer to GET /v1/status, and what
+// `fliswarm status --json` prints.
+type DaemonStatus struct {
+	Daemon DaemonInfo   `json:"daemon"`
+	Nodes  []NodeStatus `json:"nodes"`
+}
+
+// DaemonInfo describes the running daemon.
+type DaemonInfo struct {
+	Running   bool      `json:"running"`
+	Pid       int       `json:"pid,omitempty"`
+	Version   string    `json:"version,omitempty"`
+	Config    string    `json:"config,omitempty"`
+	Revision  string    `json:"revision,omitempty"`
+	StartedAt time.Time `json:"startedAt,omitzero"`
+	// ConfigError is set when the configuration file was edited into
+	// something invalid (or deleted); the daemon keeps the last good
+	// revision.
+	ConfigError string `json:"configError,omitempty"`
+	ActorAddr   string `json:"actorAddr,omitempty"`
+}
+
+// ReconcileRequest is the body of POST /v1/reconcile.
+type ReconcileRequest struct {
+	// Nodes to converge; empty means every enabled node.
+	Nodes []string `json:"nodes,omitempty"`
+	// Force recreates volumes and containers even when current.
+	Force bool `json:"force,omitempty"`
+	// Timeout bounds the wait; the daemon answers with each node's last
+	// state when it passes. Default 2 minutes.
+	Timeout time.Duration `json:"timeout"`
+}
+
+// NodeResult is the outcome of converging one node on request.
+type NodeResult struct {
+	Node string `json:"node"`
+	// Actions are every action taken for the request, over all attempts.
+	Actions []Action `json:"actions"`
+	// Attempts is how many reconciles ran for the request.
+	Attempts int `json:"attempts"`
+	// Error is why the node did not converge, "" when it did.
+	Error  string     `json:"error,omitempty"`
+	Status NodeStatus `json:"status"`
+}
+
+// Converged reports whether the node ended converged.
+func (n NodeResult) Converged() bool { return n.Error == "" }

@@ -1,0 +1,77 @@
+package controllers
+
+import (
+	"context"
+	"sync"
+
+	"github.com/moby/moby/api/types/container"
+
+	"github.com/sdss/fliswarm/pkg/engine"
+)
+
+// Engine is what the controller needs of a node's Docker Engine.
+// *engine.Client satisfies it.
+type Engine interface {
+	Ping(ctx context.Context) error
+	ListContainers(ctx context.Context, labels map[string]string, names ...string) ([]engine.Container, error)
+	InspectContainer(ctx context.Context, id string) (engine.Container, error)
+	CreateContainer(ctx context.Context, name string, cfg *container.Config, host *container.HostConfig) (string, error)
+	StartContainer(ctx context.Context, id string) error
+	UnpauseContainer(ctx context.Context, id string) error
+	RemoveContainer(ctx context.Context, id string, force bool) error
+	ContainerLogs(ctx context.Context, id string, lines int) ([]string, error)
+	InspectImage(ctx context.Context, ref string) (engine.Image, error)
+	PullImage(ctx context.Context, ref string, opts engine.PullOptions) error
+	InspectVolume(ctx context.Context, name string) (engine.Volume, error)
+	CreateVolume(ctx context.Context, name, driver string, opts, labels map[string]string) (engine.Volume, error)
+	RemoveVolume(ctx context.Context, name string, force bool) error
+	Events(ctx context.Context) (<-chan engine.Event, <-chan error)
+	Close() error
+}
+
+// Engines opens each node's engine once and reopens it when the node's
+// address changes. The reconciler and the event source share it.
+type Engines struct {
+	mu   sync.Mutex
+	open func(node, address string) (Engine, error)
+	byNode map[string]openEngine
+}
+
+type openEngine struct {
+	address string
+	eng     Engine
+}
+
+// NewEngines returns a cache that opens engines with open.
+func NewEngines(open func(node, address string) (Engine, error)) *Engines {
+	return &Engines{open: open, byNode: map[string]openEngine{}}
+}
+
+// Get returns node's engine at address, opening it if needed.
+func (e *Engines) Get(node, address string) (Engine, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if o, ok := e.byNode[node]; ok {
+		if o.address == address {
+			return o.eng, nil
+		}
+		_ = o.eng.Close()
+		delete(e.byNode, node)
+	}
+	eng, err := e.open(node, address)
+	if err != nil {
+		return nil, err
+	}
+	e.byNode[node] = openEngine{address: address, eng: eng}
+	return eng, nil
+}
+
+// Close closes every engine.
+func (e *Engines) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for n, o := range e.byNode {
+		_ = o.eng.Close()
+		delete(e.byNode, n)
+	}
+}

@@ -1,0 +1,89 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	v1 "github.com/sdss/fliswarm/api/v1"
+	"github.com/sdss/fliswarm/pkg/engine"
+)
+
+// This file is the act step: one engine call (or two) per action, no
+// waiting. Whether a new camera answers is checked by later reconciles.
+
+// errNameInUse is a create that found the container's name still taken
+// (Docker is still removing the old one); the reconcile is retried soon.
+var errNameInUse = errors.New("container name still in use")
+
+// execute runs one action. It returns the id of a container it created or
+// started, "" for other actions.
+func (r *NodeReconciler) execute(ctx context.Context, eng Engine, node string, spec *v1.Swarm, want Desired, a Action) (string, error) {
+	switch a.Type {
+	case ActionPullImage:
+		return "", r.pull(ctx, eng, node, spec, a.Target)
+	case ActionRemoveContainer:
+		return "", eng.RemoveContainer(ctx, a.ID, true)
+	case ActionRemoveVolume:
+		return "", eng.RemoveVolume(ctx, a.Target, true)
+	case ActionCreateVolume:
+		for _, v := range want.Volumes {
+			if v.Name == a.Target {
+				_, err := eng.CreateVolume(ctx, v.Name, v.Driver, v.Opts, v.Labels)
+				return "", err
+			}
+		}
+		return "", fmt.Errorf("volume %s is not in the spec", a.Target)
+	case ActionRecreateContainer:
+		if err := eng.RemoveContainer(ctx, a.ID, true); err != nil {
+			return "", err
+		}
+		return createAndStart(ctx, eng, want)
+	case ActionCreateContainer:
+		return createAndStart(ctx, eng, want)
+	case ActionStartContainer:
+		return a.ID, eng.StartContainer(ctx, a.ID)
+	case ActionUnpauseContainer:
+		return "", eng.UnpauseContainer(ctx, a.ID)
+	}
+	return "", fmt.Errorf("unknown action %q", a.Type)
+}
+
+// createAndStart creates the container and starts it. A name still in use
+// (Docker removing the old container, or one created since we looked) is
+// removed, and the reconcile comes back for the create.
+func createAndStart(ctx context.Context, eng Engine, want Desired) (string, error) {
+	c := want.Container
+	id, err := eng.CreateContainer(ctx, c.Name, c.Config, c.HostConfig)
+	if engine.IsConflict(err) {
+		cs, lerr := eng.ListContainers(ctx, nil, c.Name)
+		if lerr == nil && len(cs) > 0 {
+			if rerr := eng.RemoveContainer(ctx, cs[0].ID, true); rerr != nil && !engine.IsConflict(rerr) {
+				return "", rerr
+			}
+		}
+		return "", fmt.Errorf("%w: %s", errNameInUse, c.Name)
+	}
+	if err != nil {
+		return "", err
+	}
+	return id, eng.StartContainer(ctx, id)
+}
+
+// pull pulls ref, reporting its progress in the store and, at most every
+// few seconds, in the log.
+func (r *NodeReconciler) pull(ctx context.Context, eng Engine, node string, spec *v1.Swarm, ref string) error {
+	var lastLog = r.clock.Now()
+	defer r.store.SetPull(node, nil)
+	return eng.PullImage(ctx, ref, engine.PullOptions{
+		StallTimeout: spec.PullStallTimeout.D(),
+		Progress: func(p engine.PullProgress) {
+			now := r.clock.Now()
+			r.store.SetPull(node, &v1.PullProgress{Image: ref, Current: p.Current, Total: p.Total, Status: p.Status, UpdatedAt: now})
+			if now.Sub(lastLog) >= pullLogEvery {
+				lastLog = now
+				r.log.Info("pulling image", "node", node, "image", ref, "bytes", p.Current, "total", p.Total, "status", p.Status)
+			}
+		},
+	})
+}

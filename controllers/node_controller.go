@@ -1,0 +1,213 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	v1 "github.com/sdss/fliswarm/api/v1"
+	"github.com/sdss/fliswarm/pkg/engine"
+)
+
+// Options configure a NodeController. Zero values take the defaults noted.
+type Options struct {
+	Logger logr.Logger
+	// NewEngine opens a node's engine; default engine.New.
+	NewEngine func(node, address string) (Engine, error)
+	// Ping checks that a host answers; default ping.Host.
+	Ping func(ctx context.Context, host string, timeout time.Duration, fallbackPort int) error
+	// Probe checks that the camera named node answers on address (the
+	// readiness of a new camera); default: a `ping` over its protocol.
+	Probe func(ctx context.Context, node, address string) error
+	// Busy tells whether the node's camera is busy (exposing) and why; a
+	// change that would recreate it waits, up to update_wait.
+	Busy func(node string) (bool, string)
+	// OnCameraStarted is called when a camera fliswarm started answers
+	// (the actor connects to it at once).
+	OnCameraStarted func(node string)
+	// CrashBackoff is the crash-loop schedule; default DefaultCrashBackoff.
+	CrashBackoff CrashBackoff
+	// RateLimiter spaces the retries of failed reconciles; default
+	// DefaultRateLimiter.
+	RateLimiter RateLimiter
+	// Clock; default the wall clock.
+	Clock Clock
+}
+
+func (o Options) withDefaults() Options {
+	if o.Logger.GetSink() == nil {
+		o.Logger = logr.Discard()
+	}
+	if o.NewEngine == nil {
+		log := o.Logger
+		o.NewEngine = func(node, address string) (Engine, error) {
+			return engine.New(node, address, engine.Options{Logger: log})
+		}
+	}
+	if o.Ping == nil {
+		o.Ping = defaultPing
+	}
+	if o.Probe == nil {
+		o.Probe = probeCamera
+	}
+	if o.CrashBackoff == (CrashBackoff{}) {
+		o.CrashBackoff = DefaultCrashBackoff
+	}
+	if o.Clock == nil {
+		o.Clock = RealClock{}
+	}
+	return o
+}
+
+// NodeController keeps every enabled node converged: a queue and its
+// workers, the sources that fill it, the node reconciler, the status
+// store and the rollout coordinator, wired together.
+type NodeController struct {
+	opts     Options
+	log      logr.Logger
+	store    *Store
+	queue    *Queue
+	engines  *Engines
+	rollout  *Rollout
+	requests *Requests
+	events   *EventSource
+	rec      *NodeReconciler
+}
+
+// New returns a controller for spec. Nothing runs until Run.
+func New(spec *v1.Swarm, revision string, opts Options) *NodeController {
+	opts = opts.withDefaults()
+	c := &NodeController{opts: opts, log: opts.Logger, store: NewStore(spec, revision)}
+	c.queue = NewQueue(opts.RateLimiter, opts.Clock)
+	c.engines = NewEngines(opts.NewEngine)
+	c.rollout = NewRollout(spec.MaxUnavailable, c.queue.Add)
+	c.requests = NewRequests(c.queue.Add)
+	c.events = NewEventSource(c.engines, c.store, c.queue.Add, opts.Logger.WithName("events"))
+	c.rec = newNodeReconciler(c.store, c.engines, c.rollout, c.requests, opts)
+	c.rollout.SetRevision(revision)
+	return c
+}
+
+// Store is the controller's status store.
+func (c *NodeController) Store() *Store { return c.store }
+
+// Spec returns the spec in force and its revision.
+func (c *NodeController) Spec() (*v1.Swarm, string) { return c.store.Spec() }
+
+// SetSpec replaces the desired state (a configuration change, a source)
+// and enqueues every node it touches.
+func (c *NodeController) SetSpec(spec *v1.Swarm, revision string) {
+	before, after := c.store.SetSpec(spec, revision)
+	c.rollout.SetMax(spec.MaxUnavailable)
+	c.rollout.SetRevision(revision)
+	c.events.Sync()
+	for _, n := range union(before, after) {
+		c.queue.Add(n)
+	}
+}
+
+// Enabled returns the nodes managed now.
+func (c *NodeController) Enabled() []string { return c.store.Enabled() }
+
+// SetEnabled enables or disables a configured node at run time (the
+// actor's enable and disable); false when the node is not configured.
+func (c *NodeController) SetEnabled(node string, on bool) bool {
+	if !c.store.SetEnabled(node, on) {
+		return false
+	}
+	c.events.Sync()
+	c.queue.Add(node)
+	return true
+}
+
+// SetDeviceConnected records the actor's connection to node's camera.
+func (c *NodeController) SetDeviceConnected(node string, connected bool) {
+	c.store.SetCamera(node, connected, "")
+}
+
+// Status returns every node's status.
+func (c *NodeController) Status() []v1.NodeStatus { return c.store.Status() }
+
+// NodeStatus returns one node's status.
+func (c *NodeController) NodeStatus(node string) (v1.NodeStatus, bool) { return c.store.NodeStatus(node) }
+
+// CheckNodes says why nodes cannot be reconciled: a name that is not
+// configured, or a node that is not enabled.
+func (c *NodeController) CheckNodes(nodes []string) error {
+	spec, _ := c.store.Spec()
+	var problems []string
+	for _, n := range nodes {
+		switch {
+		case spec.Nodes[n].DockerClient == "" && spec.Nodes[n].Host == "":
+			problems = append(problems, fmt.Sprintf("%s is not configured (configured: %s)", n, strings.Join(spec.NodeNames(), ", ")))
+		case !c.store.IsEnabled(n):
+			problems = append(problems, n+" is not enabled")
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Run reconciles until ctx ends: the workers, the engine event watches
+// and the resync run as one group, and Run returns once every goroutine
+// has stopped.
+func (c *NodeController) Run(ctx context.Context) error {
+	spec, _ := c.store.Spec()
+	workers := &Controller{Queue: c.queue, Reconciler: c.rec, Workers: max(4, len(spec.Nodes)), Log: c.log}
+	var wg sync.WaitGroup
+	wg.Go(func() { workers.Run(ctx) })
+	c.events.Start(ctx)
+	wg.Go(func() { Resync(ctx, c.store, c.opts.Clock, c.queue.Add) })
+	for _, n := range c.store.Enabled() {
+		c.queue.Add(n)
+	}
+	wg.Wait()
+	c.events.Wait()
+	c.engines.Close()
+	return nil
+}
+
+// ConvergeResults asks for a reconcile of each node now (force: volumes
+// and container recreated; and the crash-loop backoff and the wait for an
+// idle camera skipped once) and waits until each converged, failed for
+// good (unreachable, engine down, crash loop, halted rollout, not
+// enabled) or ctx ended. Run must be running.
+func (c *NodeController) ConvergeResults(ctx context.Context, nodes []string, force bool) []v1.NodeResult {
+	return c.requests.Converge(ctx, nodes, force, func(n string) v1.NodeStatus {
+		st, _ := c.store.NodeStatus(n)
+		return st
+	})
+}
+
+// Converge is ConvergeResults as a map of each node to nil or its error
+// (the actor's reconnect).
+func (c *NodeController) Converge(ctx context.Context, nodes []string, force bool) map[string]error {
+	out := map[string]error{}
+	for _, res := range c.ConvergeResults(ctx, nodes, force) {
+		out[res.Node] = nil
+		if res.Error != "" {
+			out[res.Node] = errors.New(res.Error)
+		}
+	}
+	return out
+}
+
+// ReconcileOnce runs the controller until every node asked for is done
+// (fliswarm reconcile without a daemon): the same machinery and the same
+// answers as through the daemon.
+func (c *NodeController) ReconcileOnce(ctx context.Context, nodes []string, force bool) []v1.NodeResult {
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = c.Run(runCtx); close(done) }()
+	res := c.ConvergeResults(ctx, nodes, force)
+	cancel()
+	<-done
+	return res
+}

@@ -1,0 +1,176 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/sdss/fliswarm/pkg/engine"
+	"github.com/sdss/fliswarm/pkg/render"
+)
+
+// Sources turn outside happenings into queued nodes and do nothing else:
+// engine events (this file), the periodic resync (Resync), configuration
+// changes (NodeController.SetSpec) and operators' requests (Requests).
+
+// EventSource watches the engine of every managed node and enqueues the
+// node on each event about its container, volumes or image, when the
+// stream breaks, and when it connects again (the engine is back).
+type EventSource struct {
+	engines *Engines
+	store   *Store
+	enqueue func(node string)
+	log     logr.Logger
+
+	mu      sync.Mutex
+	ctx     context.Context
+	watches map[string]*watch
+	wg      sync.WaitGroup
+}
+
+type watch struct {
+	address string
+	cancel  context.CancelFunc
+}
+
+// NewEventSource returns a source that enqueues with enqueue.
+func NewEventSource(engines *Engines, store *Store, enqueue func(string), log logr.Logger) *EventSource {
+	return &EventSource{engines: engines, store: store, enqueue: enqueue, log: log, watches: map[string]*watch{}}
+}
+
+// Start begins watching every managed node; Sync follows later changes.
+// Stop (or ctx ending) ends every watch, and Wait joins them.
+func (s *EventSource) Start(ctx context.Context) {
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+	s.Sync()
+}
+
+// Sync starts a watch for each managed node that has none (or whose
+// address changed) and stops the others.
+func (s *EventSource) Sync() {
+	spec, _ := s.store.Spec()
+	enabled := s.store.Enabled()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil || s.ctx.Err() != nil {
+		return
+	}
+	want := map[string]string{}
+	for _, n := range enabled {
+		want[n] = spec.Nodes[n].DockerClient
+	}
+	for n, w := range s.watches {
+		if addr, ok := want[n]; !ok || addr != w.address {
+			w.cancel()
+			delete(s.watches, n)
+		}
+	}
+	for n, addr := range want {
+		if _, ok := s.watches[n]; ok {
+			continue
+		}
+		eng, err := s.engines.Get(n, addr)
+		if err != nil {
+			s.log.Error(err, "cannot watch the engine", "node", n, "address", addr)
+			continue
+		}
+		ctx, cancel := context.WithCancel(s.ctx)
+		s.watches[n] = &watch{address: addr, cancel: cancel}
+		s.wg.Go(func() { s.watch(ctx, n, eng) })
+	}
+}
+
+// Wait blocks until every watch has returned (after ctx ended).
+func (s *EventSource) Wait() { s.wg.Wait() }
+
+// watch follows one engine's events, reconnecting with backoff.
+func (s *EventSource) watch(ctx context.Context, node string, eng Engine) {
+	delay := time.Second
+	for ctx.Err() == nil {
+		evs, errs := eng.Events(ctx)
+		connected := time.Now()
+		// The stream is up once the engine answers: reconcile at once, so
+		// that an engine coming back is acted on without waiting for the
+		// resync.
+		if eng.Ping(ctx) == nil {
+			s.enqueue(node)
+		}
+	stream:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev, ok := <-evs:
+				if !ok {
+					break stream
+				}
+				if s.relevant(node, ev) {
+					s.log.V(1).Info("engine event", "node", node, "type", ev.Type, "action", ev.Action, "name", ev.Name)
+					s.enqueue(node)
+				}
+			case err := <-errs:
+				if ctx.Err() != nil {
+					return
+				}
+				s.log.V(1).Info("event stream ended", "node", node, "error", fmt.Sprint(err))
+				break stream
+			}
+		}
+		s.enqueue(node)
+		if time.Since(connected) > 30*time.Second {
+			delay = time.Second
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(delay*2, 30*time.Second)
+	}
+}
+
+func (s *EventSource) relevant(node string, ev engine.Event) bool {
+	spec, _ := s.store.Spec()
+	switch ev.Type {
+	case "container":
+		if ev.Labels[render.LabelNode] != node && ev.Name != spec.ContainerNameFor(node) {
+			return false
+		}
+		switch ev.Action {
+		case "die", "destroy", "stop", "kill", "oom", "pause", "unpause", "start", "create":
+			return true
+		}
+	case "volume":
+		_, ours := spec.Volumes[ev.Name]
+		return ours && (ev.Action == "destroy" || ev.Action == "remove")
+	case "image":
+		return ev.Action == "delete" || ev.Action == "untag"
+	}
+	return false
+}
+
+// Resync enqueues every managed node every resync_interval (read afresh
+// each time), to catch what no event announced.
+func Resync(ctx context.Context, store *Store, clock Clock, enqueue func(string)) {
+	for {
+		spec, _ := store.Spec()
+		tick := make(chan struct{})
+		t := clock.AfterFunc(spec.ResyncInterval.D(), func() { close(tick) })
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-tick:
+		}
+		for _, n := range store.Enabled() {
+			enqueue(n)
+		}
+	}
+}

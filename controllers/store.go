@@ -1,0 +1,309 @@
+package controllers
+
+import (
+	"slices"
+	"sync"
+
+	v1 "github.com/sdss/fliswarm/api/v1"
+)
+
+// Store is the one place the state of the swarm is kept and read: the spec
+// in force, the actor's enable/disable overrides, each node's last
+// observed status, its camera connection (reported by the actor) and its
+// rollout state. Each writer owns its part, so a reconcile that records
+// what it observed never overwrites a camera connection reported
+// meanwhile. The actor, the control socket and (later) the status page
+// read it; Subscribe tells them when something changed.
+type Store struct {
+	mu       sync.Mutex
+	spec     *v1.Swarm
+	revision string
+	override map[string]bool // runtime enable (true) / disable (false)
+	observed map[string]*v1.NodeStatus
+	camera   map[string]cameraState
+	rollout  map[string]*v1.RolloutStatus
+	pull     map[string]*v1.PullProgress
+	// tracksCamera is set when an actor reports camera connections;
+	// without one (a one-shot reconcile) the controller's own probe of the
+	// camera counts.
+	tracksCamera bool
+	subs         map[chan string]struct{}
+}
+
+type cameraState struct {
+	connected bool
+	message   string
+}
+
+// NewStore returns a store holding spec.
+func NewStore(spec *v1.Swarm, revision string) *Store {
+	return &Store{
+		spec: spec, revision: revision,
+		override: map[string]bool{},
+		observed: map[string]*v1.NodeStatus{},
+		camera:   map[string]cameraState{},
+		rollout:  map[string]*v1.RolloutStatus{},
+		pull:     map[string]*v1.PullProgress{},
+		subs:     map[chan string]struct{}{},
+	}
+}
+
+// Spec returns the spec in force and its revision.
+func (s *Store) Spec() (*v1.Swarm, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.spec, s.revision
+}
+
+// SetSpec replaces the spec and returns the nodes managed before and
+// after, so that the caller can enqueue both.
+func (s *Store) SetSpec(spec *v1.Swarm, revision string) (before, after []string) {
+	s.mu.Lock()
+	before = s.enabledLocked()
+	s.spec, s.revision = spec, revision
+	after = s.enabledLocked()
+	s.mu.Unlock()
+	s.notify("")
+	return before, after
+}
+
+// Enabled returns the nodes being managed: the spec's enabled nodes with
+// the actor's enable/disable overrides applied, in order.
+func (s *Store) Enabled() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.enabledLocked()
+}
+
+func (s *Store) enabledLocked() []string {
+	var out []string
+	for _, n := range s.spec.EnabledNodes {
+		if on, ok := s.override[n]; !ok || on {
+			out = append(out, n)
+		}
+	}
+	for _, n := range s.spec.NodeNames() {
+		if s.override[n] && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// IsEnabled reports whether node is managed now.
+func (s *Store) IsEnabled(node string) bool {
+	return slices.Contains(s.Enabled(), node)
+}
+
+// SetEnabled overrides whether a configured node is managed; it returns
+// false when the node is not configured.
+func (s *Store) SetEnabled(node string, on bool) bool {
+	s.mu.Lock()
+	if _, ok := s.spec.Nodes[node]; !ok {
+		s.mu.Unlock()
+		return false
+	}
+	s.override[node] = on
+	s.mu.Unlock()
+	s.notify(node)
+	return true
+}
+
+// SetObserved records what a reconcile observed of a node.
+func (s *Store) SetObserved(st v1.NodeStatus) {
+	cp := copyStatus(&st)
+	s.mu.Lock()
+	s.observed[st.Name] = &cp
+	s.mu.Unlock()
+	s.notify(st.Name)
+}
+
+// Observed returns a copy of the node's last observed status.
+func (s *Store) Observed(node string) (v1.NodeStatus, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.observed[node]
+	if !ok {
+		return v1.NodeStatus{}, false
+	}
+	return copyStatus(st), true
+}
+
+// TrackCamera says that an actor reports camera connections from now on.
+func (s *Store) TrackCamera() {
+	s.mu.Lock()
+	s.tracksCamera = true
+	s.mu.Unlock()
+}
+
+// SetCamera records whether the actor is connected to the node's camera
+// and, when not, why (empty for no particular reason).
+func (s *Store) SetCamera(node string, connected bool, message string) {
+	s.mu.Lock()
+	old := s.camera[node]
+	s.camera[node] = cameraState{connected: connected, message: message}
+	s.mu.Unlock()
+	if old.connected != connected || old.message != message {
+		s.notify(node)
+	}
+}
+
+// CameraConnected reports the actor's connection to the node's camera.
+func (s *Store) CameraConnected(node string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.camera[node].connected
+}
+
+// SetRollout records a node's part in a rollout; nil clears it.
+func (s *Store) SetRollout(node string, rs *v1.RolloutStatus) {
+	s.mu.Lock()
+	s.rollout[node] = rs
+	s.mu.Unlock()
+	s.notify(node)
+}
+
+// SetPull records the progress of a pull on node; nil clears it.
+func (s *Store) SetPull(node string, p *v1.PullProgress) {
+	s.mu.Lock()
+	s.pull[node] = p
+	s.mu.Unlock()
+	s.notify(node)
+}
+
+// Status returns every node's status, enabled nodes first in their
+// configured order, each with its readiness evaluated.
+func (s *Store) Status() []v1.NodeStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	enabled := s.enabledLocked()
+	var out []v1.NodeStatus
+	for _, n := range union(enabled, s.spec.NodeNames()) {
+		on := slices.Contains(enabled, n)
+		if _, seen := s.observed[n]; !seen && !on {
+			continue
+		}
+		out = append(out, s.composeLocked(n, on))
+	}
+	return out
+}
+
+// NodeStatus returns one node's status.
+func (s *Store) NodeStatus(node string) (v1.NodeStatus, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.spec.Nodes[node]; !ok {
+		if _, seen := s.observed[node]; !seen {
+			return v1.NodeStatus{}, false
+		}
+	}
+	return s.composeLocked(node, slices.Contains(s.enabledLocked(), node)), true
+}
+
+func (s *Store) composeLocked(node string, enabled bool) v1.NodeStatus {
+	var st v1.NodeStatus
+	if o, ok := s.observed[node]; ok {
+		st = copyStatus(o)
+	} else {
+		n := s.spec.Nodes[node]
+		st = v1.NodeStatus{Name: node, Host: n.Host, DockerHost: n.DockerClient, Image: v1.ImageStatus{Ref: s.spec.ImageRef()}}
+	}
+	st.Enabled = enabled
+	camera := st.DeviceConnected // the controller's own probe
+	if s.tracksCamera {
+		cs := s.camera[node]
+		camera = cs.connected
+		st.CameraMessage = cs.message
+		reason, msg := "Connected", "the camera actor answers"
+		if !camera {
+			reason, msg = "Disconnected", "no connection to the camera actor"
+			if cs.message != "" {
+				msg = cs.message
+			}
+		}
+		st.SetCondition(v1.ConditionDeviceConnected, camera, reason, msg, st.ObservedAt)
+	}
+	st.DeviceConnected = camera
+	if rs := s.rollout[node]; rs != nil {
+		cp := *rs
+		st.Rollout = &cp
+	}
+	if p := s.pull[node]; p != nil {
+		cp := *p
+		st.Pull = &cp
+	}
+	st.SetPhase(camera)
+	return st
+}
+
+// Subscribe returns a channel that receives the name of each node whose
+// status changed ("" for a change that concerns every node). A slow
+// reader misses intermediate notifications, never the latest change:
+// the channel holds one pending name, and a change that finds it full is
+// merged into "". cancel ends the subscription.
+func (s *Store) Subscribe() (<-chan string, func()) {
+	ch := make(chan string, 1)
+	s.mu.Lock()
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		delete(s.subs, ch)
+		s.mu.Unlock()
+	}
+}
+
+func (s *Store) notify(node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.subs {
+		select {
+		case ch <- node:
+		default:
+			// Full: replace the pending name with "" (everything).
+			select {
+			case <-ch:
+			default:
+			}
+			select {
+			case ch <- "":
+			default:
+			}
+		}
+	}
+}
+
+func copyStatus(st *v1.NodeStatus) v1.NodeStatus {
+	cp := *st
+	cp.Volumes = slices.Clone(st.Volumes)
+	cp.Conditions = slices.Clone(st.Conditions)
+	cp.LastActions = slices.Clone(st.LastActions)
+	if st.Container != nil {
+		c := *st.Container
+		cp.Container = &c
+	}
+	if st.CrashLoop != nil {
+		c := *st.CrashLoop
+		c.LastLog = slices.Clone(c.LastLog)
+		cp.CrashLoop = &c
+	}
+	if st.Rollout != nil {
+		r := *st.Rollout
+		cp.Rollout = &r
+	}
+	if st.Pull != nil {
+		p := *st.Pull
+		cp.Pull = &p
+	}
+	return cp
+}
+
+func union(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
