@@ -1,9 +1,31 @@
-// Package controllers holds the node reconciler: for each enabled node it
-// observes the node (ping, engine, volumes, image, containers), plans the
-// actions that converge it to the rendered spec (plan.go, pure), executes
-// them, and records the node's status. Events from each engine and a
-// periodic resync only enqueue a node; every reconcile observes afresh.
+// Package controllers keeps every enabled node converged to the spec, as a
+// Kubernetes controller does, one part per job:
+//
+//   - queue.go, ratelimit.go, controller.go, clock.go: the generic core.
+//     A work queue with client-go's semantics (a key never processed twice
+//     at once, triggers collapse, AddAfter only moves a key earlier), the
+//     rate limiter every failure goes through (per node, 1 s doubling to a
+//     minute; 10 a second over all nodes), and the workers that run the
+//     reconciler and honour its Result.
+//   - sources.go, requests.go: sources that only enqueue nodes: engine
+//     events (and an engine's event stream coming back), the periodic
+//     resync, configuration changes (NodeController.SetSpec) and
+//     operators' requests, which wait for the outcome.
+//   - node.go, node_steps.go, observe.go, execute.go, probe.go, plan.go:
+//     the node reconciler. Reconcile(ctx, node) observes the node, plans
+//     (PlanNode, pure), acts and records, with no loop or sleep: it asks to
+//     come back when it waits for a camera to answer, a rollout slot, an
+//     idle camera or the end of a crash-loop backoff (crashloop.go).
+//   - store.go: the one status store: observed status, enable overrides,
+//     the camera connection the actor reports, rollout state; readiness is
+//     evaluated when status is read, and subscribers hear of changes.
+//   - rollout.go: the rollout coordinator: at most max_unavailable nodes
+//     replace a running camera at once, each holding its slot until the
+//     new camera answers; a failed new camera halts the rollout there.
+//   - node_controller.go, once.go: NodeController wires the parts and runs
+//     them as one group; the same controller serves the daemon and the
+//     one-shot `fliswarm reconcile`.
 //
 // Nothing else in fliswarm creates, starts or removes containers or
-// volumes: the actor asks the reconciler (Converge) instead.
+// volumes: the actor asks the NodeController instead.
 package controllers

@@ -132,7 +132,7 @@ func (s *EventSource) watch(ctx context.Context, node string, eng Engine) {
 			return
 		case <-t.C:
 		}
-		delay = min(delay*2, 30*time.Second)
+		delay = min(delay*2, maxStreamRetry)
 	}
 }
 
@@ -155,6 +155,11 @@ func (s *EventSource) relevant(node string, ev engine.Event) bool {
 	}
 	return false
 }
+
+// maxStreamRetry caps the wait between attempts to reopen an engine's event
+// stream: an engine that comes back is noticed within that time (an
+// attempt against a dead engine costs one refused connection).
+const maxStreamRetry = 5 * time.Second
 
 // Resync enqueues every managed node every resync_interval (read afresh
 // each time), to catch what no event announced.

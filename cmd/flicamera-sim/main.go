@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,11 +36,21 @@ func env(key, def string) string {
 	return def
 }
 
+// badEnv collects environment values the simulator cannot use; like a
+// real camera actor with a broken setting, it then exits at start.
+var badEnv []string
+
 func envFloat(key string, def float64) float64 {
-	if v, err := strconv.ParseFloat(env(key, ""), 64); err == nil {
-		return v
+	s := env(key, "")
+	if s == "" {
+		return def
 	}
-	return def
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		badEnv = append(badEnv, fmt.Sprintf("%s=%q is not a number", key, s))
+		return def
+	}
+	return v
 }
 
 func run(args []string) int {
@@ -61,6 +72,10 @@ func run(args []string) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
+		return 2
+	}
+	if len(badEnv) > 0 {
+		fmt.Fprintf(os.Stderr, "flicamera-sim: cannot start: %s\n", strings.Join(badEnv, "; "))
 		return 2
 	}
 	if *obs != "APO" && *obs != "LCO" {

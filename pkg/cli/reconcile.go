@@ -143,7 +143,7 @@ func printPulls(g *globals, store *controllers.Store) (stop func()) {
 			case <-ch:
 			}
 			for _, st := range store.Status() {
-				if p := st.Pull; p != nil && time.Since(last[st.Name]) >= 2*time.Second {
+				if p := st.Pull; p != nil && p.Total > 0 && time.Since(last[st.Name]) >= 2*time.Second {
 					last[st.Name] = time.Now()
 					fmt.Fprintf(g.stdout, "%s: pulling %s: %s of %s (%s)\n", st.Name, p.Image,
 						units.HumanSize(float64(p.Current)), units.HumanSize(float64(p.Total)), p.Status)

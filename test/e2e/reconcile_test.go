@@ -480,6 +480,9 @@ func TestPartitionedNodeDoesNotHoldUpOthers(t *testing.T) {
 func TestStoppedEngineRecovers(t *testing.T) {
 	bed := testbed.Ensure(t)
 	e, _ := runningDaemon(t, bed)
+	// A resync far away: the camera must come back because the engine's
+	// event stream reconnected, not because of the resync.
+	e.writeConfig(func(cfg map[string]any) { cfg["resync_interval"] = 120 })
 	victim := bed.Nodes[2]
 	bed.KillEngine(t, victim.Name)
 	restarted := false
@@ -509,6 +512,9 @@ func TestStoppedEngineRecovers(t *testing.T) {
 		return err
 	})
 	t.Logf("%s running again %s after its engine restarted", victim.Name, took.Round(time.Millisecond))
+	if took > 15*time.Second {
+		t.Errorf("the camera came back %s after its engine, want within seconds (not at the resync)", took)
+	}
 	waitAllReady(t, e, time.Minute)
 }
 

@@ -1,0 +1,295 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/sdss/fliswarm/api/v1"
+	"github.com/sdss/fliswarm/pkg/render"
+	"github.com/sdss/fliswarm/test/testbed"
+)
+
+// eventLog records the container events of every bed node's engine from
+// now until the test ends.
+type eventLog struct {
+	mu     sync.Mutex
+	events map[string][]string // node → "action@time"
+	times  map[string][]time.Time
+}
+
+func watchEvents(t *testing.T, bed *testbed.Bed) *eventLog {
+	t.Helper()
+	l := &eventLog{events: map[string][]string{}, times: map[string][]time.Time{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, n := range bed.Nodes {
+		eng := engineFor(t, n)
+		evs, _ := eng.Events(ctx)
+		wg.Go(func() {
+			for ev := range evs {
+				if ev.Type != "container" || ev.Name != "flicamera-"+n.Name {
+					continue
+				}
+				l.mu.Lock()
+				l.events[n.Name] = append(l.events[n.Name], ev.Action)
+				l.times[n.Name] = append(l.times[n.Name], ev.Time)
+				l.mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond) // the subscriptions are up
+	return l
+}
+
+// count is how many events of action node had.
+func (l *eventLog) count(node, action string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, a := range l.events[node] {
+		if a == action {
+			n++
+		}
+	}
+	return n
+}
+
+// daemonCPU is the daemon's user+system CPU time so far.
+func daemonCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ut, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ = 100
+}
+
+// setEnv sets (or, with nil, removes) one container environment variable
+// in a configuration, keeping the others, and returns its old value.
+func setEnv(cfg map[string]any, key string, value any) (old any) {
+	env, _ := cfg["env"].(map[string]any)
+	if env == nil {
+		env = map[string]any{}
+		cfg["env"] = env
+	}
+	old = env[key]
+	if value == nil {
+		delete(env, key)
+	} else {
+		env[key] = value
+	}
+	return old
+}
+
+func nodeStatus(t *testing.T, e *env, node string) v1.NodeStatus {
+	t.Helper()
+	st, err := e.status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range st.Nodes {
+		if n.Name == node {
+			return n
+		}
+	}
+	t.Fatalf("%s not in status", node)
+	return v1.NodeStatus{}
+}
+
+// TestCrashLoopBacksOff: cameras that exit at start (an environment value
+// the camera cannot use) are restarted at once the first time, then with a
+// growing backoff: at most about 10 starts in the first minute, status
+// shows CrashLoopBackOff with the exit code and the camera's last words,
+// and the daemon stays cheap meanwhile.
+func TestCrashLoopBacksOff(t *testing.T) {
+	bed := testbed.Ensure(t)
+	events := watchEvents(t, bed)
+	e := newEnv(t, bed, func(cfg map[string]any) { setEnv(cfg, "FLICAMERA_EXPOSURE_SCALE", "fast") })
+	e.startDaemon()
+	pid := e.daemon.Process.Pid
+	time.Sleep(5 * time.Second) // settle: the cold start
+	cpu0, t0 := daemonCPU(t, pid), time.Now()
+	time.Sleep(55 * time.Second)
+	cpu := float64(daemonCPU(t, pid)-cpu0) / float64(time.Since(t0))
+	for _, n := range bed.Nodes {
+		starts := events.count(n.Name, "start")
+		t.Logf("%s: %d starts in the first minute", n.Name, starts)
+		if starts < 3 || starts > 11 {
+			t.Errorf("%s: %d starts in the first minute, want 3 to about 10", n.Name, starts)
+		}
+		st := nodeStatus(t, e, n.Name)
+		if st.Phase != v1.PhaseCrashLoopBackOff || st.CrashLoop == nil || st.CrashLoop.LastExitCode != 2 ||
+			!strings.Contains(strings.Join(st.CrashLoop.LastLog, "\n"), "FLICAMERA_EXPOSURE_SCALE") {
+			t.Errorf("%s: status %s\n%s", n.Name, st.Phase, mustJSON(st.CrashLoop))
+		}
+	}
+	t.Logf("daemon CPU during the crash loop: %.2f%% of a core", 100*cpu)
+	if cpu > 0.02 {
+		t.Errorf("daemon used %.2f%% of a core during the crash loop, want under 2%%", 100*cpu)
+	}
+	out, _, _ := e.run(30*time.Second, "status")
+	if !strings.Contains(out, "CrashLoopBackOff") {
+		t.Errorf("fliswarm status does not say CrashLoopBackOff:\n%s", out)
+	}
+	// The log has one line per attempt, not one per event.
+	if lines := strings.Count(e.log(), "camera keeps stopping"); lines > 3*11 {
+		t.Errorf("%d backoff log lines", lines)
+	}
+}
+
+// TestBadEditHaltsRollout: an edit that makes every new camera exit at
+// start takes down exactly one camera; the rollout halts there, that node
+// goes back to the spec it ran, the other two cameras never stop, and
+// status names the halt. A camera that never answers halts the same way
+// after ready_timeout. Undoing the edit clears the halt with nothing to
+// redo.
+func TestBadEditHaltsRollout(t *testing.T) {
+	bed := testbed.Ensure(t)
+	e, ids := runningDaemon(t, bed)
+	e.writeConfig(func(cfg map[string]any) { cfg["ready_timeout"] = 4 })
+	time.Sleep(time.Second)
+	hashes := map[string]string{}
+	for _, n := range bed.Nodes {
+		c, err := runningContainer(t, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[n.Name], hashes[n.Name] = c.ID, c.Labels[render.LabelSpecHash]
+	}
+	for _, tc := range []struct{ name, key, value string }{
+		{"exits at start", "FLICAMERA_EXPOSURE_SCALE", "fast"},
+		{"never answers", "FLICAMERA_PORT", "19990"},
+	} {
+		events := watchEvents(t, bed)
+		var orig any
+		e.writeConfig(func(cfg map[string]any) { orig = setEnv(cfg, tc.key, tc.value) })
+		var halted string
+		e.eventually(45*time.Second, tc.name+": rollout halted", func() error {
+			st, err := e.status()
+			if err != nil {
+				return err
+			}
+			for _, n := range st.Nodes {
+				if n.Rollout != nil && n.Rollout.State == v1.RolloutHalted {
+					if n.Phase != v1.PhaseRolloutHalted || !strings.Contains(n.Rollout.Message, "halted") {
+						return fmt.Errorf("%s: phase %s, rollout %+v", n.Name, n.Phase, n.Rollout)
+					}
+					halted = n.Name
+					return nil
+				}
+			}
+			return fmt.Errorf("no halted node yet")
+		})
+		e.eventually(30*time.Second, tc.name+": halted node back on its old spec", func() error {
+			c, err := runningContainer(t, bed.Node(t, halted))
+			if err != nil {
+				return err
+			}
+			if c.Labels[render.LabelSpecHash] != hashes[halted] {
+				return fmt.Errorf("spec hash %s, want %s", c.Labels[render.LabelSpecHash], hashes[halted])
+			}
+			return nil
+		})
+		time.Sleep(3 * time.Second)
+		for _, n := range bed.Nodes {
+			c, err := runningContainer(t, n)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", tc.name, n.Name, err)
+			}
+			if n.Name == halted {
+				ids[n.Name] = c.ID
+				continue
+			}
+			if c.ID != ids[n.Name] || events.count(n.Name, "die") > 0 {
+				t.Errorf("%s: %s's camera was disturbed (die events %d)", tc.name, n.Name, events.count(n.Name, "die"))
+			}
+			if st := nodeStatus(t, e, n.Name); st.Rollout == nil || st.Rollout.State != v1.RolloutHeld || st.Rollout.HaltedNode != halted {
+				t.Errorf("%s: %s rollout status %+v", tc.name, n.Name, st.Rollout)
+			}
+		}
+		t.Logf("%s: halted on %s; events %v", tc.name, halted, events.events)
+		if out, _, _ := e.run(30*time.Second, "status"); !strings.Contains(out, "RolloutHalted") {
+			t.Errorf("fliswarm status does not name the halt:\n%s", out)
+		}
+		// Undo: the halt clears, nothing is recreated.
+		e.writeConfig(func(cfg map[string]any) { setEnv(cfg, tc.key, orig) })
+		waitAllReady(t, e, 30*time.Second)
+		e.eventually(15*time.Second, tc.name+": halt cleared", func() error {
+			for _, n := range bed.Nodes {
+				if st := nodeStatus(t, e, n.Name); st.Rollout != nil {
+					return fmt.Errorf("%s: rollout %+v", n.Name, st.Rollout)
+				}
+			}
+			return nil
+		})
+		for _, n := range bed.Nodes {
+			if c, err := runningContainer(t, n); err != nil || c.ID != ids[n.Name] {
+				t.Errorf("%s: %s recreated after undoing the edit: %v", tc.name, n.Name, err)
+			}
+		}
+	}
+}
+
+// TestReconnectDeadEngineAnswersFast: the actor's reconnect of a node
+// whose Docker Engine is dead ends within seconds with the original's
+// wording, and so does `fliswarm reconcile` of it.
+func TestReconnectDeadEngineAnswersFast(t *testing.T) {
+	bed := testbed.Ensure(t)
+	e, _ := runningDaemon(t, bed)
+	n := bed.Nodes[1]
+	bed.KillEngine(t, n.Name)
+	start := time.Now()
+	out, _, code := e.run(30*time.Second, "send", "reconnect -n "+n.Name)
+	took := time.Since(start)
+	t.Logf("reconnect of a node with a dead engine: exit %d after %s", code, took.Round(time.Millisecond))
+	if code != 1 || !strings.Contains(out, "is not connected") || took > 10*time.Second {
+		t.Errorf("reconnect: exit %d after %s:\n%s", code, took, out)
+	}
+	start = time.Now()
+	out, _, code = e.run(30*time.Second, "reconcile", n.Name)
+	if took := time.Since(start); code == 0 || took > 10*time.Second || !strings.Contains(out, "not connected") {
+		t.Errorf("reconcile: exit %d after %s:\n%s", code, took, out)
+	}
+}
+
+// TestReconcileRefusesNodesNotEnabled: `fliswarm reconcile NODE` of a node
+// that is configured but not enabled, or not configured at all, ends
+// non-zero with the reason, through the daemon and without one, and
+// creates no camera.
+func TestReconcileRefusesNodesNotEnabled(t *testing.T) {
+	bed := testbed.Ensure(t)
+	off := bed.Nodes[len(bed.Nodes)-1]
+	e := newEnv(t, bed, func(cfg map[string]any) {
+		var on []any
+		for _, n := range bed.Nodes[:len(bed.Nodes)-1] {
+			on = append(on, n.Name)
+		}
+		cfg["enabled_nodes"] = on
+	})
+	check := func(how string) {
+		out, errOut, code := e.run(time.Minute, "reconcile", off.Name)
+		if code == 0 || !strings.Contains(out+errOut, "not enabled") {
+			t.Errorf("%s: reconcile %s: exit %d\n%s%s", how, off.Name, code, out, errOut)
+		}
+		out, errOut, code = e.run(time.Minute, "reconcile", "nosuchnode")
+		if code == 0 || !strings.Contains(out+errOut, "nosuchnode") {
+			t.Errorf("%s: reconcile nosuchnode: exit %d\n%s%s", how, code, out, errOut)
+		}
+		if cs := managed(t, off); len(cs) != 0 {
+			t.Errorf("%s: a camera was created on %s, which is not enabled", how, off.Name)
+		}
+	}
+	check("without a daemon")
+	e.startDaemon()
+	check("through the daemon")
+}
