@@ -1,3 +1,3 @@
 package opscore
 
-func benchServerOpts() []Option { return []Option{WithQueueLength(1 << 22)} }
+func benchServerOpts() []Option { return nil }
