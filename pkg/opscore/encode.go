@@ -29,7 +29,11 @@ const maxFlattenDepth = 16
 // also when there are no keywords (`1 13 : `). Negative ids are written as
 // 0 and a code outside the protocol's table as `w`.
 func FormatReply(uid, cmdID int, code Code, kws ...Keyword) string {
-	return string(AppendReply(nil, uid, cmdID, code, kws...))
+	b := getScratch()
+	*b = AppendReply(*b, uid, cmdID, code, kws...)
+	s := string(*b)
+	putScratch(b)
+	return s
 }
 
 // AppendReply appends the reply line of FormatReply to dst.
@@ -55,7 +59,13 @@ func (c Code) Valid() bool {
 }
 
 // EncodeKeywords renders keywords as `key=value; key=value`.
-func EncodeKeywords(kws ...Keyword) string { return string(AppendKeywords(nil, kws...)) }
+func EncodeKeywords(kws ...Keyword) string {
+	b := getScratch()
+	*b = AppendKeywords(*b, kws...)
+	s := string(*b)
+	putScratch(b)
+	return s
+}
 
 // AppendKeywords appends the encoding of EncodeKeywords to dst.
 func AppendKeywords(dst []byte, kws ...Keyword) []byte {
