@@ -4,5 +4,12 @@
 // coming back. It decodes reply data keeping the order of object keys,
 // because fliswarm flattens objects into opscore keyword values in order.
 //
+// The camera actors are Python programs, and Python's json module writes
+// the non-finite floats as the bare words NaN, Infinity and -Infinity;
+// ParseReply accepts them wherever a value may be and decodes them to
+// float64 (finite numbers stay json.Number, as written), and MarshalReply
+// writes them back the same way. A line that cannot be decoded yields a
+// *DecodeError holding the raw line, so that it can be relayed.
+//
 // It is pure encoding: it opens no connection and keeps no state.
 package clu

@@ -1,11 +1,7 @@
 package clu
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"strconv"
 	"strings"
 )
@@ -42,8 +38,11 @@ type Field struct {
 	Value any
 }
 
-// Object is a JSON object with its key order preserved. Values are
-// string, json.Number, bool, nil, []any or Object.
+// Object is a JSON object with its key order preserved. As decoded by
+// ParseReply, values are string, json.Number (every finite number, as
+// written), float64 (only the non-finite numbers NaN, +Inf and -Inf, read
+// from the bare words NaN, Infinity and -Infinity that Python's json module
+// writes), bool, nil, []any or Object.
 type Object []Field
 
 // Get returns the value of key and whether it is present.
@@ -66,146 +65,17 @@ func (o Object) Values() []any {
 	return out
 }
 
-// MarshalJSON writes the object with its keys in order.
-func (o Object) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, f := range o {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k, err := json.Marshal(f.Key)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(k)
-		b.WriteByte(':')
-		v, err := json.Marshal(f.Value)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(v)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
+// NumValues returns the number of fields; with ValueAt it lets an opscore
+// encoder walk the values without the copy Values makes.
+func (o Object) NumValues() int { return len(o) }
+
+// ValueAt returns the value of the i-th field.
+func (o Object) ValueAt(i int) any { return o[i].Value }
 
 // Reply is one reply line from a camera actor.
 type Reply struct {
 	Header Header `json:"header"`
 	Data   Object `json:"data"`
-}
-
-// ErrNoHeader is returned for a line with no header or an empty one; the
-// protocol says such a line is ignored.
-var ErrNoHeader = errors.New("clu: reply without header")
-
-// ParseReply decodes one reply line. A line with no header, or an empty
-// header, yields ErrNoHeader.
-func ParseReply(line []byte) (Reply, error) {
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.UseNumber()
-	v, err := decodeValue(dec, 0)
-	if err != nil {
-		return Reply{}, fmt.Errorf("clu: bad reply line: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Reply{}, errors.New("clu: bad reply line: trailing data after the object")
-	}
-	obj, ok := v.(Object)
-	if !ok {
-		return Reply{}, errors.New("clu: bad reply line: not a JSON object")
-	}
-	var r Reply
-	h, ok := obj.Get("header")
-	hobj, isObj := h.(Object)
-	if !ok || !isObj || len(hobj) == 0 {
-		return Reply{}, ErrNoHeader
-	}
-	raw, err := json.Marshal(hobj)
-	if err != nil {
-		return Reply{}, err
-	}
-	if err := json.Unmarshal(raw, &r.Header); err != nil {
-		return Reply{}, fmt.Errorf("clu: bad reply header: %w", err)
-	}
-	r.Data = Object{} // never nil: absent and null data read as empty
-	if d, ok := obj.Get("data"); ok && d != nil {
-		dobj, ok := d.(Object)
-		if !ok {
-			return Reply{}, errors.New("clu: bad reply: data is not an object")
-		}
-		r.Data = dobj
-	}
-	return r, nil
-}
-
-// maxDepth bounds nesting so a hostile line cannot exhaust the stack.
-const maxDepth = 64
-
-func decodeValue(dec *json.Decoder, depth int) (any, error) {
-	if depth > maxDepth {
-		return nil, errors.New("nesting too deep")
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			obj := Object{}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				key, ok := kt.(string)
-				if !ok {
-					return nil, errors.New("object key is not a string")
-				}
-				val, err := decodeValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				obj = append(obj, Field{Key: key, Value: val})
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, err
-			}
-			return obj, nil
-		case '[':
-			list := []any{}
-			for dec.More() {
-				val, err := decodeValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				list = append(list, val)
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, err
-			}
-			return list, nil
-		default:
-			return nil, fmt.Errorf("unexpected %v", t)
-		}
-	default:
-		return t, nil // string, json.Number, bool, nil
-	}
-}
-
-// MarshalReply encodes a reply as one line, without the trailing newline.
-func MarshalReply(r Reply) ([]byte, error) {
-	data := r.Data
-	if data == nil {
-		data = Object{}
-	}
-	return json.Marshal(struct {
-		Header Header `json:"header"`
-		Data   Object `json:"data"`
-	}{r.Header, data})
 }
 
 // FormatCommand renders a command line as sent to a camera actor, with the

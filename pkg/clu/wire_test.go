@@ -3,10 +3,12 @@ package clu
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestParseReplyKeepsKeyOrder(t *testing.T) {
@@ -116,19 +118,45 @@ func TestCommandLines(t *testing.T) {
 	}
 }
 
-// FuzzParseReply: any line either parses or errors, never panics, and a
-// parsed reply marshals to a line that parses to the same reply.
+// FuzzParseReply: any line either parses or errors (ErrNoHeader or a
+// *DecodeError carrying the line), never panics; on strict JSON it agrees
+// with encoding/json; a parsed reply marshals to a line that parses to the
+// same reply, and relays to a line the opscore parser accepts.
 func FuzzParseReply(f *testing.F) {
 	for _, s := range []string{
 		`{"header": {"command_id": 3, "message_code": "i", "sender": "gfa1"}, "data": {"filename": {"camera": "gfa1n", "filename": "/d/x.fits"}}}`,
 		`{"header": {"command_id": 0, "message_code": "w", "sender": "fvc"}, "data": {"help": ["a", "b"]}}`,
 		`{"header": {}}`, `{}`, `[]`, `"x"`, `{"header": {"command_id": 1}, "data": null}`,
+		`{"header": {"command_id": 1, "sender": "gfa1"}, "data": {"t": NaN, "l": [Infinity, -Infinity], "s": "NaN", "raw": {"RAW": -Infinity}}}`,
+		`{"header": {"command_id": 1}, "data": {"t": -NaN}}`, `{"header": {"command_id": 1}, "data": {"t": Infinit}}`,
+		`{"header": {"command_id": 1}, "data": {"s": "\ud800\udc00\u00e9\"", "n": -0.0e+5}}`, "{\"header\": {\"command_id\": 1}, \"data\": {\"s\": \"\xff\"}}",
 	} {
 		f.Add([]byte(s))
 	}
+	if b, err := os.ReadFile("testdata/python_lines.txt"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			f.Add([]byte(l))
+		}
+	}
 	f.Fuzz(func(t *testing.T, line []byte) {
+		in := string(line)
 		r, err := ParseReply(line)
+		ref, refErr := referenceParse(line)
+		if refErr == nil {
+			if err != nil {
+				t.Fatalf("ParseReply(%q): %v; encoding/json accepts it", in, err)
+			}
+			if diff := cmp.Diff(ref, r); diff != "" {
+				t.Fatalf("ParseReply(%q) differs from encoding/json (-json +got):\n%s", in, diff)
+			}
+		} else if errors.Is(refErr, ErrNoHeader) && !errors.Is(err, ErrNoHeader) {
+			t.Fatalf("ParseReply(%q): %v, want ErrNoHeader", in, err)
+		}
 		if err != nil {
+			var de *DecodeError
+			if !errors.Is(err, ErrNoHeader) && (!errors.As(err, &de) || de.Line != in) {
+				t.Fatalf("ParseReply(%q): error %v (%T) does not carry the line", in, err, err)
+			}
 			return
 		}
 		b, err := MarshalReply(r)
@@ -139,8 +167,9 @@ func FuzzParseReply(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-parse of %s: %v", b, err)
 		}
-		if !cmp.Equal(r, again) {
-			t.Fatalf("round trip changed the reply:\n%s", cmp.Diff(r, again))
+		if !cmp.Equal(r, again, cmpopts.EquateNaNs()) {
+			t.Fatalf("round trip changed the reply:\n%s", cmp.Diff(r, again, cmpopts.EquateNaNs()))
 		}
+		checkRelay(t, r)
 	})
 }

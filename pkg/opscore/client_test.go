@@ -53,7 +53,7 @@ func TestClientSend(t *testing.T) {
 	if final.Code != Failed || final.CmdID != 2 {
 		t.Errorf("final = %+v, want f for command 2", final)
 	}
-	if k, _ := final.Get("error"); !cmp.Equal(k, KW("error", `Command "nosuchverb" not found.`)) {
+	if k, _ := final.Get("error"); !cmp.Equal(k, KW("error", "fliswarm", `Command "nosuchverb" not found.`)) {
 		t.Errorf("error keyword = %v", k)
 	}
 }

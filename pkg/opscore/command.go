@@ -35,6 +35,9 @@ type Command struct {
 	// for a command run by the actor itself with its replies broadcast.
 	UserID int
 
+	actor string
+	// send gets each reply line, newline included, in a buffer it must
+	// copy from before returning.
 	send func(line []byte)
 	log  logr.Logger
 
@@ -47,22 +50,40 @@ type Command struct {
 // elsewhere (tests, or routing replies somewhere else). Each reply is
 // rendered as `<userID> <l.ID> <code> <keywords>` (no newline) and passed to
 // send, in order; send must not block for long. NewCommand does not send the
-// `>` reply; a nil send drops every reply.
+// `>` reply; a nil send drops every reply. The command's failures name the
+// actor DefaultActorName (see Failf).
 func NewCommand(l Line, userID int, send func(line string)) *Command {
 	var f func([]byte)
 	if send != nil {
-		f = func(b []byte) { send(string(b)) }
+		f = func(b []byte) { send(string(b[:len(b)-1])) }
 	}
-	return newCommand(l, userID, f, logr.Discard())
+	return newCommand(l, userID, DefaultActorName, f, logr.Discard())
 }
 
-func newCommand(l Line, userID int, send func([]byte), log logr.Logger) *Command {
+func newCommand(l Line, userID int, actor string, send func([]byte), log logr.Logger) *Command {
 	return &Command{
 		Line:     l,
 		UserID:   userID,
+		actor:    actor,
 		send:     send,
 		log:      log,
 		finished: make(chan struct{}),
+	}
+}
+
+// ActorName returns the actor's name, which the command's own failures
+// give as the source of their error (see Failf).
+func (c *Command) ActorName() string { return c.actor }
+
+// scratch buffers for rendering reply lines.
+var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func getScratch() *[]byte { return scratch.Get().(*[]byte) }
+
+func putScratch(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		*b = (*b)[:0]
+		scratch.Put(b)
 	}
 }
 
@@ -88,7 +109,10 @@ func (c *Command) Write(code Code, kws ...Keyword) {
 		close(c.finished)
 	}
 	if c.send != nil {
-		c.send(AppendReply(nil, c.UserID, c.ID, code, kws...))
+		b := getScratch()
+		*b = append(AppendReply(*b, c.UserID, c.ID, code, kws...), '\n')
+		c.send(*b)
+		putScratch(b)
 	}
 }
 
@@ -98,12 +122,37 @@ func (c *Command) Finish(kws ...Keyword) { c.Write(Done, kws...) }
 // Fail ends the command with a failure (`f`).
 func (c *Command) Fail(kws ...Keyword) { c.Write(Failed, kws...) }
 
-// Failf ends the command with a failure carrying `error=<message>`.
-func (c *Command) Failf(format string, args ...any) {
-	c.Fail(KW("error", fmt.Sprintf(format, args...)))
+// ErrorKW returns the `error` keyword as the keyword dictionary defines
+// it, two values: the source of the failure, then the message, always
+// quoted: `error=<source>,"<message>"`. The source is the camera (node)
+// the failure concerns, or the actor's own name for a failure that
+// concerns no node. A one-value `error="..."` does not decode with the
+// dictionary.
+func ErrorKW(source, message string) Keyword {
+	return Keyword{Name: "error", Values: []any{source, Quoted(message)}}
 }
 
-// FailUnknown fails the command because its verb is not a known command.
+// Failf ends the command with a failure that concerns no node:
+// `f error=<actor name>,"<message>"` (see ErrorKW; the actor's name is the
+// server's WithActorName).
+func (c *Command) Failf(format string, args ...any) {
+	c.Fail(ErrorKW(c.actor, fmt.Sprintf(format, args...)))
+}
+
+// FailNode ends the command with a failure about one node (camera):
+// `f error=<node>,"<message>"` (see ErrorKW).
+func (c *Command) FailNode(node, format string, args ...any) {
+	c.Fail(ErrorKW(node, fmt.Sprintf(format, args...)))
+}
+
+// Errorf writes a non-terminal error reply that concerns no node:
+// `e error=<actor name>,"<message>"`.
+func (c *Command) Errorf(format string, args ...any) {
+	c.Write(Error, ErrorKW(c.actor, fmt.Sprintf(format, args...)))
+}
+
+// FailUnknown fails the command because its verb is not a known command:
+// `f error=<actor name>,"Command \"<verb>\" not found."`.
 func (c *Command) FailUnknown() {
 	c.Failf("Command %q not found.", c.Verb)
 }

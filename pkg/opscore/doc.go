@@ -4,4 +4,21 @@
 // routes replies to the connection that sent a command and broadcasts to
 // all. It knows nothing about cameras or Docker; commands are handed to a
 // Handler.
+//
+// Every failure the server and the command framework write uses the
+// keyword dictionary's two-valued `error` keyword, `error=<source>,"<message>"`
+// (see ErrorKW): the source is the actor's name (WithActorName) for a
+// failure that concerns no node (Command.Failf, FailUnknown, bad lines) and
+// the node's name otherwise (Command.FailNode).
+//
+// The encoder never writes what opscore parsers reject: keyword names are
+// sanitized and the reserved name raw is replaced (see SafeName), the
+// non-finite floats are written nan, inf and -inf, and values are quoted
+// as needed.
+//
+// Each user's replies wait in a backlog bounded in bytes (WithMaxBacklog)
+// and are written in batches by the user's own goroutine, so that a slow
+// reader gets everything in order and never holds up anyone else; a user
+// that makes no write progress for WithStallTimeout is dropped. Problems
+// with users' input are logged at a bounded rate.
 package opscore

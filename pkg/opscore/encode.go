@@ -29,7 +29,11 @@ const maxFlattenDepth = 16
 // also when there are no keywords (`1 13 : `). Negative ids are written as
 // 0 and a code outside the protocol's table as `w`.
 func FormatReply(uid, cmdID int, code Code, kws ...Keyword) string {
-	return string(AppendReply(nil, uid, cmdID, code, kws...))
+	b := getScratch()
+	*b = AppendReply(*b, uid, cmdID, code, kws...)
+	s := string(*b)
+	putScratch(b)
+	return s
 }
 
 // AppendReply appends the reply line of FormatReply to dst.
@@ -55,7 +59,13 @@ func (c Code) Valid() bool {
 }
 
 // EncodeKeywords renders keywords as `key=value; key=value`.
-func EncodeKeywords(kws ...Keyword) string { return string(AppendKeywords(nil, kws...)) }
+func EncodeKeywords(kws ...Keyword) string {
+	b := getScratch()
+	*b = AppendKeywords(*b, kws...)
+	s := string(*b)
+	putScratch(b)
+	return s
+}
 
 // AppendKeywords appends the encoding of EncodeKeywords to dst.
 func AppendKeywords(dst []byte, kws ...Keyword) []byte {
@@ -72,21 +82,24 @@ func AppendKeywords(dst []byte, kws ...Keyword) []byte {
 // it has no values.
 //
 // The encoding never produces something opscore parsers reject:
-//   - The name must match [A-Za-z][A-Za-z0-9_.]*; other characters are
-//     replaced by `_`, and a name not starting with a letter (also an empty
-//     one) gets an `x` in front.
+//   - The name is written as SafeName returns it: it must match
+//     [A-Za-z][A-Za-z0-9_.]*, so other characters are replaced by `_`, a
+//     name not starting with a letter (also an empty one) gets an `x` in
+//     front, and so does the reserved name raw (any case): a keyword named
+//     raw is never written.
 //   - Values are flattened into one comma-separated list: a list (any slice
 //     or array except []byte) or an object (a value with a `Values() []any`
-//     method, such as clu.Object, or a map, whose values are taken in key
-//     order) contributes its elements in order, recursively like CLU's
+//     method, or `NumValues() int` and `ValueAt(int) any` methods, such as
+//     clu.Object, or a map, whose values are taken in key order) contributes its elements in order, recursively like CLU's
 //     format_value does for lists. An object directly inside an object (CLU
 //     refuses those) and anything nested more than 16 levels deep is written
 //     as one quoted JSON string instead. When nothing is left (no values, or
 //     only empty lists) the bare name is written, never `name=`.
 //   - bool is T or F; integers and json.Number (when it is a valid number)
 //     are plain decimal; floats use the shortest decimal form, with an
-//     exponent only below 1e-6 or from 1e21 on, and NaN/Inf/-Inf are
-//     written quoted ("NaN", "Inf", "-Inf"); nil is NA.
+//     exponent only below 1e-6 or from 1e21 on, and the non-finite ones
+//     as the bare words nan, inf and -inf (as the original Python fliswarm
+//     relays them); nil is NA.
 //   - A string is written bare when it is a plain word, otherwise in double
 //     quotes with `"` and `\` escaped by a backslash (the only escapes).
 //     It is quoted when it is empty (`""`) or contains a blank or other
@@ -99,24 +112,18 @@ func (k Keyword) String() string { return string(k.appendTo(nil)) }
 
 func (k Keyword) appendTo(dst []byte) []byte {
 	dst = appendName(dst, k.Name)
-	var vals []any
+	n := 0
 	for _, v := range k.Values {
-		vals = flatten(vals, v, 0, false)
-	}
-	for i, v := range vals {
-		if i == 0 {
-			dst = append(dst, '=')
-		} else {
-			dst = append(dst, ',')
-		}
-		dst = appendScalar(dst, v)
+		dst = appendValue(dst, v, 0, false, &n)
 	}
 	return dst
 }
 
-// ValidName reports whether name is a keyword name opscore parsers accept.
+// ValidName reports whether name is a keyword name opscore parsers accept
+// in a reply: it matches [A-Za-z][A-Za-z0-9_.]* and is not reserved (see
+// ReservedName).
 func ValidName(name string) bool {
-	if name == "" || !isASCIILetter(name[0]) {
+	if name == "" || !isASCIILetter(name[0]) || ReservedName(name) {
 		return false
 	}
 	for i := 1; i < len(name); i++ {
@@ -127,16 +134,49 @@ func ValidName(name string) bool {
 	return true
 }
 
+// ReservedName reports whether name is a keyword name opscore reserves:
+// "raw", in any case. opscore parsers read `raw=` as the start of a
+// raw-text keyword that takes the rest of the line, and reject a reply
+// keyword named raw.
+func ReservedName(name string) bool {
+	return len(name) == 3 && name[0]|0x20 == 'r' && name[1]|0x20 == 'a' && name[2]|0x20 == 'w'
+}
+
+// SafeName returns the keyword name the encoder writes for name, one that
+// opscore parsers accept (ValidName is true for it):
+//   - every character outside [A-Za-z0-9_.] is replaced by `_`;
+//   - a name not starting with an ASCII letter (also an empty one) gets an
+//     `x` in front ("9x" becomes "x9x");
+//   - a reserved name (see ReservedName: "raw" in any case) gets the same
+//     `x` in front, keeping its case: "raw" becomes "xraw", "RAW" "xRAW".
+//     So a camera keyword named raw is relayed as xraw.
+//
+// A valid name is returned unchanged.
+func SafeName(name string) string {
+	if ValidName(name) {
+		return name
+	}
+	return string(appendName(nil, name))
+}
+
 func appendName(dst []byte, name string) []byte {
-	if name == "" || !isASCIILetter(name[0]) {
+	if name == "" || !isASCIILetter(name[0]) || ReservedName(name) {
 		dst = append(dst, 'x')
 	}
-	for _, r := range name {
-		if r < utf8.RuneSelf && isNameByte(byte(r)) {
-			dst = append(dst, byte(r))
-		} else {
-			dst = append(dst, '_')
+	for i := 0; i < len(name); {
+		c := name[i]
+		if c < utf8.RuneSelf {
+			if isNameByte(c) {
+				dst = append(dst, c)
+			} else {
+				dst = append(dst, '_')
+			}
+			i++
+			continue
 		}
+		_, size := utf8.DecodeRuneInString(name[i:])
+		dst = append(dst, '_')
+		i += size
 	}
 	return dst
 }
@@ -150,70 +190,109 @@ func isNameByte(b byte) bool {
 // valuer is an ordered object, such as clu.Object.
 type valuer interface{ Values() []any }
 
+// indexed is an ordered object whose values can be read without a copy
+// (clu.Object has these methods too).
+type indexed interface {
+	NumValues() int
+	ValueAt(i int) any
+}
+
 // jsonText marks a value already rendered as JSON text (for nesting too
 // deep to flatten); it is written as a quoted string.
 type jsonText string
 
-// flatten appends the scalar values making up v to out. inObject tells
-// whether v is a direct value of an object.
-func flatten(out []any, v any, depth int, inObject bool) []any {
+// appendValue writes the scalar values making up v, each preceded by `=`
+// (the first of the keyword, counted in *n) or `,`. inObject tells whether
+// v is a direct value of an object.
+func appendValue(dst []byte, v any, depth int, inObject bool, n *int) []byte {
+	sep := func(dst []byte) []byte {
+		*n++
+		if *n == 1 {
+			return append(dst, '=')
+		}
+		return append(dst, ',')
+	}
 	if depth > maxFlattenDepth {
-		return append(out, toJSON(v))
+		return appendScalar(sep(dst), toJSON(v))
 	}
 	switch t := v.(type) {
-	case nil, string, Quoted, bool, json.Number, jsonText,
+	case string:
+		return appendString(sep(dst), t, false)
+	case nil, Quoted, bool, json.Number, jsonText,
 		int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, uintptr,
 		float32, float64:
-		return append(out, t)
+		return appendScalar(sep(dst), t)
 	case []byte:
-		return append(out, string(t))
+		return appendString(sep(dst), string(t), false)
 	case []any:
 		for _, e := range t {
-			out = flatten(out, e, depth+1, false)
+			dst = appendValue(dst, e, depth+1, false, n)
 		}
-		return out
+		return dst
+	case indexed:
+		if inObject {
+			return appendScalar(sep(dst), toJSON(v))
+		}
+		for i, m := 0, t.NumValues(); i < m; i++ {
+			dst = appendValue(dst, t.ValueAt(i), depth+1, true, n)
+		}
+		return dst
 	case valuer:
 		if inObject {
-			return append(out, toJSON(v))
+			return appendScalar(sep(dst), toJSON(v))
 		}
 		for _, e := range t.Values() {
-			out = flatten(out, e, depth+1, true)
+			dst = appendValue(dst, e, depth+1, true, n)
 		}
-		return out
+		return dst
 	}
 	rv := reflect.ValueOf(v)
 	if rv.Kind() == reflect.Pointer && rv.IsNil() {
-		return append(out, nil)
+		return appendScalar(sep(dst), nil)
 	}
 	switch v.(type) {
 	case error, fmt.Stringer:
-		return append(out, v)
+		return appendScalar(sep(dst), v)
 	}
 	switch rv.Kind() {
 	case reflect.Slice, reflect.Array:
 		for i := 0; i < rv.Len(); i++ {
-			out = flatten(out, rv.Index(i).Interface(), depth+1, false)
+			dst = appendValue(dst, rv.Index(i).Interface(), depth+1, false, n)
 		}
-		return out
+		return dst
 	case reflect.Map:
 		if inObject {
-			return append(out, toJSON(v))
+			return appendScalar(sep(dst), toJSON(v))
 		}
 		keys := rv.MapKeys()
 		sort.Slice(keys, func(i, j int) bool {
 			return fmt.Sprint(keys[i].Interface()) < fmt.Sprint(keys[j].Interface())
 		})
 		for _, key := range keys {
-			out = flatten(out, rv.MapIndex(key).Interface(), depth+1, true)
+			dst = appendValue(dst, rv.MapIndex(key).Interface(), depth+1, true, n)
 		}
-		return out
+		return dst
 	case reflect.Pointer:
-		return flatten(out, rv.Elem().Interface(), depth+1, inObject)
+		return appendValue(dst, rv.Elem().Interface(), depth+1, inObject, n)
 	}
-	return append(out, v)
+	return appendScalar(sep(dst), v)
 }
 
-func toJSON(v any) jsonText {
+// toJSON renders v as JSON text. A value's own MarshalJSON is used as it
+// is (clu.Object writes the non-finite floats as Python does, NaN and
+// Infinity, which encoding/json would refuse); anything that cannot be
+// rendered is written as fmt's %v text.
+func toJSON(v any) (out jsonText) {
+	defer func() {
+		if recover() != nil {
+			out = jsonText(fmt.Sprint(v))
+		}
+	}()
+	if m, ok := v.(json.Marshaler); ok {
+		if b, err := m.MarshalJSON(); err == nil {
+			return jsonText(b)
+		}
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return jsonText(fmt.Sprint(v))
@@ -289,16 +368,17 @@ func appendScalar(dst []byte, v any) []byte {
 	return appendString(dst, fmt.Sprint(v), false)
 }
 
-// appendFloat writes f the way encoding/json does; NaN and infinities,
-// which have no JSON or opscore number form, are written as quoted words.
+// appendFloat writes f the way encoding/json does; NaN and the
+// infinities, which have no JSON number form, are written as nan, inf and
+// -inf, the words Python's str(float) gives and the original relays.
 func appendFloat(dst []byte, f float64, bits int) []byte {
 	switch {
 	case math.IsNaN(f):
-		return append(dst, `"NaN"`...)
+		return append(dst, "nan"...)
 	case math.IsInf(f, 1):
-		return append(dst, `"Inf"`...)
+		return append(dst, "inf"...)
 	case math.IsInf(f, -1):
-		return append(dst, `"-Inf"`...)
+		return append(dst, "-inf"...)
 	}
 	format := byte('f')
 	if abs := math.Abs(f); abs != 0 {
@@ -410,11 +490,44 @@ func needsQuotes(s string) bool {
 func isPySpace(r rune) bool { return r >= 0x1c && r <= 0x1f }
 
 func appendString(dst []byte, s string, forceQuotes bool) []byte {
+	// Fast path: printable ASCII, the common case, in one pass.
+	quote, escapes := forceQuotes || s == "", false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f {
+			return appendStringSlow(dst, s, forceQuotes)
+		}
+		switch c {
+		case ' ', '\'', '=', ',', ';':
+			quote = true
+		case '"':
+			quote, escapes = true, true
+		case '\\':
+			escapes = true
+		}
+	}
+	if !quote {
+		return append(dst, s...)
+	}
+	dst = append(dst, '"')
+	if !escapes {
+		dst = append(dst, s...)
+		return append(dst, '"')
+	}
+	return appendEscaped(dst, s)
+}
+
+func appendStringSlow(dst []byte, s string, forceQuotes bool) []byte {
 	s = CleanString(s)
 	if !forceQuotes && !needsQuotes(s) {
 		return append(dst, s...)
 	}
 	dst = append(dst, '"')
+	return appendEscaped(dst, s)
+}
+
+// appendEscaped writes s with `"` and `\` escaped, and the closing quote.
+func appendEscaped(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c == '"' || c == '\\' {
 			dst = append(dst, '\\')

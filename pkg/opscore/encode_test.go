@@ -95,8 +95,12 @@ func TestKeywordString(t *testing.T) {
 		{"floats", KW("f", 1.5, -0.25, 3.0, 1e20, 1e21, 1e-6, 1e-7, 123456789.125, float32(0.1)),
 			"f=1.5,-0.25,3,100000000000000000000,1e+21,0.000001,1e-7,123456789.125,0.1"},
 		{"float zero", KW("f", 0.0, math.Copysign(0, -1)), "f=0,-0"},
-		{"nan and inf are quoted", KW("f", math.NaN(), math.Inf(1), math.Inf(-1)), `f="NaN","Inf","-Inf"`},
-		{"named float", KW("t", celsius(-12.5), celsius(math.NaN())), `t=-12.5,"NaN"`},
+		{"nan and inf as Python writes them", KW("f", math.NaN(), math.Inf(1), math.Inf(-1), float32(math.Inf(-1))), `f=nan,inf,-inf,-inf`},
+		{"string NaN stays a string", KW("f", "NaN", "nan", "Infinity"), `f=NaN,nan,Infinity`},
+		{"reserved name raw", KW("raw", 1), `xraw=1`},
+		{"reserved name RaW", KW("RaW"), `xRaW`},
+		{"raw-like names are fine", KW("rawData", 1), `rawData=1`},
+		{"named float", KW("t", celsius(-12.5), celsius(math.NaN())), `t=-12.5,nan`},
 		{"json number", KW("n", json.Number("1.50"), json.Number("-2e-3")), "n=1.50,-2e-3"},
 		{"bad json number is a string", KW("n", json.Number("1 2"), json.Number("NaN")), `n="1 2",NaN`},
 		{"nil", KW("v", nil), "v=NA"},
@@ -226,3 +230,41 @@ func checkWireRules(t *testing.T, s string) {
 type namedString string
 
 func ptr[T any](v T) *T { return &v }
+
+func TestReservedAndSafeNames(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		reserved bool
+		safe     string
+	}{
+		{"raw", true, "xraw"}, {"RAW", true, "xRAW"}, {"Raw", true, "xRaw"}, {"rAw", true, "xrAw"},
+		{"raw_", false, "raw_"}, {"rawx", false, "rawx"}, {"xraw", false, "xraw"}, {"ra", false, "ra"},
+		{"text", false, "text"}, {"", false, "x"}, {"9x", false, "x9x"}, {"a b", false, "a_b"},
+		{"r\u0430w", false, "r_w"}, // Cyrillic a: not reserved, sanitized
+	} {
+		if got := ReservedName(tc.name); got != tc.reserved {
+			t.Errorf("ReservedName(%q) = %v", tc.name, got)
+		}
+		got := SafeName(tc.name)
+		if got != tc.safe {
+			t.Errorf("SafeName(%q) = %q, want %q", tc.name, got, tc.safe)
+		}
+		if !ValidName(got) {
+			t.Errorf("SafeName(%q) = %q is not a valid name", tc.name, got)
+		}
+		if w := KW(tc.name).String(); w != got {
+			t.Errorf("KW(%q) is written %q, SafeName says %q", tc.name, w, got)
+		}
+	}
+	if ValidName("raw") || ValidName("RAW") {
+		t.Error("ValidName accepts the reserved name raw")
+	}
+}
+
+func TestParseReplyRejectsRaw(t *testing.T) {
+	for _, line := range []string{"1 2 i raw=x", "1 2 i a=1; RAW=x y", "1 2 i Raw"} {
+		if r, err := ParseReply(line); err == nil {
+			t.Errorf("ParseReply(%q) = %+v, want an error", line, r)
+		}
+	}
+}

@@ -109,11 +109,11 @@ func FuzzEncode(f *testing.F) {
 func floatText(f float64) string {
 	switch {
 	case math.IsNaN(f):
-		return "NaN"
+		return "nan"
 	case math.IsInf(f, 1):
-		return "Inf"
+		return "inf"
 	case math.IsInf(f, -1):
-		return "-Inf"
+		return "-inf"
 	}
 	return string(appendFloat(nil, f, 64))
 }

@@ -47,7 +47,8 @@ func (r Reply) Get(name string) (Keyword, bool) {
 // the opscore reply grammar: ids are `0` or digits without a leading zero,
 // the one-character code is one of the protocol's codes and is followed by
 // at least one blank, keywords are `name[=value[,value...]]` separated by
-// `;`, a name matches [A-Za-z][A-Za-z0-9_.]*, a bare value is
+// `;`, a name matches [A-Za-z][A-Za-z0-9_.]* and is not the reserved raw
+// (in any case; see ReservedName), a bare value is
 // [^"'\s=,;]+ and a quoted value is in double or single quotes. It rejects
 // what opscore rejects: `key=`, a trailing `;`, an unterminated quote, text
 // right after a closing quote. Unlike opscore, which keeps escapes as

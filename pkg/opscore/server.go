@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -19,9 +20,11 @@ import (
 // Defaults of the server options.
 const (
 	DefaultMaxLineLength = 64 << 10
-	DefaultQueueLength   = 1024
+	DefaultMaxBacklog    = 64 << 20
+	DefaultStallTimeout  = 60 * time.Second
 	DefaultMaxCommands   = 256
 	DefaultVersion       = "unknown"
+	DefaultActorName     = "fliswarm"
 )
 
 // When a user's connection reaches end of file its commands are cancelled;
@@ -33,6 +36,16 @@ const (
 	drainTimeout = 5 * time.Second
 )
 
+// Bad input is logged at most badLogBurst lines per badLogWindow per server.
+const (
+	badLogBurst  = 5
+	badLogWindow = time.Second
+)
+
+// A writer's buffer larger than keepBuffer is released once written, so
+// that memory goes back down after a flood.
+const keepBuffer = 1 << 20
+
 // Option configures a Server.
 type Option func(*Server)
 
@@ -41,6 +54,17 @@ func WithLogger(log logr.Logger) Option { return func(s *Server) { s.log = log }
 
 // WithVersion sets the version told to every new user (default "unknown").
 func WithVersion(version string) Option { return func(s *Server) { s.version = version } }
+
+// WithActorName sets the actor's name (default "fliswarm"): the first value
+// of every `error` keyword the server and Command.Failf write for a failure
+// that concerns no node (see ErrorKW).
+func WithActorName(name string) Option {
+	return func(s *Server) {
+		if name != "" {
+			s.actor = name
+		}
+	}
+}
 
 // WithMaxLineLength sets the longest command line accepted, in bytes
 // without the newline (default 64 KiB). A longer line is discarded and
@@ -53,13 +77,25 @@ func WithMaxLineLength(n int) Option {
 	}
 }
 
-// WithQueueLength sets how many reply lines may wait to be written to one
-// user (default 1024). A user whose queue overflows is disconnected, so
-// that a client that does not read never delays anyone else.
-func WithQueueLength(n int) Option {
+// WithMaxBacklog sets how many bytes of replies may wait to be written to
+// one user (default 64 MiB). A user whose backlog would grow beyond it is
+// disconnected. Replies are never dropped otherwise: a user that reads
+// slowly gets every line, in order, however long it takes.
+func WithMaxBacklog(bytes int) Option {
 	return func(s *Server) {
-		if n > 0 {
-			s.queueLen = n
+		if bytes > 0 {
+			s.maxBacklog = bytes
+		}
+	}
+}
+
+// WithStallTimeout sets how long a user with replies waiting may go without
+// any write progress (its connection accepts not one byte) before it is
+// disconnected (default 60 s).
+func WithStallTimeout(d time.Duration) Option {
+	return func(s *Server) {
+		if d > 0 {
+			s.stall = d
 		}
 	}
 }
@@ -85,14 +121,25 @@ type User struct {
 // Server is an opscore actor's TCP server: it accepts users, greets them,
 // reads their command lines, runs each command through the Handler and
 // routes the replies.
+//
+// Replies to a user are queued without ever blocking the writer of the
+// reply (a command, a broadcast, another user's command) and written by
+// the user's own goroutine, in batches: everything queued while the
+// previous write was under way goes out in one write. A user is dropped
+// when its backlog exceeds WithMaxBacklog or when it has made no write
+// progress for WithStallTimeout; nobody else notices.
 type Server struct {
-	addr     string
-	handler  Handler
-	log      logr.Logger
-	version  string
-	maxLine  int
-	queueLen int
-	maxCmds  int
+	addr       string
+	handler    Handler
+	log        logr.Logger
+	version    string
+	actor      string
+	maxLine    int
+	maxBacklog int
+	stall      time.Duration
+	maxCmds    int
+
+	badLog logLimiter
 
 	lnMu      sync.Mutex
 	ln        net.Listener
@@ -109,16 +156,19 @@ type Server struct {
 // picks a free one) and run commands with h.
 func NewServer(addr string, h Handler, opts ...Option) *Server {
 	s := &Server{
-		addr:      addr,
-		handler:   h,
-		log:       logr.Discard(),
-		version:   DefaultVersion,
-		maxLine:   DefaultMaxLineLength,
-		queueLen:  DefaultQueueLength,
-		maxCmds:   DefaultMaxCommands,
-		listening: make(chan struct{}),
-		users:     make(map[int]*conn),
+		addr:       addr,
+		handler:    h,
+		log:        logr.Discard(),
+		version:    DefaultVersion,
+		actor:      DefaultActorName,
+		maxLine:    DefaultMaxLineLength,
+		maxBacklog: DefaultMaxBacklog,
+		stall:      DefaultStallTimeout,
+		maxCmds:    DefaultMaxCommands,
+		listening:  make(chan struct{}),
+		users:      make(map[int]*conn),
 	}
+	s.badLog.now = time.Now
 	for _, o := range opts {
 		o(s)
 	}
@@ -223,7 +273,10 @@ func (s *Server) Users() []User {
 // Broadcast sends an unsolicited reply (uid 0, cmdId 0) to every user. It
 // never blocks on a slow user.
 func (s *Server) Broadcast(code Code, kws ...Keyword) {
-	s.broadcastLine(AppendReply(nil, 0, 0, code, kws...))
+	b := getScratch()
+	*b = append(AppendReply(*b, 0, 0, code, kws...), '\n')
+	s.broadcastLine(*b)
+	putScratch(b)
 }
 
 // WriteUser sends a reply to one user, tagged with uid and cmdID, and
@@ -236,7 +289,7 @@ func (s *Server) WriteUser(uid, cmdID int, code Code, kws ...Keyword) bool {
 	if c == nil {
 		return false
 	}
-	c.send(AppendReply(nil, uid, cmdID, code, kws...))
+	c.reply(uid, cmdID, code, kws...)
 	return true
 }
 
@@ -254,13 +307,13 @@ func (s *Server) RunBroadcast(ctx context.Context, body string) error {
 		return &ParseError{Reason: "no command given"}
 	}
 	l := Line{Verb: words[0], Args: words[1:], Raw: trimBlanks(body)}
-	cmd := newCommand(l, 0, s.broadcastLine, s.log)
+	cmd := newCommand(l, 0, s.actor, s.broadcastLine, s.log)
 	s.run(ctx, cmd)
 	return nil
 }
 
+// broadcastLine queues a line (newline included) to every user.
 func (s *Server) broadcastLine(line []byte) {
-	line = append(line, '\n')
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, c := range s.users {
@@ -279,7 +332,7 @@ func (s *Server) run(ctx context.Context, cmd *Command) {
 		}
 		if !cmd.Done() {
 			s.log.Info("command ended without a reply", "user", cmd.UserID, "cmdID", cmd.ID, "verb", cmd.Verb)
-			cmd.Fail(KW("error", "command ended without a reply"))
+			cmd.Failf("command ended without a reply")
 		}
 	}()
 	cmd.Write(Running)
@@ -297,7 +350,7 @@ func (s *Server) register(c *conn) {
 	c.id = id
 	s.users[id] = c
 
-	c.send(AppendReply(nil, id, 0, Info, KW("yourUserID", id), KW("num_users", len(s.users))))
+	c.reply(id, 0, Info, KW("yourUserID", id), KW("num_users", len(s.users)))
 	ids := make([]int, 0, len(s.users))
 	for uid := range s.users {
 		ids = append(ids, uid)
@@ -310,7 +363,7 @@ func (s *Server) register(c *conn) {
 			u.enqueue(line)
 		}
 	}
-	c.send(AppendReply(nil, id, 0, Info, KW("version", Quoted(s.version))))
+	c.reply(id, 0, Info, KW("version", Quoted(s.version)))
 }
 
 func (s *Server) unregister(c *conn) {
@@ -332,7 +385,14 @@ type conn struct {
 	ctx    context.Context // cancelled when the connection goes
 	cancel context.CancelFunc
 
-	out        chan []byte   // reply lines, newline included
+	// The backlog: replies queued (obuf) and taken by the writer but not
+	// yet written (writing bytes).
+	omu     sync.Mutex
+	obuf    []byte
+	writing int
+	closed  bool // aborted: queue nothing more
+
+	wake       chan struct{} // a token when obuf stops being empty
 	quit       chan struct{} // closed by abort
 	drain      chan struct{} // closed to make the writer flush and stop
 	writerDone chan struct{}
@@ -347,7 +407,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		srv:        s,
 		nc:         nc,
 		addr:       nc.RemoteAddr().String(),
-		out:        make(chan []byte, s.queueLen),
+		wake:       make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		drain:      make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -357,7 +417,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		c.host = h
 	}
 	c.ctx, c.cancel = context.WithCancel(ctx)
-	stop := context.AfterFunc(ctx, func() { c.abort("server stopping", nil) })
+	stop := context.AfterFunc(ctx, func() { c.abort("server stopping") })
 	defer stop()
 
 	s.register(c)
@@ -382,18 +442,24 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		close(c.drain)
 		<-c.writerDone
 	}
-	c.abort("", nil)
+	c.abort("")
 	<-c.writerDone
 	s.unregister(c)
 	s.log.Info("user disconnected", "user", c.id, "addr", c.addr)
 }
 
-// abort closes the connection at once and cancels its commands. It does
+// abort closes the connection at once, discards its backlog and cancels
+// its commands; a non-empty reason is logged with keysAndValues. It does
 // not take the server's lock, so it may be called while holding it.
-func (c *conn) abort(reason string, err error) {
+func (c *conn) abort(reason string, keysAndValues ...any) {
 	c.abortOnce.Do(func() {
+		c.omu.Lock()
+		c.closed = true
+		c.obuf = nil
+		c.omu.Unlock()
 		if reason != "" {
-			c.srv.log.Info("dropping user", "user", c.id, "addr", c.addr, "reason", reason, "error", err)
+			kv := append([]any{"user", c.id, "addr", c.addr, "reason", reason}, keysAndValues...)
+			c.srv.log.Info("dropping user", kv...)
 		}
 		c.cancel()
 		close(c.quit)
@@ -401,77 +467,135 @@ func (c *conn) abort(reason string, err error) {
 	})
 }
 
-// send queues a reply line (without its newline).
-func (c *conn) send(line []byte) { c.enqueue(append(line, '\n')) }
+// reply queues a reply line to this user.
+func (c *conn) reply(uid, cmdID int, code Code, kws ...Keyword) {
+	b := getScratch()
+	*b = append(AppendReply(*b, uid, cmdID, code, kws...), '\n')
+	c.enqueue(*b)
+	putScratch(b)
+}
 
-// enqueue queues a line without ever blocking; if the queue is full the
-// user is not reading and is dropped.
+// enqueue copies a line (newline included) to the backlog without ever
+// blocking; a user whose backlog would exceed the bound is dropped.
 func (c *conn) enqueue(line []byte) {
-	select {
-	case <-c.quit:
+	c.omu.Lock()
+	if c.closed {
+		c.omu.Unlock()
 		return
-	default:
 	}
-	select {
-	case c.out <- line:
-	default:
-		c.abort("outgoing queue full: the client is not reading", nil)
+	if backlog := len(c.obuf) + c.writing + len(line); backlog > c.srv.maxBacklog {
+		c.omu.Unlock()
+		c.abort("backlog over the limit: the client is not reading fast enough",
+			"backlogBytes", backlog, "maxBacklogBytes", c.srv.maxBacklog)
+		return
+	}
+	wasEmpty := len(c.obuf) == 0
+	c.obuf = append(c.obuf, line...)
+	c.omu.Unlock()
+	if wasEmpty {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
+// backlog returns the bytes queued and not yet written.
+func (c *conn) backlog() int {
+	c.omu.Lock()
+	defer c.omu.Unlock()
+	return len(c.obuf) + c.writing
+}
+
+// writeLoop writes the backlog: each time, everything queued so far in one
+// write, until the connection is aborted or drained.
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
-	bw := bufio.NewWriterSize(c.nc, 32<<10)
-	write := func(b []byte) bool {
-		if _, err := bw.Write(b); err != nil {
-			c.abort("write failed", err)
-			return false
+	var spare []byte
+	// take swaps the backlog for the spare buffer; nil when it is empty.
+	take := func() []byte {
+		c.omu.Lock()
+		defer c.omu.Unlock()
+		if len(c.obuf) == 0 || c.closed {
+			return nil
 		}
-		return true
+		b := c.obuf
+		c.obuf = spare[:0]
+		c.writing = len(b)
+		return b
 	}
-	flush := func() bool {
-		if err := bw.Flush(); err != nil {
-			c.abort("write failed", err)
-			return false
+	done := func(b []byte) {
+		c.omu.Lock()
+		c.writing = 0
+		c.omu.Unlock()
+		if cap(b) <= keepBuffer {
+			spare = b[:0]
+		} else {
+			spare = nil
 		}
-		return true
 	}
 	for {
 		select {
-		case b := <-c.out:
-			if !write(b) {
-				return
-			}
-			for more := true; more; {
-				select {
-				case b := <-c.out:
-					if !write(b) {
-						return
-					}
-				default:
-					more = false
+		case <-c.wake:
+			for b := take(); b != nil; b = take() {
+				if !c.writeAll(b) {
+					return
 				}
-			}
-			if !flush() {
-				return
+				done(b)
 			}
 		case <-c.drain:
 			_ = c.nc.SetWriteDeadline(time.Now().Add(drainTimeout))
-			for {
-				select {
-				case b := <-c.out:
-					if !write(b) {
-						return
-					}
-				default:
-					flush()
+			for b := take(); b != nil; b = take() {
+				if _, err := c.nc.Write(b); err != nil {
 					return
 				}
+				done(b)
 			}
+			return
 		case <-c.quit:
 			return
 		}
 	}
+}
+
+// writeAll writes b, dropping the user when it has made no progress for
+// the stall time. Each write's deadline is a fraction of the stall time
+// (and never beyond the stall time after the last progress), so that a
+// slow reader's partial progress is seen: a user is dropped no earlier than
+// the stall time after its last progress, and at most one such fraction
+// later.
+func (c *conn) writeAll(b []byte) bool {
+	stall := c.srv.stall
+	step := min(max(stall/4, time.Millisecond), 5*time.Second)
+	last := time.Now()
+	for len(b) > 0 {
+		deadline := time.Now().Add(step)
+		if end := last.Add(stall); end.Before(deadline) {
+			deadline = end
+		}
+		_ = c.nc.SetWriteDeadline(deadline)
+		n, err := c.nc.Write(b)
+		b = b[n:]
+		if n > 0 {
+			last = time.Now()
+			c.omu.Lock()
+			c.writing -= n
+			c.omu.Unlock()
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if stalled := time.Since(last); stalled >= stall {
+				c.abort("no write progress: the client is not reading",
+					"stalledFor", stalled.Round(time.Millisecond).String(), "backlogBytes", c.backlog())
+				return false
+			}
+		default:
+			c.abort("write failed", "error", err)
+			return false
+		}
+	}
+	return true
 }
 
 // readLoop reads command lines until the connection ends; it reports
@@ -497,9 +621,23 @@ func (c *conn) readLoop() bool {
 
 func (c *conn) lineTooLong(prefix string) {
 	l, _, _ := splitHeader(trimBlanks(prefix))
-	c.srv.log.Info("command line too long", "user", c.id, "cmdID", l.ID, "max", c.srv.maxLine)
-	c.send(AppendReply(nil, c.id, l.ID, Failed,
-		KW("error", fmt.Sprintf("command line longer than %d bytes", c.srv.maxLine))))
+	c.logBad("command line too long", "user", c.id, "cmdID", l.ID, "max", c.srv.maxLine)
+	c.reply(c.id, l.ID, Failed,
+		ErrorKW(c.srv.actor, fmt.Sprintf("command line longer than %d bytes", c.srv.maxLine)))
+}
+
+// logBad logs a problem with the user's input, rate-limited per server so
+// that a client sending garbage cannot flood the log; the next line logged
+// says how many were suppressed.
+func (c *conn) logBad(msg string, keysAndValues ...any) {
+	ok, suppressed := c.srv.badLog.allow()
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		keysAndValues = append(keysAndValues, "suppressed", suppressed)
+	}
+	c.srv.log.Info(msg, keysAndValues...)
 }
 
 func (c *conn) handleLine(raw string) {
@@ -517,21 +655,21 @@ func (c *conn) handleLine(raw string) {
 		if errors.As(err, &pe) {
 			reason = pe.Reason
 		}
-		s.log.Info("bad command line", "user", c.id, "cmdID", l.ID, "reason", reason)
-		c.send(AppendReply(nil, c.id, l.ID, Failed, KW("error", reason)))
+		c.logBad("bad command line", "user", c.id, "cmdID", l.ID, "reason", reason)
+		c.reply(c.id, l.ID, Failed, ErrorKW(s.actor, reason))
 		return
 	}
 	if c.inflight.Load() >= int64(s.maxCmds) {
-		s.log.Info("too many commands running", "user", c.id, "cmdID", l.ID, "verb", l.Verb)
-		c.send(AppendReply(nil, c.id, l.ID, Failed,
-			KW("error", fmt.Sprintf("too many commands running (at most %d)", s.maxCmds))))
+		c.logBad("too many commands running", "user", c.id, "cmdID", l.ID, "verb", l.Verb)
+		c.reply(c.id, l.ID, Failed,
+			ErrorKW(s.actor, fmt.Sprintf("too many commands running (at most %d)", s.maxCmds)))
 		return
 	}
 	if s.log.V(1).Enabled() {
 		s.log.V(1).Info("command", "user", c.id, "cmdID", l.ID, "commander", l.Commander, "body", l.Raw)
 	}
 
-	cmd := newCommand(l, c.id, c.send, s.log)
+	cmd := newCommand(l, c.id, s.actor, c.enqueue, s.log)
 	ctx, cancel := context.WithCancel(c.ctx)
 	c.inflight.Add(1)
 	c.cmds.Add(1)
@@ -543,4 +681,33 @@ func (c *conn) handleLine(raw string) {
 		defer cancel()
 		s.run(ctx, cmd)
 	}()
+}
+
+// logLimiter lets at most badLogBurst lines through per badLogWindow and
+// counts the others.
+type logLimiter struct {
+	now func() time.Time
+
+	mu         sync.Mutex
+	window     time.Time // start of the current window
+	logged     int       // lines let through in it
+	suppressed int       // lines suppressed since the last one let through
+}
+
+// allow reports whether a line may be logged now, and if so how many were
+// suppressed before it.
+func (l *logLimiter) allow() (ok bool, suppressed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	if now.Sub(l.window) >= badLogWindow || now.Before(l.window) {
+		l.window, l.logged = now, 0
+	}
+	if l.logged >= badLogBurst {
+		l.suppressed++
+		return false, 0
+	}
+	l.logged++
+	suppressed, l.suppressed = l.suppressed, 0
+	return true, suppressed
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -65,6 +67,13 @@ func (h *testHandler) Handle(ctx context.Context, cmd *Command) {
 		case <-ctx.Done():
 		}
 	case "wait":
+		<-ctx.Done()
+		h.cancelled <- cmd.ID
+	case "fill": // 16 MiB, then wait
+		big := strings.Repeat("x", 4096)
+		for range 4096 {
+			cmd.Write(Info, KW("text", big))
+		}
 		<-ctx.Done()
 		h.cancelled <- cmd.ID
 	case "flood":
@@ -332,15 +341,15 @@ func TestExactlyOneTerminalReply(t *testing.T) {
 	c := greeted(t, s, 1, 1)
 
 	c.send("4 panic\n")
-	c.expect("1 4 > ", `1 4 f error="Command \"panic\" failed: internal error: boom"`)
+	c.expect("1 4 > ", `1 4 f error=fliswarm,"Command \"panic\" failed: internal error: boom"`)
 	c.send("5 noreply\n")
-	c.expect("1 5 > ", `1 5 f error="command ended without a reply"`)
+	c.expect("1 5 > ", `1 5 f error=fliswarm,"command ended without a reply"`)
 	c.send("6 twice\n")
 	c.expect("1 6 > ", "1 6 : ")
 	c.send("7 fatal\n")
 	c.expect("1 7 > ", "1 7 ! text=dead")
 	c.send("8 nosuchverb\n")
-	c.expect("1 8 > ", `1 8 f error="Command \"nosuchverb\" not found."`)
+	c.expect("1 8 > ", `1 8 f error=fliswarm,"Command \"nosuchverb\" not found."`)
 	c.send("9 ping\n")
 	c.expect("1 9 > ", "1 9 : text=Pong.")
 }
@@ -351,13 +360,13 @@ func TestBadLines(t *testing.T) {
 
 	c.send("\n   \n\r\n") // ignored
 	c.send("12 talk \"unterminated\n")
-	c.expect(`1 12 f error="unterminated double quote"`)
+	c.expect(`1 12 f error=fliswarm,"unterminated double quote"`)
 	c.send("APO.Jose 13\n")
-	c.expect(`1 13 f error="no command given"`)
+	c.expect(`1 13 f error=fliswarm,"no command given"`)
 	c.send("14 \x00\x01\xfe\xff junk\n")
-	c.expect(`1 14 f error="command line is not valid UTF-8"`)
+	c.expect(`1 14 f error=fliswarm,"command line is not valid UTF-8"`)
 	c.send("\x00\x01\x02\x03\n")
-	c.expect(`1 0 f error="command line contains control characters"`)
+	c.expect(`1 0 f error=fliswarm,"command line contains control characters"`)
 	c.send("15 ping\n")
 	c.expect("1 15 > ", "1 15 : text=Pong.")
 }
@@ -368,15 +377,15 @@ func TestLongLine(t *testing.T) {
 
 	// Far over the limit: discarded in pieces.
 	c.send("9 echo " + strings.Repeat("x", 200<<10) + "\n")
-	c.expect(`1 9 f error="command line longer than 65536 bytes"`)
+	c.expect(`1 9 f error=fliswarm,"command line longer than 65536 bytes"`)
 	// Exactly at the limit is fine; one more byte is not.
 	body := "echo " + strings.Repeat("y", DefaultMaxLineLength-len("10 echo "))
 	c.send("10 " + body + "\n")
 	c.expect("1 10 > ", "1 10 i args="+strings.Repeat("y", DefaultMaxLineLength-len("10 echo ")), "1 10 : ")
 	c.send("11 " + body + "y\r\n")
-	c.expect(`1 11 f error="command line longer than 65536 bytes"`)
+	c.expect(`1 11 f error=fliswarm,"command line longer than 65536 bytes"`)
 	c.send("12 " + body + "yy\n")
-	c.expect(`1 12 f error="command line longer than 65536 bytes"`)
+	c.expect(`1 12 f error=fliswarm,"command line longer than 65536 bytes"`)
 	c.send("13 ping\n")
 	c.expect("1 13 > ", "1 13 : text=Pong.")
 }
@@ -385,7 +394,7 @@ func TestSmallMaxLine(t *testing.T) {
 	s := startServer(t, newTestHandler(), WithMaxLineLength(32))
 	c := greeted(t, s, 1, 1)
 	c.send("APO.Jose 77 " + strings.Repeat("z", 100) + "\n")
-	c.expect(`1 77 f error="command line longer than 32 bytes"`)
+	c.expect(`1 77 f error=fliswarm,"command line longer than 32 bytes"`)
 	c.send("78 ping\n")
 	c.expect("1 78 > ", "1 78 : text=Pong.")
 }
@@ -408,7 +417,7 @@ func TestTooManyCommands(t *testing.T) {
 	c := greeted(t, s, 1, 1)
 	c.send("1 block\n2 block\n3 block\n")
 	got := []string{c.next(), c.next(), c.next()}
-	want := []string{"1 1 > ", "1 2 > ", `1 3 f error="too many commands running (at most 2)"`}
+	want := []string{"1 1 > ", "1 2 > ", `1 3 f error=fliswarm,"too many commands running (at most 2)"`}
 	if !cmp.Equal(sorted(got), sorted(want)) {
 		t.Fatalf("got %q, want %q in any order", got, want)
 	}
@@ -468,7 +477,7 @@ func TestHalfClose(t *testing.T) {
 	for range 4 {
 		got = append(got, c.next())
 	}
-	want := []string{"1 1 > ", `1 1 f error="command ended without a reply"`, "1 2 > ", "1 2 : text=Pong."}
+	want := []string{"1 1 > ", `1 1 f error=fliswarm,"command ended without a reply"`, "1 2 > ", "1 2 : text=Pong."}
 	if !cmp.Equal(sorted(got), sorted(want)) {
 		t.Errorf("got %q, want %q in any order", got, want)
 	}
@@ -480,12 +489,13 @@ func TestHalfClose(t *testing.T) {
 	waitFor(t, "the user to go", func() bool { return len(s.Users()) == 0 })
 }
 
-// TestSlowClientDropped: a user that never reads is dropped once its queue
-// overflows, its commands are cancelled, and other users and Broadcast are
-// never held up meanwhile.
+// TestSlowClientDropped: a user that never reads is dropped once its
+// backlog overflows, its commands are cancelled, and other users and
+// Broadcast are never held up meanwhile.
 func TestSlowClientDropped(t *testing.T) {
 	h := newTestHandler()
-	s := startServer(t, h, WithQueueLength(64))
+	log, logged := captureLog()
+	s := startServer(t, h, WithMaxBacklog(1<<20), WithLogger(log))
 	dialSilent(t, s) // never reads anything
 	waitFor(t, "the silent user", func() bool { return cmp.Equal(userIDs(s), []int{1}) })
 
@@ -531,13 +541,18 @@ func TestSlowClientDropped(t *testing.T) {
 	if err != nil || r.Code != Done {
 		t.Fatalf("ping after the drop: %+v, %v", r, err)
 	}
+	drop := logged.find("dropping user")
+	if drop == nil || !strings.Contains(drop.kv["reason"], "backlog over the limit") ||
+		drop.kv["user"] != "1" || drop.kv["maxBacklogBytes"] != "1048576" || drop.kv["backlogBytes"] == "" {
+		t.Errorf("drop logged as %+v", drop)
+	}
 }
 
 // TestFloodingCommandDropsItsUser: a command writing faster than its user
 // reads gets its user dropped and its context cancelled.
 func TestFloodingCommandDropsItsUser(t *testing.T) {
 	h := newTestHandler()
-	s := startServer(t, h, WithQueueLength(32))
+	s := startServer(t, h, WithMaxBacklog(256<<10))
 	slow := dialSilent(t, s)
 	if _, err := slow.Write([]byte("41 flood\n")); err != nil {
 		t.Fatal(err)
@@ -667,5 +682,290 @@ func TestListenError(t *testing.T) {
 	var addrErr *net.AddrError
 	if !errors.As(err, &opErr) && !errors.As(err, &addrErr) {
 		t.Errorf("error %v does not wrap the net error", err)
+	}
+}
+
+// logLine is one captured log line.
+type logLine struct {
+	msg string
+	kv  map[string]string
+}
+
+type logCapture struct {
+	mu    sync.Mutex
+	lines []logLine
+}
+
+// captureLog returns a logger recording every line.
+func captureLog() (logr.Logger, *logCapture) {
+	lc := &logCapture{}
+	return funcr.New(func(prefix, args string) {}, funcr.Options{}).WithSink(&captureSink{lc: lc}), lc
+}
+
+func (lc *logCapture) find(msg string) *logLine {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	for i := range lc.lines {
+		if lc.lines[i].msg == msg {
+			l := lc.lines[i]
+			return &l
+		}
+	}
+	return nil
+}
+
+func (lc *logCapture) all(msg string) []logLine {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	var out []logLine
+	for _, l := range lc.lines {
+		if l.msg == msg {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+type captureSink struct {
+	lc *logCapture
+	kv []any
+}
+
+func (s *captureSink) Init(logr.RuntimeInfo)  {}
+func (s *captureSink) Enabled(level int) bool { return level == 0 }
+func (s *captureSink) Info(_ int, msg string, kv ...any) {
+	l := logLine{msg: msg, kv: map[string]string{}}
+	all := append(append([]any{}, s.kv...), kv...)
+	for i := 0; i+1 < len(all); i += 2 {
+		l.kv[fmt.Sprint(all[i])] = fmt.Sprint(all[i+1])
+	}
+	s.lc.mu.Lock()
+	s.lc.lines = append(s.lc.lines, l)
+	s.lc.mu.Unlock()
+}
+func (s *captureSink) Error(err error, msg string, kv ...any) {
+	s.Info(0, msg, append(kv, "error", err)...)
+}
+func (s *captureSink) WithValues(kv ...any) logr.LogSink {
+	return &captureSink{lc: s.lc, kv: append(append([]any{}, s.kv...), kv...)}
+}
+func (s *captureSink) WithName(string) logr.LogSink { return s }
+
+// TestStalledClientDropped: a user that reads nothing is dropped after the
+// stall time although its backlog is far below the bound; the log says so,
+// with the backlog size, and the server goes on serving.
+func TestStalledClientDropped(t *testing.T) {
+	h := newTestHandler()
+	log, logged := captureLog()
+	const stall = 300 * time.Millisecond
+	s := startServer(t, h, WithStallTimeout(stall), WithLogger(log))
+	silent := dialSilent(t, s)
+	// Fill the socket buffers so that writes stop making progress, with
+	// a backlog far below the bound.
+	if _, err := silent.Write([]byte("41 fill\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-h.cancelled:
+		if id != 41 {
+			t.Errorf("cancelled command %d, want 41", id)
+		}
+	case <-time.After(wait):
+		t.Fatal("the stalled user's command was never cancelled")
+	}
+	waitFor(t, "the user to go", func() bool { return len(s.Users()) == 0 })
+	drop := logged.find("dropping user")
+	if drop == nil || !strings.Contains(drop.kv["reason"], "no write progress") {
+		t.Fatalf("drop logged as %+v", drop)
+	}
+	stalled, err := time.ParseDuration(drop.kv["stalledFor"])
+	if err != nil || stalled < stall {
+		t.Errorf("stalledFor %q: dropped before the stall time %v", drop.kv["stalledFor"], stall)
+	}
+	if n, err := strconv.Atoi(drop.kv["backlogBytes"]); err != nil || n <= 0 || n > DefaultMaxBacklog {
+		t.Errorf("backlogBytes %q", drop.kv["backlogBytes"])
+	}
+	other := greeted(t, s, 1, 1)
+	other.send("1 ping\n")
+	other.expect("1 1 > ", "1 1 : text=Pong.")
+}
+
+// TestSlowReaderGetsEverything: a user that stops reading while far more
+// than the old 1,024 lines pile up (and the stall time is long) is not
+// dropped, and once it reads again it gets every line, in order.
+func TestSlowReaderGetsEverything(t *testing.T) {
+	h := &countHandler{done: make(chan struct{})}
+	s := NewServer("127.0.0.1:0", h, WithVersion("1.2.3"))
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	nc, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	const n = 200000
+	if _, err := nc.Write([]byte("5 count " + strconv.Itoa(n) + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	// Read nothing until the command has written everything: the lines
+	// wait in the socket buffers and the backlog.
+	select {
+	case <-h.done:
+	case <-time.After(wait):
+		t.Fatal("the command did not finish writing")
+	}
+	if len(s.Users()) != 1 {
+		t.Fatal("the slow reader was dropped")
+	}
+	sc := bufio.NewScanner(nc)
+	for range 3 { // greeting
+		sc.Scan()
+	}
+	want := []string{"1 5 > "}
+	for i := range n {
+		want = append(want, fmt.Sprintf("1 5 i n=%d; text=\"a line of some length to fill the buffers\"", i))
+	}
+	want = append(want, "1 5 : ")
+	for i, w := range want {
+		if !sc.Scan() {
+			t.Fatalf("line %d: %v", i, sc.Err())
+		}
+		if sc.Text() != w {
+			t.Fatalf("line %d = %q, want %q", i, sc.Text(), w)
+		}
+	}
+}
+
+// countHandler answers "count N" with N numbered lines.
+type countHandler struct {
+	once sync.Once
+	done chan struct{}
+}
+
+func (h *countHandler) Handle(ctx context.Context, cmd *Command) {
+	n, _ := strconv.Atoi(cmd.Args[0])
+	for i := range n {
+		cmd.Write(Info, KW("n", i), KW("text", "a line of some length to fill the buffers"))
+	}
+	cmd.Finish()
+	h.once.Do(func() { close(h.done) })
+}
+
+// TestBadLinesLogRateLimited: a client sending garbage gets a failure for
+// every line, but the log grows by a few lines only, the next one saying
+// how many were suppressed.
+func TestBadLinesLogRateLimited(t *testing.T) {
+	log, logged := captureLog()
+	s := startServer(t, newTestHandler(), WithLogger(log))
+	now := time.Unix(1000, 0)
+	var mu sync.Mutex
+	s.badLog.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	c := greeted(t, s, 1, 1)
+	const n = 1000
+	c.send(strings.Repeat("7 x \"open\n", n))
+	for range n {
+		if l := c.next(); l != `1 7 f error=fliswarm,"unterminated double quote"` {
+			t.Fatalf("got %q", l)
+		}
+	}
+	if got := len(logged.all("bad command line")); got != badLogBurst {
+		t.Fatalf("%d lines logged for %d bad lines, want %d", got, n, badLogBurst)
+	}
+	mu.Lock()
+	now = now.Add(badLogWindow)
+	mu.Unlock()
+	c.send("8 x \"open\n")
+	c.expect(`1 8 f error=fliswarm,"unterminated double quote"`)
+	lines := logged.all("bad command line")
+	if len(lines) != badLogBurst+1 || lines[badLogBurst].kv["suppressed"] != strconv.Itoa(n-badLogBurst) {
+		t.Fatalf("log lines %+v, want the last one with suppressed=%d", lines, n-badLogBurst)
+	}
+}
+
+func TestLogLimiter(t *testing.T) {
+	now := time.Unix(0, 0)
+	l := logLimiter{now: func() time.Time { return now }}
+	for i := range badLogBurst {
+		if ok, sup := l.allow(); !ok || sup != 0 {
+			t.Fatalf("line %d: %v %d", i, ok, sup)
+		}
+	}
+	for range 3 {
+		if ok, _ := l.allow(); ok {
+			t.Fatal("let through over the burst")
+		}
+	}
+	now = now.Add(badLogWindow - time.Nanosecond)
+	if ok, _ := l.allow(); ok {
+		t.Fatal("let through before the window ended")
+	}
+	now = now.Add(time.Nanosecond)
+	if ok, sup := l.allow(); !ok || sup != 4 {
+		t.Fatalf("after the window: %v, suppressed %d, want 4", ok, sup)
+	}
+	if ok, sup := l.allow(); !ok || sup != 0 {
+		t.Fatalf("next: %v %d", ok, sup)
+	}
+}
+
+// TestActorName: every error the server and the command framework write
+// has two values, the actor's name first; FailNode names the node.
+func TestActorName(t *testing.T) {
+	h := HandlerFunc(func(ctx context.Context, cmd *Command) {
+		switch cmd.Verb {
+		case "node":
+			cmd.FailNode("gfa2", "Node %s is down.", "sdss-gfa2")
+		case "err":
+			cmd.Errorf("half %s", "wrong")
+			cmd.Finish()
+		case "name":
+			cmd.Finish(KW("text", cmd.ActorName()))
+		default:
+			cmd.FailUnknown()
+		}
+	})
+	s := NewServer("127.0.0.1:0", h, WithVersion("1.2.3"), WithActorName("myactor"), WithMaxLineLength(40))
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	c := greeted(t, s, 1, 1)
+	for _, step := range []struct {
+		line string
+		want []string
+	}{
+		{"1 foo\n", []string{"1 1 > ", `1 1 f error=myactor,"Command \"foo\" not found."`}},
+		{"2 node\n", []string{"1 2 > ", `1 2 f error=gfa2,"Node sdss-gfa2 is down."`}},
+		{"3 err\n", []string{"1 3 > ", `1 3 e error=myactor,"half wrong"`, "1 3 : "}},
+		{"4 name\n", []string{"1 4 > ", "1 4 : text=myactor"}},
+		{"5 'x\n", []string{`1 5 f error=myactor,"unterminated single quote"`}},
+		{"6 " + strings.Repeat("y", 50) + "\n", []string{`1 6 f error=myactor,"command line longer than 40 bytes"`}},
+	} {
+		c.send(step.line)
+		c.expect(step.want...)
+	}
+}
+
+func TestErrorKW(t *testing.T) {
+	if got := ErrorKW("gfa1", "Node is not pinging back.").String(); got != `error=gfa1,"Node is not pinging back."` {
+		t.Errorf("got %s", got)
+	}
+	if got := ErrorKW("fliswarm", "x").String(); got != `error=fliswarm,"x"` {
+		t.Errorf("got %s", got)
+	}
+	var got []string
+	cmd := NewCommand(Line{ID: 3, Verb: "v"}, 2, func(l string) { got = append(got, l) })
+	cmd.FailUnknown()
+	if want := []string{`2 3 f error=fliswarm,"Command \"v\" not found."`}; !cmp.Equal(got, want) {
+		t.Errorf("NewCommand replies %q, want %q", got, want)
 	}
 }

@@ -1,0 +1,3 @@
+package opscore
+
+func benchServerOpts() []Option { return nil }
