@@ -18,7 +18,6 @@ import (
 // DefaultTimeout is the per-call timeout used when Options.Timeout is zero.
 const DefaultTimeout = 10 * time.Second
 
-
 // defaultTCPPort is the port used for a tcp:// address that names none
 // (the engine's conventional plain-TCP port).
 const defaultTCPPort = "2375"
@@ -143,12 +142,6 @@ func newTransport(u *url.URL) (*http.Transport, error) {
 	tr.Proxy = nil
 	return tr, nil
 }
-
-// Node is the name of the node this client talks to.
-func (c *Client) Node() string { return c.node }
-
-// Address is the engine address given to New.
-func (c *Client) Address() string { return c.address }
 
 // Close releases idle connections. Calls after Close open new ones.
 func (c *Client) Close() error {

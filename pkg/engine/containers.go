@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -263,31 +262,6 @@ func (c *Client) StartContainer(ctx context.Context, id string) error {
 		_, err := c.api.ContainerStart(ctx, id, client.ContainerStartOptions{})
 		return err
 	})
-}
-
-// StopContainer sends the container its stop signal and, after timeout
-// (rounded up to whole seconds; 0 kills at once), kills it. Stopping a
-// stopped container is not an error; a missing one satisfies IsNotFound.
-// The call may take timeout on top of the per-call timeout.
-func (c *Client) StopContainer(ctx context.Context, id string, timeout time.Duration) error {
-	secs := stopSeconds(timeout)
-	return c.do(ctx, c.timeout+time.Duration(secs)*time.Second, "stop container "+shortID(id), func(ctx context.Context) error {
-		_, err := c.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
-		return err
-	})
-}
-
-// stopSeconds is the engine's stop timeout for d: whole seconds, rounded
-// up, never negative.
-func stopSeconds(d time.Duration) int {
-	if d <= 0 {
-		return 0
-	}
-	s := math.Ceil(d.Seconds())
-	if s > math.MaxInt32 {
-		return math.MaxInt32
-	}
-	return int(s)
 }
 
 // RemoveContainer removes the container (with force, also a running one,

@@ -66,8 +66,8 @@ func TestNew(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if c.Node() != "gfa1" || c.Address() != "tcp://sdss-gfa1:2375" || c.timeout != DefaultTimeout {
-		t.Errorf("got node %q address %q timeout %s", c.Node(), c.Address(), c.timeout)
+	if c.node != "gfa1" || c.address != "tcp://sdss-gfa1:2375" || c.timeout != DefaultTimeout {
+		t.Errorf("got node %q address %q timeout %s", c.node, c.address, c.timeout)
 	}
 	if _, err := New("gfa2", "ftp://x", Options{}); err == nil || !strings.HasPrefix(err.Error(), "gfa2: ") {
 		t.Errorf("New with a bad address: error %v, want one starting with the node", err)
@@ -261,21 +261,6 @@ func TestFromInspect(t *testing.T) {
 				t.Errorf("fromInspect (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestStopSeconds(t *testing.T) {
-	tests := []struct {
-		in   time.Duration
-		want int
-	}{
-		{0, 0}, {-time.Second, 0}, {time.Nanosecond, 1}, {time.Second, 1},
-		{1500 * time.Millisecond, 2}, {10 * time.Second, 10}, {1 << 62, 1<<31 - 1},
-	}
-	for _, tt := range tests {
-		if got := stopSeconds(tt.in); got != tt.want {
-			t.Errorf("stopSeconds(%s) = %d, want %d", tt.in, got, tt.want)
-		}
 	}
 }
 

@@ -293,3 +293,30 @@ func TestReconcileRefusesNodesNotEnabled(t *testing.T) {
 	e.startDaemon()
 	check("through the daemon")
 }
+
+// TestPausedCameraIsUnpaused: a paused camera (its process frozen) is not
+// reported ready; fliswarm unpauses it at once and says so in its log.
+func TestPausedCameraIsUnpaused(t *testing.T) {
+	bed := testbed.Ensure(t)
+	e, ids := runningDaemon(t, bed)
+	n := bed.Nodes[0]
+	if out, err := dockerCLI(n.DockerHost, "pause", "flicamera-"+n.Name).CombinedOutput(); err != nil {
+		t.Fatalf("docker pause: %v\n%s", err, out)
+	}
+	took := e.eventually(30*time.Second, "camera unpaused", func() error {
+		c, err := runningContainer(t, n)
+		if err != nil {
+			return err
+		}
+		if c.State != "running" || c.ID != ids[n.Name] {
+			return fmt.Errorf("container %s is %s", c.ID, c.State)
+		}
+		_, err = cameraStatus(n)
+		return err
+	})
+	t.Logf("paused camera running again after %s", took.Round(time.Millisecond))
+	if !strings.Contains(e.log(), `"action": "unpause-container"`) {
+		t.Errorf("the unpause is not in the log")
+	}
+	waitAllReady(t, e, 30*time.Second)
+}
