@@ -83,6 +83,15 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 	if s.Actor.Port < 0 || s.Actor.Port > 65535 {
 		errs.Add("actor.port", "expected a TCP port, found %d", s.Actor.Port)
 	}
+	if _, err := s.Actor.AllowedNetworks(); err != nil {
+		errs.Add("actor.allow", "%v", err)
+	}
+	if s.Actor.MaxUsers < 0 {
+		errs.Add("actor.max_users", "must not be negative, found %d", s.Actor.MaxUsers)
+	}
+	if s.Actor.MaxLineLength < 0 {
+		errs.Add("actor.max_line_length", "must not be negative, found %d", s.Actor.MaxLineLength)
+	}
 	if s.Actor.TronPort < 0 || s.Actor.TronPort > 65535 {
 		errs.Add("actor.tron_port", "expected a TCP port, found %d", s.Actor.TronPort)
 	}

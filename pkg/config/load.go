@@ -280,11 +280,14 @@ func (d *decoder) observatory(path string, v any) {
 
 func (d *decoder) actor(path string, v any, a *v1.Actor) {
 	d.object(path, v, map[string]func(string, any){
-		"name":      d.str(&a.Name),
-		"host":      d.str(&a.Host),
-		"port":      d.integer(&a.Port),
-		"tron_host": d.nullableStr(&a.TronHost),
-		"tron_port": d.integer(&a.TronPort),
+		"name":            d.str(&a.Name),
+		"host":            d.str(&a.Host),
+		"port":            d.integer(&a.Port),
+		"tron_host":       d.nullableStr(&a.TronHost),
+		"tron_port":       d.integer(&a.TronPort),
+		"allow":           d.strList(&a.Allow),
+		"max_users":       d.integer(&a.MaxUsers),
+		"max_line_length": d.integer(&a.MaxLineLength),
 		"log_dir": func(p string, v any) {
 			switch t := v.(type) {
 			case string:
