@@ -61,7 +61,8 @@ type nodeMemory struct {
 	busySince time.Time
 	// restarts counts the starts of a camera that had stopped.
 	restarts int
-	// ranOnce: a camera has run on the node since the daemon started.
+	// ranOnce: a camera has run, or been started by fliswarm, on the node
+	// since the daemon started.
 	ranOnce bool
 }
 

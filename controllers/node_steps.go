@@ -212,6 +212,9 @@ func (r *NodeReconciler) noteStarted(node string, mem *nodeMemory, spec *v1.Swar
 	if mem.ranOnce && (a.Type == ActionStartContainer || a.Type == ActionCreateContainer) {
 		mem.restarts++
 	}
+	// A camera that exits at start is never seen running: its start
+	// still makes the next one a restart.
+	mem.ranOnce = true
 	target := spec
 	if want.Container.Hash != mustHash(spec, node) {
 		target = mem.lastGood
