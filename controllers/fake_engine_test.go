@@ -121,7 +121,9 @@ func (e *fakeEngine) enter(ctx context.Context, method string) error {
 	return err
 }
 
-func notFound(what, id string) error { return fmt.Errorf("No such %s: %s: %w", what, id, cerrdefs.ErrNotFound) }
+func notFound(what, id string) error {
+	return fmt.Errorf("No such %s: %s: %w", what, id, cerrdefs.ErrNotFound)
+}
 
 // find returns the container with id or name; e.mu held.
 func (e *fakeEngine) find(id string) *fakeContainer {

@@ -34,8 +34,8 @@ type fakeWorld struct {
 	// Pulls: how many started, how many at once at most; a pull waits
 	// (up to 2 s) until pullBarrier pulls have started.
 	pullsStarted, pullsNow, maxPulls, pullBarrier int
-	hostDown                                     map[string]bool
-	busy                                         map[string]string
+	hostDown                                      map[string]bool
+	busy                                          map[string]string
 	// hung images run but their camera never answers.
 	hung map[string]bool
 }
