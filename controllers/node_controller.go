@@ -134,7 +134,9 @@ func (c *NodeController) SetDeviceConnected(node string, connected bool) {
 func (c *NodeController) Status() []v1.NodeStatus { return c.store.Status() }
 
 // NodeStatus returns one node's status.
-func (c *NodeController) NodeStatus(node string) (v1.NodeStatus, bool) { return c.store.NodeStatus(node) }
+func (c *NodeController) NodeStatus(node string) (v1.NodeStatus, bool) {
+	return c.store.NodeStatus(node)
+}
 
 // CheckNodes says why nodes cannot be reconciled: a name that is not
 // configured, or a node that is not enabled.
