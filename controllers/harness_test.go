@@ -232,7 +232,7 @@ func newHarness(t *testing.T, spec *v1.Swarm, rev string, tweak ...func(*Options
 		if t.Failed() {
 			h.logMu.Lock()
 			defer h.logMu.Unlock()
-			t.Logf("controller log (last lines):\n%s", strings.Join(h.logs[max(0, len(h.logs)-60):], "\n"))
+			t.Logf("controller log (last lines):\n%s", strings.Join(h.logs[max(0, len(h.logs)-80):], "\n"))
 		}
 	})
 	return h
