@@ -163,13 +163,15 @@ func (c *NodeController) CheckNodes(nodes []string) error {
 func (c *NodeController) Run(ctx context.Context) error {
 	spec, _ := c.store.Spec()
 	workers := &Controller{Queue: c.queue, Reconciler: c.rec, Workers: max(4, len(spec.Nodes)), Log: c.log}
+	// Every node's first reconcile is queued before anything runs, so that
+	// once the event streams are up it is known to be on its way.
+	for _, n := range c.store.Enabled() {
+		c.queue.Add(n)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { workers.Run(ctx) })
 	c.events.Start(ctx)
 	wg.Go(func() { Resync(ctx, c.store, c.opts.Clock, c.queue.Add) })
-	for _, n := range c.store.Enabled() {
-		c.queue.Add(n)
-	}
 	wg.Wait()
 	c.events.Wait()
 	c.engines.Close()
