@@ -143,7 +143,11 @@ func TestCrashLoopResetsAfterARun(t *testing.T) {
 	if h.status("gfa1").CrashLoop == nil {
 		t.Fatal("the crash loop was forgotten before ResetAfter")
 	}
-	h.advance(DefaultCrashBackoff.ResetAfter)
+	h.advance(DefaultCrashBackoff.ResetAfter - 10*time.Second)
+	if h.status("gfa1").CrashLoop == nil {
+		t.Fatal("the crash loop was forgotten before ResetAfter")
+	}
+	h.advance(10*time.Second + testSwarm().ResyncInterval.D()) // seen at the next resync
 	st := h.status("gfa1")
 	if st.CrashLoop != nil || st.Phase != v1.PhaseReady {
 		t.Fatalf("after ResetAfter of running: phase %s, crash loop %+v", st.Phase, st.CrashLoop)

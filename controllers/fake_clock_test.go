@@ -1,7 +1,9 @@
 package controllers
 
 import (
+	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -22,6 +24,9 @@ type fakeTimer struct {
 	at  time.Time
 	seq int // ties fire in the order they were set
 	f   func()
+	// resync: set by Resync, whose goroutine enqueues the nodes and sets
+	// the next one after this fires.
+	resync bool
 }
 
 // epoch is the fake clock's start: any fixed time will do.
@@ -41,7 +46,7 @@ func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
-	t := &fakeTimer{c: c, at: c.now.Add(d), seq: c.seq, f: f}
+	t := &fakeTimer{c: c, at: c.now.Add(d), seq: c.seq, f: f, resync: calledFrom(".Resync")}
 	c.timers = append(c.timers, t)
 	return t
 }
@@ -101,3 +106,32 @@ func (c *fakeClock) Next() (time.Time, bool) {
 
 // Since is how much fake time passed since epoch.
 func (c *fakeClock) Since() time.Duration { return c.Now().Sub(epoch) }
+
+// ResyncPending reports whether Resync has its next timer set: it has
+// then enqueued the nodes of the last one.
+func (c *fakeClock) ResyncPending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.timers {
+		if t.resync {
+			return true
+		}
+	}
+	return false
+}
+
+// calledFrom reports whether a function whose name ends in suffix is on
+// the caller's stack.
+func calledFrom(suffix string) bool {
+	pc := make([]uintptr, 16)
+	frames := runtime.CallersFrames(pc[:runtime.Callers(3, pc)])
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, suffix) {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
+}

@@ -388,6 +388,7 @@ func (e *fakeEngine) InspectImage(ctx context.Context, ref string) (engine.Image
 
 func (e *fakeEngine) PullImage(ctx context.Context, ref string, opts engine.PullOptions) error {
 	if err := e.enter(ctx, "PullImage"); err != nil {
+		e.w.note(e.node, "pull", ref) // tried, and failed
 		return err
 	}
 	if err := e.w.pulling(ctx, e.node, ref); err != nil {

@@ -77,6 +77,13 @@ func (w *fakeWorld) record(node, op, target string, up bool) {
 	w.maxDown = max(w.maxDown, w.downLocked())
 }
 
+// note records an op that changes nothing.
+func (w *fakeWorld) note(node, op, target string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ops = append(w.ops, fakeOp{Node: node, Op: op, Target: target, At: w.clock.Now()})
+}
+
 func (w *fakeWorld) downLocked() int {
 	n := 0
 	for node := range w.engines {
@@ -104,8 +111,8 @@ func (w *fakeWorld) opsSince(mark int) []fakeOp {
 
 // pulling is a pull under way on node.
 func (w *fakeWorld) pulling(ctx context.Context, node, ref string) error {
+	w.note(node, "pull", ref)
 	w.mu.Lock()
-	w.ops = append(w.ops, fakeOp{Node: node, Op: "pull", Target: ref, At: w.clock.Now()})
 	w.pullsStarted++
 	w.pullsNow++
 	w.maxPulls = max(w.maxPulls, w.pullsNow)
@@ -262,17 +269,19 @@ func (q *Queue) idle() bool {
 }
 
 // settle waits until the controller has nothing left to do without the
-// clock moving: every event sent has been handled (Sync), no node is
-// queued or being reconciled, and no event was sent meanwhile.
+// clock moving: the resync has enqueued what its last tick asked for (its
+// next timer is set), every event sent has been handled (Sync), no node
+// is queued or being reconciled, and no event was sent meanwhile.
 func (h *harness) settle() {
 	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		n := h.w.emitted.Load()
+		resync := h.clock.ResyncPending()
 		for _, e := range h.w.engines {
 			e.Sync()
 		}
-		if h.ctl.queue.idle() && h.w.emitted.Load() == n {
+		if resync && h.ctl.queue.idle() && h.w.emitted.Load() == n {
 			return
 		}
 		if time.Now().After(deadline) {

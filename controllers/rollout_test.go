@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"maps"
 	"strings"
 	"testing"
@@ -227,5 +228,15 @@ func TestBusyCameraDelaysAnUpdate(t *testing.T) {
 	h.advance(15 * time.Second)
 	if h.camera("gfa1").Hash != hashOf(t, v3, "gfa1") {
 		t.Fatal("still waiting for the busy camera after update_wait")
+	}
+
+	// An operator's forced reconcile does not wait, and no time passes.
+	before, _ := h.eng("gfa1").Container(spec.ContainerNameFor("gfa1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res := h.ctl.ConvergeResults(ctx, []string{"gfa1"}, true)[0]
+	after, _ := h.eng("gfa1").Container(spec.ContainerNameFor("gfa1"))
+	if !res.Converged() || after.ID == before.ID || after.State != "running" {
+		t.Fatalf("forced reconcile of a busy camera: error %q, container %s → %s (%s)", res.Error, before.ID[:8], after.ID[:8], after.State)
 	}
 }
