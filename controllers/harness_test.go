@@ -311,13 +311,7 @@ func (h *harness) advance(d time.Duration) {
 // waitFor polls cond for up to 10 s of real time.
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(200 * time.Microsecond)
-	}
+	eventually(h.t, what, cond)
 }
 
 func (h *harness) status(node string) v1.NodeStatus {
