@@ -245,3 +245,45 @@ func TestControllerRetriesFailuresAndHonoursRequeueAfter(t *testing.T) {
 		t.Fatalf("reconciles at %v, want %v", rec.calls, want)
 	}
 }
+
+type reconcileFunc func() (Result, error)
+
+func (f reconcileFunc) Reconcile(context.Context, string) (Result, error) { return f() }
+
+func TestControllerForgetsFailuresAfterASuccess(t *testing.T) {
+	clock := newFakeClock()
+	q := NewQueue(NewItemBackoff(time.Second, time.Minute), clock)
+	var mu sync.Mutex
+	calls := 0
+	rec := reconcileFunc(func() (Result, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls <= 2 {
+			return Result{}, errors.New("boom")
+		}
+		return Result{}, nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { (&Controller{Queue: q, Reconciler: rec}).Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	n := func() int { mu.Lock(); defer mu.Unlock(); return calls }
+
+	q.Add("gfa1")
+	eventually(t, "the first reconcile", func() bool { return n() == 1 && q.idle() })
+	clock.Step(time.Second)
+	eventually(t, "the retry", func() bool { return n() == 2 && q.idle() })
+	if q.NumRequeues("gfa1") != 2 {
+		t.Fatalf("requeues %d after two failures", q.NumRequeues("gfa1"))
+	}
+	clock.Step(2 * time.Second)
+	eventually(t, "the success", func() bool { return n() == 3 && q.idle() })
+	if q.NumRequeues("gfa1") != 0 {
+		t.Fatalf("requeues %d after a success, want 0", q.NumRequeues("gfa1"))
+	}
+	clock.Step(time.Hour)
+	if q.Len() != 0 || n() != 3 {
+		t.Fatal("a success with no RequeueAfter came back")
+	}
+}
