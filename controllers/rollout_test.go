@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"strings"
 	"testing"
@@ -52,11 +53,7 @@ func TestRolloutPullsEverywhereFirstThenOneAtATime(t *testing.T) {
 	mark := h.w.markDown()
 
 	h.ctl.SetSpec(v2, "r2")
-	h.settle()
-	for _, n := range threeNodes {
-		h.advance(2 * time.Second) // the next camera is probed in ≤ 1 s
-		_ = n
-	}
+	h.advance(10 * time.Second)
 	for _, n := range threeNodes {
 		if got, want := h.camera(n).Hash, hashOf(t, v2, n); got != want {
 			t.Fatalf("%s runs spec %s, want %s (rollout not complete)", n, got, want)
@@ -238,5 +235,28 @@ func TestBusyCameraDelaysAnUpdate(t *testing.T) {
 	after, _ := h.eng("gfa1").Container(spec.ContainerNameFor("gfa1"))
 	if !res.Converged() || after.ID == before.ID || after.State != "running" {
 		t.Fatalf("forced reconcile of a busy camera: error %q, container %s → %s (%s)", res.Error, before.ID[:8], after.ID[:8], after.State)
+	}
+}
+
+func TestRolloutSurvivesAFailedCreate(t *testing.T) {
+	h, spec := rolloutHarness(t, nil)
+	v2 := edited(spec, func(s *v1.Swarm) { s.Image = "sdss5/flicamera:v2" })
+	for _, n := range threeNodes {
+		h.eng(n).Fail("CreateContainer", errors.New("no space left on device"))
+	}
+	h.w.markDown()
+	h.ctl.SetSpec(v2, "r2")
+	h.advance(5 * time.Second) // one camera removed, its replacement fails
+	for _, n := range threeNodes {
+		h.eng(n).Fail("CreateContainer", nil)
+	}
+	h.advance(2 * time.Minute)
+	for _, n := range threeNodes {
+		if got, want := h.camera(n).Hash, hashOf(t, v2, n); got != want || h.camera(n).State != "running" {
+			t.Fatalf("%s: camera %s with spec %s, want running %s: the rollout stalled", n, h.camera(n).State, got, want)
+		}
+	}
+	if h.w.maxDown > 1 {
+		t.Fatalf("%d cameras down at once", h.w.maxDown)
 	}
 }
