@@ -25,7 +25,7 @@ type crashTracker struct {
 	stops int
 	// lastStop identifies the stop last counted (container and finish
 	// time), so that observing one stop twice counts it once.
-	lastStop string
+	lastStop  string
 	stoppedAt time.Time
 	exitCode  int
 	logs      []string

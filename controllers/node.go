@@ -61,7 +61,8 @@ type nodeMemory struct {
 	busySince time.Time
 	// restarts counts the starts of a camera that had stopped.
 	restarts int
-	// ranOnce: a camera has run on the node since the daemon started.
+	// ranOnce: a camera has run, or been started by fliswarm, on the node
+	// since the daemon started.
 	ranOnce bool
 }
 
@@ -150,8 +151,17 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 		}
 	}
 
-	// Plan, against the spec this node follows now.
-	want, opts := r.target(spec, rev, node, mem, want, have)
+	// Plan, against the spec this node follows now. When that is not the
+	// spec in force (a halted rollout), the node is observed again against
+	// it: its image, not the new one, is the one to find on the node.
+	target, opts := r.target(spec, rev, node, mem, want, have)
+	if target.Container.Hash != want.Container.Hash {
+		if have, err = r.inspect(ctx, eng, node, target, st); err != nil {
+			r.record(node, st, mem, nil, err)
+			return Result{}, Outcome{Err: err}, err
+		}
+	}
+	want = target
 	opts.Force = t.force
 	plan := PlanNode(node, want, have, opts)
 	keeper := keeperOf(want, have)
