@@ -59,6 +59,9 @@ type nodeMemory struct {
 	lastGood *v1.Swarm
 	// busySince is when a pending update first found the camera busy.
 	busySince time.Time
+	// prepulled is the revision whose image this node pulled before
+	// waiting for a rollout slot.
+	prepulled string
 	// restarts counts the starts of a camera that had stopped.
 	restarts int
 	// ranOnce: a camera has run, or been started by fliswarm, on the node
@@ -195,7 +198,12 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 			r.record(node, st, mem, nil, nil)
 			return res, Outcome{Err: fmt.Errorf("%s: update pending: camera busy", node)}, nil
 		}
-		// Pull before the slot is taken, so that every node pulls at once.
+		// Pull before the slot is taken, so that every node pulls at once;
+		// a node that waits for a slot pulls once per revision.
+		if mem.prepulled == rev && st.Image.Present {
+			opts.Pulled = true
+			plan = PlanNode(node, want, have, opts)
+		}
 		for _, a := range plan.Actions {
 			if a.Type != ActionPullImage {
 				break
@@ -205,7 +213,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 				return Result{}, Outcome{Actions: taken, Err: err}, err
 			}
 			taken = append(taken, a)
-			opts.Pulled = true
+			opts.Pulled, mem.prepulled = true, rev
 		}
 		if !r.rollout.Acquire(node, rev) {
 			r.store.SetRollout(node, &v1.RolloutStatus{Revision: rev, State: v1.RolloutPending, Message: "update pending: waiting for a rollout slot"})
