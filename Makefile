@@ -12,8 +12,13 @@ TESTBED      := hack/testbed
 BED_CONFIG   ?= /var/lib/fliswarm-testbed/fliswarm.yaml
 E2E_TIMEOUT  ?= 40m
 FUZZTIME     ?= 10s
+CI_FUZZTIME  ?= 20s
+# The parsers of outside input fuzzed by every `make test`: the
+# configuration loader, the actor's command-line parser and the camera-line
+# decoder.
+CI_FUZZ      := ./pkg/config:FuzzParse ./pkg/opscore:FuzzParseLine ./pkg/clu:FuzzParseReply ./pkg/clu:FuzzParseReplyPython
 
-.PHONY: all build test unit e2e bench lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools
+.PHONY: all build test unit fuzz-ci e2e bench lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools
 
 all: build
 
@@ -23,10 +28,20 @@ build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/fliswarm ./cmd/fliswarm
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/flicamera-sim ./cmd/flicamera-sim
 
-## test: unit tests, then the end-to-end suites on a fresh test bed, then tear it down
+## test: unit tests, a bounded fuzz of the input parsers, then the end-to-end suites on a fresh test bed, then tear it down
 test: build
 	$(MAKE) unit
+	$(MAKE) fuzz-ci
 	$(MAKE) e2e
+
+## fuzz-ci: fuzz each parser of outside input for CI_FUZZTIME. A crasher is
+## written under the package's testdata/fuzz/ and fails the run: commit it,
+## and it stays a regular test case from then on.
+fuzz-ci:
+	@for t in $(CI_FUZZ); do pkg=$${t%%:*}; f=$${t##*:}; \
+	  echo "== fuzz $$pkg $$f for $(CI_FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(CI_FUZZTIME) $$pkg || exit 1; \
+	done
 
 ## unit: unit tests (with the race detector) and fuzz seeds; no engine needed
 unit:
