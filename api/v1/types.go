@@ -151,6 +151,9 @@ type Node struct {
 	DockerGID *int `json:"docker-gid,omitempty"`
 	// Power names the node for the power actor.
 	Power *NodePower `json:"power,omitempty"`
+	// Env is this node's own container environment, merged over the
+	// global env (a node's value wins): per-camera settings.
+	Env map[string]string `json:"env,omitempty"`
 }
 
 // NodePower names a node's power outlet for a hard reboot.

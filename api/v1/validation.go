@@ -182,15 +182,22 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 	if s.CommandTimeout <= 0 {
 		errs.Add("command_timeout", "must be positive")
 	}
-	for k := range s.Env {
-		if k == "" || strings.Contains(k, "=") {
-			errs.Add("env."+k, "is not a valid variable name")
-		}
-		if k == "ACTOR_NAME" || k == "OBSERVATORY" {
-			errs.Add("env."+k, "is set by fliswarm itself")
-		}
+	validateEnv(&errs, "env", s.Env)
+	for _, name := range s.NodeNames() {
+		validateEnv(&errs, p.Nodes+"."+name+".env", s.Nodes[name].Env)
 	}
 	return errs
+}
+
+func validateEnv(errs *ErrorList, path string, env map[string]string) {
+	for k := range env {
+		if k == "" || strings.Contains(k, "=") {
+			errs.Add(path+"."+k, "is not a valid variable name")
+		}
+		if k == "ACTOR_NAME" || k == "OBSERVATORY" {
+			errs.Add(path+"."+k, "is set by fliswarm itself")
+		}
+	}
 }
 
 // ValidateDockerHost checks a Docker Engine address: tcp://host:port,

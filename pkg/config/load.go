@@ -368,6 +368,7 @@ func (d *decoder) nodes(path string, v any, dst *map[string]v1.Node) {
 			"user":          d.str(&n.User),
 			"docker-uid":    d.optInteger(&n.DockerUID),
 			"docker-gid":    d.optInteger(&n.DockerGID),
+			"env":           d.strMap(&n.Env),
 			"power": func(p string, v any) {
 				n.Power = &v1.NodePower{}
 				d.object(p, v, map[string]func(string, any){"device": d.str(&n.Power.Device)})
