@@ -388,7 +388,7 @@ func (a *Actor) startDeviceLocked(name, addr string) *deviceEntry {
 		a.rec.SetDeviceConnected(name, connected)
 	}
 	o.OnUnsolicited = func(r clu.Reply) {
-		for _, l := range device.Relay(r) {
+		for _, l := range relayLines(r) {
 			a.Broadcast(l.Code, l.Keywords...)
 		}
 	}

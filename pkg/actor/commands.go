@@ -103,7 +103,7 @@ func text(format string, args ...any) opscore.Keyword {
 }
 
 // writeLines writes lines to a command.
-func writeLines(cmd *opscore.Command, lines []device.Line) {
+func writeLines(cmd *opscore.Command, lines []line) {
 	for _, l := range lines {
 		cmd.Write(l.Code, l.Keywords...)
 	}
@@ -170,17 +170,17 @@ func (a *Actor) status(_ context.Context, cmd *opscore.Command) {
 	}
 	spec := a.currentSpec()
 	enabled := a.enabled(spec)
-	writeLines(cmd, []device.Line{enabledNodesLine(enabled)})
+	writeLines(cmd, []line{enabledNodesLine(enabled)})
 	a.writeNodeStatus(cmd, spec, enabled)
 	cmd.Finish()
 }
 
-func enabledNodesLine(enabled []string) device.Line {
+func enabledNodesLine(enabled []string) line {
 	vals := make([]any, len(enabled))
 	for i, n := range enabled {
 		vals[i] = n
 	}
-	return device.Line{Code: opscore.Info, Keywords: []opscore.Keyword{opscore.KW("enabledNodes", vals...)}}
+	return line{Code: opscore.Info, Keywords: []opscore.Keyword{opscore.KW("enabledNodes", vals...)}}
 }
 
 // writeNodeStatus writes the status lines of nodes, from the reconciler's
@@ -222,13 +222,13 @@ func baseImage(spec *v1.Swarm) string {
 // "Docker not answering", both facts are reported, because the reconciler
 // observed both; and the containers and volumes are reported whenever the
 // engine answered.
-func nodeStatusLines(spec *v1.Swarm, st v1.NodeStatus) []device.Line {
-	var lines []device.Line
+func nodeStatusLines(spec *v1.Swarm, st v1.NodeStatus) []line {
+	var lines []line
 	warn := func(format string, args ...any) {
-		lines = append(lines, device.Line{Code: opscore.Warning, Keywords: []opscore.Keyword{text(format, args...)}})
+		lines = append(lines, line{Code: opscore.Warning, Keywords: []opscore.Keyword{text(format, args...)}})
 	}
 	debug := func(kw opscore.Keyword) {
-		lines = append(lines, device.Line{Code: opscore.Debug, Keywords: []opscore.Keyword{kw}})
+		lines = append(lines, line{Code: opscore.Debug, Keywords: []opscore.Keyword{kw}})
 	}
 	host, dockerHost := st.Host, st.DockerHost
 	if n, ok := spec.Nodes[st.Name]; ok {
@@ -251,7 +251,7 @@ func nodeStatusLines(spec *v1.Swarm, st v1.NodeStatus) []device.Line {
 			warn("Docker client on node %s is not connected.", host)
 		}
 	}
-	lines = append(lines, device.Line{Code: opscore.Info, Keywords: []opscore.Keyword{
+	lines = append(lines, line{Code: opscore.Info, Keywords: []opscore.Keyword{
 		opscore.KW("node", st.Name, host, dockerHost, st.Reachable, st.DockerAlive),
 	}})
 	if !st.DockerAlive {
@@ -384,7 +384,7 @@ func (a *Actor) talk(ctx context.Context, cmd *opscore.Command) {
 	for _, t := range targets {
 		wg.Go(func() {
 			res, err := t.client.SendWithTimeout(ctx, camCmd, timeout, func(r clu.Reply) {
-				writeLines(cmd, device.Relay(r))
+				writeLines(cmd, relayLines(r))
 				if p, ok := filenameOf(r); ok {
 					mu.Lock()
 					files = append(files, p)
@@ -609,7 +609,7 @@ func (a *Actor) setEnabled(cmd *opscore.Command, on bool) {
 		}
 	}
 	a.syncDevices()
-	writeLines(cmd, []device.Line{enabledNodesLine(a.enabled(spec))})
+	writeLines(cmd, []line{enabledNodesLine(a.enabled(spec))})
 	cmd.Finish()
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
-	"github.com/sdss/fliswarm/pkg/device"
 	"github.com/sdss/fliswarm/pkg/opscore"
 )
 
@@ -47,7 +46,7 @@ func (a *Actor) reboot(ctx context.Context, cmd *opscore.Command) {
 		return
 	}
 	enabled := a.enabled(spec)
-	writeLines(cmd, []device.Line{enabledNodesLine(enabled)})
+	writeLines(cmd, []line{enabledNodesLine(enabled)})
 	a.writeNodeStatus(cmd, spec, enabled)
 	if len(failed) > 0 {
 		cmd.Failf("Failed rebooting %s.", strings.Join(failed, ", "))

@@ -1,14 +1,14 @@
-package device
+package actor
 
 import (
 	"github.com/sdss/fliswarm/pkg/clu"
 	"github.com/sdss/fliswarm/pkg/opscore"
 )
 
-// Line is one reply line fliswarm writes upstream: a message code and its
+// line is one reply line fliswarm writes upstream: a message code and its
 // keywords. Where it goes (the commanding user or a broadcast) is the
 // caller's business.
-type Line struct {
+type line struct {
 	Code     opscore.Code
 	Keywords []opscore.Keyword
 }
@@ -27,16 +27,16 @@ const helpKey = "help"
 //   - All keywords but help go on one line; then each value of a help
 //     keyword gets a line of its own, help=[sender, value], because help
 //     text is read one line per entry.
-//   - Every line has the code RelayCode(r.Header.MessageCode).
+//   - Every line has the code relayCode(r.Header.MessageCode).
 //
 // A reply with no data yields no line (like the `>` that starts every
 // device command): it only matters for the device command's state, which
 // the caller tracks with the original code.
-func Relay(r clu.Reply) []Line {
-	code := RelayCode(r.Header.MessageCode)
+func relayLines(r clu.Reply) []line {
+	code := relayCode(r.Header.MessageCode)
 	sender := r.Header.Sender
 
-	var lines []Line
+	var lines []line
 	var kws []opscore.Keyword
 	var help []any
 	for _, f := range r.Data {
@@ -51,10 +51,10 @@ func Relay(r clu.Reply) []Line {
 		kws = append(kws, opscore.Keyword{Name: f.Key, Values: prependSender(sender, f.Value)})
 	}
 	if len(kws) > 0 {
-		lines = append(lines, Line{Code: code, Keywords: kws})
+		lines = append(lines, line{Code: code, Keywords: kws})
 	}
 	for _, h := range help {
-		lines = append(lines, Line{Code: code, Keywords: []opscore.Keyword{{Name: helpKey, Values: []any{sender, h}}}})
+		lines = append(lines, line{Code: code, Keywords: []opscore.Keyword{{Name: helpKey, Values: []any{sender, h}}}})
 	}
 	return lines
 }
@@ -77,7 +77,7 @@ func prependSender(sender string, v any) []any {
 //
 // `!` is softened like `f`: relaying it would be a terminal code upstream
 // and end fliswarm's command in the middle of its replies.
-func RelayCode(code string) opscore.Code {
+func relayCode(code string) opscore.Code {
 	switch code {
 	case clu.CodeRunning, clu.CodeDebug:
 		return opscore.Debug
