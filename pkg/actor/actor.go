@@ -154,6 +154,7 @@ type Actor struct {
 	tronStop       context.CancelFunc
 	tronDone       chan struct{}
 
+	configErr    string // the last rejected configuration edit, "" when none stands
 	specChanged  chan struct{} // buffered(1): the status loop re-reads the interval
 	reconnectSem chan struct{} // one reconnect at a time
 	sims         simulations
@@ -166,6 +167,50 @@ type deviceEntry struct {
 	client *device.Client
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the client's Run has returned
+}
+
+// CameraState returns whether the actor's client is connected to node's
+// camera and, when it is not, why (the camera does not answer, the actor
+// on its port is another, the node is not enabled, ...), for status.
+func (a *Actor) CameraState(node string) (connected bool, reason string) {
+	c := a.device(node)
+	if c == nil {
+		return false, "no camera client (node not enabled, or the actor not started)"
+	}
+	ok, err := c.State()
+	if ok {
+		return true, ""
+	}
+	if err == nil {
+		return false, "not connected"
+	}
+	return false, err.Error()
+}
+
+// SetConfigError tells the actor that a configuration edit was rejected
+// (msg says why) or, with msg "", that the configuration in force is valid
+// again. A new rejection is broadcast to every user as a warning
+// (`error=<actor>,"configuration edit rejected: <msg>"`), and `status`
+// reports it while it stands.
+func (a *Actor) SetConfigError(msg string) {
+	a.mu.Lock()
+	prev := a.configErr
+	a.configErr = msg
+	a.mu.Unlock()
+	if msg != "" && msg != prev {
+		a.Broadcast(opscore.Warning, a.configErrorKeyword(msg))
+	}
+}
+
+func (a *Actor) configErrorKeyword(msg string) opscore.Keyword {
+	return opscore.KW("error", a.actorName(), "configuration edit rejected: "+msg)
+}
+
+// configError returns the rejection standing, "" for none.
+func (a *Actor) configError() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.configErr
 }
 
 // New returns an actor. It does nothing until Start.

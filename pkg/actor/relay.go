@@ -1,6 +1,8 @@
 package actor
 
 import (
+	"strings"
+
 	"github.com/sdss/fliswarm/pkg/clu"
 	"github.com/sdss/fliswarm/pkg/opscore"
 )
@@ -16,11 +18,25 @@ type line struct {
 // helpKey is the keyword a camera uses for its usage text.
 const helpKey = "help"
 
-// Relay translates one device reply into the upstream lines that relay it,
+// rawSubstitute is the name a camera keyword called `raw` (in any case) is
+// relayed under: opscore parsers read `raw=` as the start of a raw-text
+// keyword taking the rest of the line, and reject a reply keyword so named.
+const rawSubstitute = "camRaw"
+
+// safeName returns the keyword name a camera keyword is relayed under:
+// its own, except rawSubstitute for the reserved `raw`.
+func safeName(name string) string {
+	if strings.EqualFold(name, "raw") {
+		return rawSubstitute
+	}
+	return name
+}
+
+// relayLines translates one device reply into the upstream lines that relay it,
 // in the order they are to be written:
 //
-//   - Every data key becomes a keyword of the same name, in the reply's key
-//     order, whose values are the sender (the node name) followed by the
+//   - Every data key becomes a keyword of the same name (`raw`, reserved
+//     in opscore, becomes rawSubstitute), in the reply's key order, whose values are the sender (the node name) followed by the
 //     device's value: a scalar v gives [sender, v], a list [a, b] gives
 //     [sender, a, b], an object gives [sender, object] (the opscore encoder
 //     flattens the object one level).
@@ -48,7 +64,7 @@ func relayLines(r clu.Reply) []line {
 			}
 			continue
 		}
-		kws = append(kws, opscore.Keyword{Name: f.Key, Values: prependSender(sender, f.Value)})
+		kws = append(kws, opscore.Keyword{Name: safeName(f.Key), Values: prependSender(sender, f.Value)})
 	}
 	if len(kws) > 0 {
 		lines = append(lines, line{Code: code, Keywords: kws})
