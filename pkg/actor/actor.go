@@ -154,7 +154,7 @@ type Actor struct {
 	tronStop       context.CancelFunc
 	tronDone       chan struct{}
 
-	configErr    string // the last rejected configuration edit, "" when none stands
+	configErr    string        // the last rejected configuration edit, "" when none stands
 	specChanged  chan struct{} // buffered(1): the status loop re-reads the interval
 	reconnectSem chan struct{} // one reconnect at a time
 	sims         simulations
