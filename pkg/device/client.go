@@ -265,6 +265,19 @@ func (c *Client) State() (connected bool, reason error) {
 // out) while the camera still ran it.
 func (c *Client) Discarded() uint64 { return c.discarded.Load() }
 
+// InFlight returns how many commands hold an id on the connection now
+// (the client's own pings included, and commands given up on whose end the
+// camera has not sent yet).
+func (c *Client) InFlight() int {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return 0
+	}
+	return s.InFlight()
+}
+
 // Kick makes Run dial now instead of waiting out its backoff, and restarts
 // the backoff schedule. While a connection is up, or a dial is in
 // progress, the kick is kept for the next wait: the first attempt after

@@ -475,7 +475,7 @@ func (c *Call[R]) deliver() {
 	for {
 		c.mu.Lock()
 		q := c.queue
-		c.queue = c.spare[:0]
+		c.queue, c.spare = c.spare[:0], nil // never both the same array
 		closed := c.qclosed
 		c.mu.Unlock()
 		for i := range q {
