@@ -94,6 +94,9 @@ type Options struct {
 	// OnUnsolicited are set by the actor; commands are bounded by the
 	// spec's command_timeout.
 	DeviceOptions device.Options
+	// ServerOptions are passed to the opscore server after the actor's own
+	// (logger, version): the users' backlog bound, stall time, and so on.
+	ServerOptions []opscore.Option
 	// ConvergeTimeout bounds a reconnect's wait for the reconciler.
 	// Default 3 minutes.
 	ConvergeTimeout time.Duration
@@ -253,9 +256,11 @@ func (a *Actor) Start(ctx context.Context) error {
 	if addr == "" {
 		addr = net.JoinHostPort(spec.Actor.Host, strconv.Itoa(spec.Actor.Port))
 	}
-	srv := opscore.NewServer(addr, a,
+	srvOpts := append([]opscore.Option{
 		opscore.WithLogger(a.log.WithName("opscore")),
-		opscore.WithVersion(a.opts.Version))
+		opscore.WithVersion(a.opts.Version),
+	}, a.opts.ServerOptions...)
+	srv := opscore.NewServer(addr, a, srvOpts...)
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("actor: cannot serve the actor port: %w", err)
 	}

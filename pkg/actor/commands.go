@@ -466,34 +466,39 @@ func (a *Actor) talk(ctx context.Context, cmd *opscore.Command) {
 		bad   []string
 		wg    sync.WaitGroup
 	)
-	for _, t := range targets {
-		wg.Go(func() {
-			res, err := t.client.SendWithTimeout(ctx, camCmd, timeout, func(r clu.Reply) {
-				writeLines(cmd, relayLines(r))
-				if p, ok := filenameOf(r); ok {
-					mu.Lock()
-					files = append(files, p)
-					mu.Unlock()
-				}
-			})
-			switch {
-			case ctx.Err() != nil:
-				return
-			case errors.Is(err, device.ErrNotConnected):
-				cmd.Write(opscore.Warning, text("Failed connecting to %s.", t.name))
-			case err != nil:
-				cmd.Write(opscore.Warning, opscore.KW("error", t.name, err.Error()))
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err == nil && res.OK() {
-				good = append(good, t.name)
-			} else {
-				bad = append(bad, t.name)
+	run := func(t target) {
+		res, err := t.client.SendWithTimeout(ctx, camCmd, timeout, func(r clu.Reply) {
+			writeLines(cmd, relayLines(r))
+			if p, ok := filenameOf(r); ok {
+				mu.Lock()
+				files = append(files, p)
+				mu.Unlock()
 			}
 		})
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, device.ErrNotConnected):
+			cmd.Write(opscore.Warning, text("Failed connecting to %s.", t.name))
+		case err != nil:
+			cmd.Write(opscore.Warning, opscore.KW("error", t.name, err.Error()))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil && res.OK() {
+			good = append(good, t.name)
+		} else {
+			bad = append(bad, t.name)
+		}
 	}
-	wg.Wait()
+	if len(targets) == 1 {
+		run(targets[0]) // no goroutine hop for the common single-camera talk
+	} else {
+		for _, t := range targets {
+			wg.Go(func() { run(t) })
+		}
+		wg.Wait()
+	}
 	if ctx.Err() != nil {
 		return // the user is gone
 	}

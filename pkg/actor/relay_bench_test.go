@@ -129,7 +129,11 @@ func benchActor(tb testing.TB, ctx context.Context, cams map[string]string) *Act
 	spec := testSpec(ports)
 	rec := newFakeReconciler(spec)
 	rec.status = cannedStatus(spec)
-	a := New(Options{Reconciler: rec, Version: "bench", Addr: "127.0.0.1:0"})
+	// A queue long enough for a flood: the opscore server of this branch
+	// drops a user whose queue of 1,024 lines fills, however fast it
+	// reads (the byte-bounded backlog of branch relay-wire replaces it).
+	a := New(Options{Reconciler: rec, Version: "bench", Addr: "127.0.0.1:0",
+		ServerOptions: []opscore.Option{opscore.WithQueueLength(1 << 21)}})
 	if err := a.Start(ctx); err != nil {
 		tb.Fatal(err)
 	}

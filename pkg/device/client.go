@@ -522,9 +522,9 @@ func (c *Client) Send(ctx context.Context, command string, onReply func(clu.Repl
 // waits until the command ends.
 //
 // Every reply carrying the id, the terminal one included, is given to
-// onReply (which may be nil) in arrival order, from a goroutine of this
-// command: a slow onReply delays only this command, never the connection's
-// reader. SendWithTimeout returns only after its last onReply call has
+// onReply (which may be nil) in arrival order, from SendWithTimeout's own
+// goroutine: a slow onReply delays only this command, never the
+// connection's reader. SendWithTimeout returns only after its last onReply call has
 // returned, and every reply received before the command ended is delivered.
 //
 // It returns the Result with a nil error when the camera sends a terminal

@@ -46,8 +46,8 @@ type Config[R any] struct {
 	// smallest id not in flight, as the camera protocol wants.
 	SequentialIDs bool
 	// Inline calls a command's onReply on the reading goroutine (it must
-	// then be quick); otherwise each command with an onReply gets a
-	// goroutine delivering its replies in order, so that a slow onReply
+	// then be quick); otherwise the goroutine waiting on the command
+	// (Call.Wait) delivers its replies in order, so that a slow onReply
 	// delays only its own command.
 	Inline bool
 	// MaxLineBytes is the longest reply line read (default 1 MiB); a
@@ -315,8 +315,6 @@ func (s *Session[R]) Start(ctx context.Context, format func(dst []byte, id int) 
 	s.mu.Unlock()
 	if !c.inline && onReply != nil {
 		c.wake = make(chan struct{}, 1)
-		c.delivered = make(chan struct{})
-		go c.deliver()
 	}
 
 	s.wmu.Lock()
@@ -340,7 +338,6 @@ func (s *Session[R]) Start(ctx context.Context, format func(dst []byte, id int) 
 		}
 		s.mu.Unlock()
 		c.finish(zero[R](), false, err)
-		c.waitDelivered()
 		s.Close(fmt.Errorf("writing a command: %w", err))
 		return nil, err
 	}
@@ -394,11 +391,10 @@ type Call[R any] struct {
 	err       error
 	ended     chan struct{} // closed by finish
 
-	// Queued delivery (not inline, onReply set).
+	// Queued delivery (not inline, onReply set), by Wait's goroutine.
 	queue, spare []R
 	qclosed      bool
 	wake         chan struct{} // buffered(1)
-	delivered    chan struct{} // closed when deliver has returned
 }
 
 // receive takes one reply of the call; it reports false when the call was
@@ -468,41 +464,24 @@ func (c *Call[R]) abandon(err error) {
 	c.finishLocked(err)
 }
 
-// deliver calls onReply for the queued replies, in order, until the call
-// has ended and its queue is empty.
-func (c *Call[R]) deliver() {
-	defer close(c.delivered)
-	for {
+// deliver calls onReply for the replies queued so far, in order; it
+// reports whether there were any, and whether the queue is closed.
+func (c *Call[R]) deliver() (delivered, closed bool) {
+	c.mu.Lock()
+	q := c.queue
+	c.queue, c.spare = c.spare[:0], nil // never both the same array
+	closed = c.qclosed
+	c.mu.Unlock()
+	for i := range q {
+		c.onReply(q[i])
+		q[i] = zero[R]()
+	}
+	if len(q) > 0 && cap(q) <= 4096 {
 		c.mu.Lock()
-		q := c.queue
-		c.queue, c.spare = c.spare[:0], nil // never both the same array
-		closed := c.qclosed
+		c.spare = q[:0]
 		c.mu.Unlock()
-		for i := range q {
-			c.onReply(q[i])
-			q[i] = zero[R]()
-		}
-		if len(q) > 0 {
-			c.mu.Lock()
-			if cap(q) <= 4096 {
-				c.spare = q[:0]
-			} else {
-				c.spare = nil
-			}
-			c.mu.Unlock()
-			continue
-		}
-		if closed {
-			return
-		}
-		<-c.wake
 	}
-}
-
-func (c *Call[R]) waitDelivered() {
-	if c.delivered != nil {
-		<-c.delivered
-	}
+	return len(q) > 0, closed
 }
 
 // Ended is closed once the call has an outcome.
@@ -511,9 +490,9 @@ func (c *Call[R]) Ended() <-chan struct{} { return c.ended }
 // Wait waits until the call ends: at its terminal reply (returned with a
 // nil error), when the connection ends (ErrClosed), when timeout passes
 // (ErrTimeout; timeout <= 0 means none) or when ctx ends (ctx's error).
-// In the last two cases the call is given up on. Wait returns after the
-// last onReply call has returned; every reply received before the call
-// ended has been delivered.
+// In the last two cases the call is given up on. Without Config.Inline,
+// Wait's own goroutine calls onReply; it returns after the last call, and
+// every reply received before the call ended has been delivered.
 func (c *Call[R]) Wait(ctx context.Context, timeout time.Duration) (R, error) {
 	var timer <-chan time.Time
 	if timeout > 0 {
@@ -521,14 +500,37 @@ func (c *Call[R]) Wait(ctx context.Context, timeout time.Duration) (R, error) {
 		defer t.Stop()
 		timer = t.C
 	}
-	select {
-	case <-c.ended:
-	case <-ctx.Done():
-		c.abandon(ctx.Err())
-	case <-timer:
-		c.abandon(fmt.Errorf("%w after %s", ErrTimeout, timeout))
+	done := ctx.Done()
+	giveUp := func(err error) {
+		c.abandon(err)
+		done, timer = nil, nil // once
 	}
-	c.waitDelivered()
+	if c.wake == nil {
+		select {
+		case <-c.ended:
+		case <-done:
+			giveUp(ctx.Err())
+		case <-timer:
+			giveUp(fmt.Errorf("%w after %s", ErrTimeout, timeout))
+		}
+	} else {
+		for {
+			delivered, closed := c.deliver()
+			if delivered {
+				continue
+			}
+			if closed {
+				break
+			}
+			select {
+			case <-c.wake:
+			case <-done:
+				giveUp(ctx.Err())
+			case <-timer:
+				giveUp(fmt.Errorf("%w after %s", ErrTimeout, timeout))
+			}
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.final, c.err
