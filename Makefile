@@ -18,7 +18,7 @@ CI_FUZZTIME  ?= 20s
 # decoder.
 CI_FUZZ      := ./pkg/config:FuzzParse ./pkg/opscore:FuzzParseLine ./pkg/clu:FuzzParseReply ./pkg/clu:FuzzParseReplyPython
 
-.PHONY: all build test unit fuzz-ci e2e bench lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools
+.PHONY: all build test unit fuzz-ci e2e bench bench-relay lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools
 
 all: build
 
@@ -62,6 +62,11 @@ bench: build
 	FLISWARM_E2E=1 FLISWARM_BIN=$(CURDIR)/$(BIN)/fliswarm \
 	  $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m -v ./test/e2e/ 2>&1 | tee bench.out; \
 	  status=$${PIPESTATUS[0]}; $(TESTBED) down; exit $$status
+
+## bench-relay: the relay on loopback, no test bed (simulated cameras on 127.0.0.1): talk ping latency against the direct ping, flood lines/s, CPU per line, heap; RELAY_FLOOD lines (default 1000000)
+RELAY_FLOOD ?= 1000000
+bench-relay:
+	FLISWARM_BENCH_FLOOD=$(RELAY_FLOOD) $(GO) test -run '^$$' -bench Relay -benchtime 1x -count 1 -v ./pkg/actor/
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

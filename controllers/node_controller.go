@@ -215,3 +215,9 @@ func (c *NodeController) ReconcileOnce(ctx context.Context, nodes []string, forc
 	<-done
 	return res
 }
+
+// SetCamera records the actor's connection to node's camera and, when
+// not connected, why (for status).
+func (c *NodeController) SetCamera(node string, connected bool, reason string) {
+	c.store.SetCamera(node, connected, reason)
+}

@@ -113,6 +113,12 @@ type Actor struct {
 	// MaxLineLength is the longest command line accepted, in bytes.
 	// Default 65536.
 	MaxLineLength int `json:"max_line_length,omitempty"`
+	// StallTimeout is how long a user with replies waiting may accept no
+	// byte before it is disconnected. Default 60 s.
+	StallTimeout Duration `json:"stall_timeout,omitempty"`
+	// MaxBacklog is how many bytes of replies may wait for one user before
+	// it is disconnected. Default 64 MiB.
+	MaxBacklog int `json:"max_backlog,omitempty"`
 }
 
 // AllowedNetworks parses Allow; a single address is a network of one.

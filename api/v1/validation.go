@@ -89,6 +89,12 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 	if s.Actor.MaxUsers < 0 {
 		errs.Add("actor.max_users", "must not be negative, found %d", s.Actor.MaxUsers)
 	}
+	if s.Actor.StallTimeout < 0 {
+		errs.Add("actor.stall_timeout", "must not be negative")
+	}
+	if s.Actor.MaxBacklog < 0 {
+		errs.Add("actor.max_backlog", "must not be negative, found %d", s.Actor.MaxBacklog)
+	}
 	if s.Actor.MaxLineLength < 0 {
 		errs.Add("actor.max_line_length", "must not be negative, found %d", s.Actor.MaxLineLength)
 	}

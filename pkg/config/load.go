@@ -288,6 +288,8 @@ func (d *decoder) actor(path string, v any, a *v1.Actor) {
 		"allow":           d.strList(&a.Allow),
 		"max_users":       d.integer(&a.MaxUsers),
 		"max_line_length": d.integer(&a.MaxLineLength),
+		"stall_timeout":   d.seconds(&a.StallTimeout),
+		"max_backlog":     d.integer(&a.MaxBacklog),
 		"log_dir": func(p string, v any) {
 			switch t := v.(type) {
 			case string:

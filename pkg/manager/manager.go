@@ -20,6 +20,7 @@ import (
 	"github.com/sdss/fliswarm/pkg/config"
 	"github.com/sdss/fliswarm/pkg/control"
 	"github.com/sdss/fliswarm/pkg/daemon"
+	"github.com/sdss/fliswarm/pkg/opscore"
 	"github.com/sdss/fliswarm/pkg/version"
 )
 
@@ -59,14 +60,31 @@ func New(opts Options) (*Manager, error) {
 		// A (re)started camera is reconnected at once, not after the
 		// device client's backoff.
 		OnCameraStarted: func(node string) { m.act.ContainerStarted(node) },
+		// A camera in the middle of an exposure is not replaced.
+		Busy: func(node string) (bool, string) { return m.act.Busy(node) },
 	})
 	m.ctl.Store().TrackCamera()
 	m.act = actor.New(actor.Options{
-		Reconciler: m.ctl,
-		Logger:     opts.Logger.WithName("actor"),
-		Version:    version.Version,
+		Reconciler:    m.ctl,
+		ServerOptions: serverOptions(opts.Config.Spec.Actor),
+		Logger:        opts.Logger.WithName("actor"),
+		Version:       version.Version,
 	})
 	return m, nil
+}
+
+// serverOptions are the actor port's settings from the configuration. They
+// apply from the start; a change takes a restart of fliswarm.
+func serverOptions(a v1.Actor) []opscore.Option {
+	nets, _ := a.AllowedNetworks() // validated with the configuration
+	return []opscore.Option{
+		opscore.WithActorName(a.Name),
+		opscore.WithAllowedNetworks(nets),
+		opscore.WithMaxUsers(a.MaxUsers),
+		opscore.WithMaxLineLength(a.MaxLineLength),
+		opscore.WithStallTimeout(a.StallTimeout.D()),
+		opscore.WithMaxBacklog(a.MaxBacklog),
+	}
 }
 
 // Controller is the daemon's node controller.
@@ -151,9 +169,13 @@ func (m *Manager) reload() {
 		}
 		if msg != m.configErr {
 			m.log.Error(err, "configuration change rejected; keeping revision "+m.loaded.Revision)
+			m.act.SetConfigError(msg)
 		}
 		m.configErr = msg
 		return
+	}
+	if m.configErr != "" {
+		m.act.SetConfigError("")
 	}
 	m.configErr = ""
 	if l.Revision == m.loaded.Revision {
