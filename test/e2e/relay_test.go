@@ -304,6 +304,9 @@ func TestRelayFloodToReadingAndStuckClients(t *testing.T) {
 		reader.conn.Close()
 		if run == 1 {
 			// Meanwhile the stuck client, which never read, was dropped.
+			// Reading from it is progress, so look only once it has been
+			// stuck for well over the stall time.
+			time.Sleep(time.Until(stuckSince.Add(3 * stall)))
 			_ = stuck.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 			buf := make([]byte, 1<<20)
 			var err error
