@@ -73,5 +73,8 @@ func (c *crashTracker) ranLongEnough(started, now time.Time) {
 	}
 }
 
+// forget clears the count of stops (their cause was not the camera).
+func (c *crashTracker) forget() { c.stops, c.logs = 0, nil }
+
 // looping reports whether restarts are being backed off.
 func (c *crashTracker) looping() bool { return c.stops > 1 }

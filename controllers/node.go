@@ -59,6 +59,9 @@ type nodeMemory struct {
 	lastGood *v1.Swarm
 	// busySince is when a pending update first found the camera busy.
 	busySince time.Time
+	// engineWasDown: the last observation found the engine (or the node)
+	// down.
+	engineWasDown bool
 	// prepulled is the revision whose image this node pulled before
 	// waiting for a rollout slot.
 	prepulled string
@@ -137,8 +140,15 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 	// Observe.
 	eng, err := r.probeNode(ctx, spec, node, st)
 	if err != nil {
+		mem.engineWasDown = true
 		r.record(node, st, mem, nil, err)
 		return Result{}, Outcome{Err: err, Final: true}, err
+	}
+	if mem.engineWasDown {
+		// The engine came back and stopped the containers it found: not
+		// the camera crashing, so it starts again at once.
+		mem.engineWasDown = false
+		mem.crash.forget()
 	}
 	have, err := r.inspect(ctx, eng, node, want, st)
 	if err != nil {
