@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 
 	"github.com/docker/go-units"
@@ -18,6 +19,7 @@ import (
 	"github.com/sdss/fliswarm/pkg/control"
 	"github.com/sdss/fliswarm/pkg/daemon"
 	"github.com/sdss/fliswarm/pkg/logging"
+	"github.com/sdss/fliswarm/pkg/manager"
 )
 
 func newReconcileCmd(g *globals) *cobra.Command {
@@ -52,7 +54,7 @@ node never run at once); otherwise fliswarm reconciles by itself.
 			defer stop()
 			log, flush, _ := logging.New(logging.Options{Console: verbose, Verbose: verbose})
 			defer flush()
-			ctl := controllers.New(l.Spec, l.Revision, controllers.Options{Logger: log})
+			ctl := controllers.New(l.Spec, l.Revision, controllers.Options{Logger: log, NewEngine: openEngines(l.Spec, log)})
 
 			if dryRun {
 				ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -201,9 +203,10 @@ func newStatusCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				ctl := controllers.New(l.Spec, l.Revision, controllers.Options{})
+				ctl := controllers.New(l.Spec, l.Revision, controllers.Options{NewEngine: openEngines(l.Spec, logr.Discard())})
 				st.Daemon = v1.DaemonInfo{Running: false, Config: l.Source, Revision: l.Revision}
 				st.Nodes = ctl.ObserveAll(ctx, l.Spec.EnabledNodes)
+				manager.AnnotateEngineSecurity(l.Spec, st.Nodes, time.Now())
 			}
 			if jsonOut {
 				return printJSON(g, st)
@@ -265,6 +268,11 @@ func printStatus(g *globals, st v1.DaemonStatus) {
 			fmt.Fprintf(w, "       last error: %s\n", n.LastError)
 		}
 	}
+}
+
+// openEngines opens engines as spec says (TLS, ssh, registry credentials).
+func openEngines(spec *v1.Swarm, log logr.Logger) func(node, address string) (controllers.Engine, error) {
+	return manager.EngineOpener(func() *v1.Swarm { return spec }, log)
 }
 
 func tf(b bool) string {

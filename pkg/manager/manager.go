@@ -47,6 +47,7 @@ type Manager struct {
 	loaded    *config.Loaded
 	configErr string
 	started   time.Time
+	warner    securityWarner
 
 	group *group
 }
@@ -54,8 +55,11 @@ type Manager struct {
 // New builds the daemon; nothing runs until Start.
 func New(opts Options) (*Manager, error) {
 	m := &Manager{opts: opts, log: opts.Logger, loaded: opts.Config}
+	m.warner = securityWarner{log: opts.Logger}
+	m.warner.check(opts.Config.Spec)
 	m.ctl = controllers.New(opts.Config.Spec, opts.Config.Revision, controllers.Options{
-		Logger: opts.Logger.WithName("reconciler"),
+		Logger:    opts.Logger.WithName("reconciler"),
+		NewEngine: EngineOpener(m.spec, opts.Logger.WithName("engine")),
 		// A (re)started camera is reconnected at once, not after the
 		// device client's backoff.
 		OnCameraStarted: func(node string) { m.act.ContainerStarted(node) },
@@ -67,6 +71,13 @@ func New(opts Options) (*Manager, error) {
 		Version:    version.Version,
 	})
 	return m, nil
+}
+
+// spec is the spec in force in the controller (set before it opens
+// engines, and read without m.mu, which reload holds while it sets it).
+func (m *Manager) spec() *v1.Swarm {
+	s, _ := m.ctl.Spec()
+	return s
 }
 
 // Controller is the daemon's node controller.
@@ -108,13 +119,15 @@ func (m *Manager) Status() v1.DaemonStatus {
 	m.mu.Lock()
 	l, cerr := m.loaded, m.configErr
 	m.mu.Unlock()
+	nodes := m.ctl.Status()
+	AnnotateEngineSecurity(l.Spec, nodes, m.started)
 	return v1.DaemonStatus{
 		Daemon: v1.DaemonInfo{
 			Running: true, Pid: os.Getpid(), Version: version.Version,
 			Config: l.Source, Revision: l.Revision, StartedAt: m.started,
 			ConfigError: cerr, ActorAddr: addrString(m.act.Addr()),
 		},
-		Nodes: m.ctl.Status(),
+		Nodes: nodes,
 	}
 }
 
@@ -157,9 +170,17 @@ func (m *Manager) reload() {
 	}
 	m.configErr = ""
 	if l.Revision == m.loaded.Revision {
+		// The registry credentials are outside the revision; pulls read
+		// them from the controller's spec.
+		if config.CredentialsChanged(l.Spec, m.loaded.Spec) {
+			m.log.Info("registry credentials changed")
+			m.loaded = l
+			m.ctl.SetSpec(l.Spec, l.Revision)
+		}
 		return
 	}
 	m.log.Info("configuration changed", "from", m.loaded.Revision, "to", l.Revision)
+	m.warner.check(l.Spec)
 	m.loaded = l
 	m.ctl.SetSpec(l.Spec, l.Revision)
 	m.act.SetSpec(l.Spec)
