@@ -225,9 +225,11 @@ write_known_hosts() {
 # -------------------------------------------------------------------- sshd
 sshd_pidfile() { echo "$(node_run_dir "$1")/sshd.pid"; }
 
+# write_sshd_config NODE: writes the node's sshd_config; fails (1) when
+# it changed (a running sshd must then be restarted).
 write_sshd_config() {
 	local n=$1 d="$TESTBED_DIR/nodes/$1/sshd"
-	cat >"$d/sshd_config" <<EOF
+	cat >"$d/sshd_config.new" <<EOF
 # written by hack/testbed for node $n
 ListenAddress $(node_ip "$n")
 Port 22
@@ -241,12 +243,20 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 AllowStreamLocalForwarding yes
-AllowTcpForwarding no
+# sshd lets a client open unix sockets (streamlocal) only when it permits
+# local TCP forwarding too
+AllowTcpForwarding local
 X11Forwarding no
 PermitTTY no
 PrintMotd no
 LogLevel INFO
 EOF
+	if cmp -s "$d/sshd_config.new" "$d/sshd_config"; then
+		rm -f "$d/sshd_config.new"
+		return 0
+	fi
+	mv -f "$d/sshd_config.new" "$d/sshd_config"
+	return 1
 }
 
 # ssh_ok NODE: root logs in with the bed's key, checking the host key.
@@ -265,7 +275,7 @@ start_sshd() {
 	run=$(node_run_dir "$n")
 	mkdir -p "$run" /run/sshd
 	chmod 0755 /run/sshd # sshd's privilege separation directory
-	write_sshd_config "$n"
+	write_sshd_config "$n" || true
 	log "node $n: starting sshd in $(netns_of "$n") at $(node_ip "$n"):22"
 	setsid nsenter --net="/run/netns/$(netns_of "$n")" /usr/sbin/sshd -D -e \
 		-f "$TESTBED_DIR/nodes/$n/sshd/sshd_config" \
@@ -279,7 +289,7 @@ ensure_sshds() {
 	local n deadline p
 	[[ ${#SSH_NODES[@]} -gt 0 ]] || return 0
 	for n in "${SSH_NODES[@]}"; do
-		if sshd_alive "$n" && ssh_ok "$n"; then
+		if write_sshd_config "$n" && sshd_alive "$n" && ssh_ok "$n"; then
 			continue
 		fi
 		p=$(pidfile_pid "$(sshd_pidfile "$n")")
