@@ -6,6 +6,7 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 
+	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/engine"
 )
 
@@ -30,39 +31,40 @@ type Engine interface {
 }
 
 // Engines opens each node's engine once and reopens it when the node's
-// address changes. The reconciler and the event source share it.
+// connection settings change (its address, TLS material, ssh identity).
+// The reconciler and the event source share it.
 type Engines struct {
 	mu     sync.Mutex
-	open   func(node, address string) (Engine, error)
+	open   func(node string, conn v1.EngineConnection) (Engine, error)
 	byNode map[string]openEngine
 }
 
 type openEngine struct {
-	address string
-	eng     Engine
+	conn v1.EngineConnection
+	eng  Engine
 }
 
 // NewEngines returns a cache that opens engines with open.
-func NewEngines(open func(node, address string) (Engine, error)) *Engines {
+func NewEngines(open func(node string, conn v1.EngineConnection) (Engine, error)) *Engines {
 	return &Engines{open: open, byNode: map[string]openEngine{}}
 }
 
-// Get returns node's engine at address, opening it if needed.
-func (e *Engines) Get(node, address string) (Engine, error) {
+// Get returns node's engine reached through conn, opening it if needed.
+func (e *Engines) Get(node string, conn v1.EngineConnection) (Engine, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if o, ok := e.byNode[node]; ok {
-		if o.address == address {
+		if o.conn == conn {
 			return o.eng, nil
 		}
 		_ = o.eng.Close()
 		delete(e.byNode, node)
 	}
-	eng, err := e.open(node, address)
+	eng, err := e.open(node, conn)
 	if err != nil {
 		return nil, err
 	}
-	e.byNode[node] = openEngine{address: address, eng: eng}
+	e.byNode[node] = openEngine{conn: conn, eng: eng}
 	return eng, nil
 }
 

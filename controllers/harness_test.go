@@ -222,7 +222,7 @@ func newHarness(t *testing.T, spec *v1.Swarm, rev string, tweak ...func(*Options
 			h.logs = append(h.logs, prefix+" "+args)
 			h.logMu.Unlock()
 		}, funcr.Options{Verbosity: 1}),
-		NewEngine: func(node, _ string) (Engine, error) {
+		NewEngine: func(node string, _ v1.EngineConnection) (Engine, error) {
 			if e, ok := h.w.engines[node]; ok {
 				return e, nil
 			}

@@ -17,8 +17,10 @@ import (
 // Options configure a NodeController. Zero values take the defaults noted.
 type Options struct {
 	Logger logr.Logger
-	// NewEngine opens a node's engine; default engine.New.
-	NewEngine func(node, address string) (Engine, error)
+	// NewEngine opens a node's engine; default engine.New with the
+	// connection's TLS or ssh settings and the spec's registry
+	// credentials.
+	NewEngine func(node string, conn v1.EngineConnection) (Engine, error)
 	// Ping checks that a host answers; default ping.Host.
 	Ping func(ctx context.Context, host string, timeout time.Duration, fallbackPort int) error
 	// Probe checks that the camera named node answers on address (the
@@ -42,12 +44,6 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.Logger.GetSink() == nil {
 		o.Logger = logr.Discard()
-	}
-	if o.NewEngine == nil {
-		log := o.Logger
-		o.NewEngine = func(node, address string) (Engine, error) {
-			return engine.New(node, address, engine.Options{Logger: log})
-		}
 	}
 	if o.Ping == nil {
 		o.Ping = defaultPing
@@ -84,6 +80,13 @@ func New(spec *v1.Swarm, revision string, opts Options) *NodeController {
 	opts = opts.withDefaults()
 	c := &NodeController{opts: opts, log: opts.Logger, store: NewStore(spec, revision)}
 	c.queue = NewQueue(opts.RateLimiter, opts.Clock)
+	if opts.NewEngine == nil {
+		log := opts.Logger.WithName("engine")
+		auth := func() (string, error) { spec, _ := c.store.Spec(); return engine.RegistryAuthFor(spec) }
+		opts.NewEngine = func(node string, conn v1.EngineConnection) (Engine, error) {
+			return engine.New(node, conn.Address, engine.OptionsFor(conn, engine.Options{Logger: log, RegistryAuth: auth}))
+		}
+	}
 	c.engines = NewEngines(opts.NewEngine)
 	c.rollout = NewRollout(spec.MaxUnavailable, c.queue.Add)
 	c.requests = NewRequests(c.queue.Add)

@@ -46,7 +46,8 @@ func newStatus(prev v1.NodeStatus, seen bool, spec *v1.Swarm, node, revision str
 func (r *NodeReconciler) probeNode(ctx context.Context, spec *v1.Swarm, node string, st *v1.NodeStatus) (Engine, error) {
 	n := spec.Nodes[node]
 	now := r.clock.Now()
-	eng, err := r.engines.Get(node, n.DockerClient)
+	st.SetEngineSecurity(spec.EngineConnection(node), now)
+	eng, err := r.engines.Get(node, spec.EngineConnection(node))
 	if err != nil {
 		st.SetCondition(v1.ConditionEngineReady, false, "EngineAddressInvalid", err.Error(), now)
 		return nil, fmt.Errorf("%s: engine %s: %w", node, n.DockerClient, err)
@@ -174,11 +175,14 @@ func recordObserved(st *v1.NodeStatus, want Desired, have Observed, now time.Tim
 }
 
 // fallbackPort is the port a TCP reachability check uses when ICMP is not
-// permitted: the engine's TCP port, else the camera's.
+// permitted: the engine's TCP port, or its ssh port, else the camera's.
 func fallbackPort(n v1.Node) int {
-	if u, err := url.Parse(n.DockerClient); err == nil && u.Scheme == "tcp" {
+	if u, err := url.Parse(n.DockerClient); err == nil && (u.Scheme == "tcp" || u.Scheme == "ssh") {
 		if p, err := strconv.Atoi(u.Port()); err == nil {
 			return p
+		}
+		if u.Scheme == "ssh" {
+			return 22
 		}
 	}
 	return n.Port

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/engine"
 	"github.com/sdss/fliswarm/pkg/render"
 )
@@ -32,8 +33,8 @@ type EventSource struct {
 }
 
 type watch struct {
-	address string
-	cancel  context.CancelFunc
+	conn   v1.EngineConnection
+	cancel context.CancelFunc
 }
 
 // NewEventSource returns a source that enqueues with enqueue.
@@ -60,27 +61,27 @@ func (s *EventSource) Sync() {
 	if s.ctx == nil || s.ctx.Err() != nil {
 		return
 	}
-	want := map[string]string{}
+	want := map[string]v1.EngineConnection{}
 	for _, n := range enabled {
-		want[n] = spec.Nodes[n].DockerClient
+		want[n] = spec.EngineConnection(n)
 	}
 	for n, w := range s.watches {
-		if addr, ok := want[n]; !ok || addr != w.address {
+		if conn, ok := want[n]; !ok || conn != w.conn {
 			w.cancel()
 			delete(s.watches, n)
 		}
 	}
-	for n, addr := range want {
+	for n, conn := range want {
 		if _, ok := s.watches[n]; ok {
 			continue
 		}
-		eng, err := s.engines.Get(n, addr)
+		eng, err := s.engines.Get(n, conn)
 		if err != nil {
-			s.log.Error(err, "cannot watch the engine", "node", n, "address", addr)
+			s.log.Error(err, "cannot watch the engine", "node", n, "address", conn.Address)
 			continue
 		}
 		ctx, cancel := context.WithCancel(s.ctx)
-		s.watches[n] = &watch{address: addr, cancel: cancel}
+		s.watches[n] = &watch{conn: conn, cancel: cancel}
 		s.wg.Go(func() { s.watch(ctx, n, eng) })
 	}
 }

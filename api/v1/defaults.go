@@ -111,6 +111,10 @@ func (s *Swarm) SetDefaults() {
 	if s.StatusInterval == 0 {
 		s.StatusInterval = DefaultStatusInterval
 	}
+	if s.TLS != nil && !s.TLS.Disabled && s.TLS.Verify == nil {
+		t := true
+		s.TLS.Verify = &t
+	}
 	if s.RebootCommand == "" {
 		s.RebootCommand = DefaultRebootCommand
 	}

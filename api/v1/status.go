@@ -73,6 +73,9 @@ type NodeStatus struct {
 	DeviceConnected bool `json:"deviceConnected"`
 	// Conditions, one per condition type.
 	Conditions []Condition `json:"conditions,omitempty"`
+	// Warnings are problems that do not stop the node from working, such
+	// as an engine reached over plain TCP (see SetEngineSecurity).
+	Warnings []string `json:"warnings,omitempty"`
 	// LastError is the last reconcile error, empty after a success.
 	LastError string `json:"lastError,omitempty"`
 	// LastActions are the actions of the last reconcile that did something.

@@ -85,6 +85,16 @@ type Swarm struct {
 	// Default 300 s; a negative value disables it.
 	StatusInterval Duration `json:"status_interval"`
 
+	// TLS is the TLS material for every tcp:// engine (a node's own tls
+	// overrides it). Unset: plain TCP, which fliswarm warns about.
+	TLS *TLS `json:"tls,omitempty"`
+	// SSH is how ssh:// engines are reached (a node's own ssh overrides
+	// it field by field). Unset: the ssh defaults (see SSH).
+	SSH *SSH `json:"ssh,omitempty"`
+	// RegistryAuth are the credentials for pulling the image. Unset: the
+	// registry is used anonymously.
+	RegistryAuth *RegistryAuth `json:"registry_auth,omitempty"`
+
 	// Power says how a node is power-cycled through another actor.
 	Power *Power `json:"power,omitempty"`
 	// RebootCommand is run over ssh for a soft reboot. Default "sudo reboot".
@@ -145,9 +155,15 @@ type Node struct {
 	Host string `json:"host"`
 	// Port is the camera actor's TCP port on Host.
 	Port int `json:"port"`
-	// DockerClient is the node's Docker Engine address: tcp://host:port or
-	// unix:///path.
+	// DockerClient is the node's Docker Engine address: tcp://host:port
+	// (TLS when tls is configured), ssh://user@host[:port][/socket] (the
+	// socket defaults to /var/run/docker.sock) or unix:///path.
 	DockerClient string `json:"docker-client"`
+	// TLS overrides the global TLS settings for this node; `tls: false`
+	// turns TLS off for an engine still on plain TCP.
+	TLS *TLS `json:"tls,omitempty"`
+	// SSH overrides the global ssh settings for this node.
+	SSH *SSH `json:"ssh,omitempty"`
 	// Category groups similar cameras ("gfa", "fvc").
 	Category string `json:"category"`
 	// User is the ssh user for a soft reboot.

@@ -188,6 +188,7 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 	if s.CommandTimeout <= 0 {
 		errs.Add("command_timeout", "must be positive")
 	}
+	s.validateSecurity(p, &errs)
 	validateEnv(&errs, "env", s.Env)
 	for _, name := range s.NodeNames() {
 		validateEnv(&errs, p.Nodes+"."+name+".env", s.Nodes[name].Env)
@@ -207,16 +208,18 @@ func validateEnv(errs *ErrorList, path string, env map[string]string) {
 }
 
 // ValidateDockerHost checks a Docker Engine address: tcp://host:port,
-// unix:///path (TLS and ssh are not supported yet).
+// ssh://[user@]host[:port][/socket] or unix:///path.
 func ValidateDockerHost(addr string) error {
 	if addr == "" {
 		return fmt.Errorf("is required (e.g. tcp://host:2375)")
 	}
 	u, err := url.Parse(addr)
 	if err != nil {
-		return fmt.Errorf("expected tcp://host:port or unix:///path, found %q", addr)
+		return fmt.Errorf("expected tcp://host:port, ssh://user@host or unix:///path, found %q", addr)
 	}
 	switch u.Scheme {
+	case "ssh":
+		return validateSSHAddress(addr)
 	case "tcp":
 		host, port, err := net.SplitHostPort(u.Host)
 		if err != nil || host == "" {
@@ -233,7 +236,7 @@ func ValidateDockerHost(addr string) error {
 			return fmt.Errorf("expected unix:///absolute/path, found %q", addr)
 		}
 	default:
-		return fmt.Errorf("expected tcp://host:port or unix:///path, found %q (scheme %q is not supported)", addr, u.Scheme)
+		return fmt.Errorf("expected tcp://host:port, ssh://user@host or unix:///path, found %q (scheme %q is not supported)", addr, u.Scheme)
 	}
 	return nil
 }

@@ -192,7 +192,7 @@ volumes:
 		"actor.prot: unknown key",
 		"enabled_nodes.APO[2]: node \"gfa9\" is enabled but not defined in nodes.APO",
 		"nodes.APO.gfa1.port: expected an integer, found a string",
-		"nodes.APO.gfa2.docker-client: expected tcp://host:port or unix:///path",
+		"nodes.APO.gfa2.docker-client: expected tcp://host:port, ssh://user@host or unix:///path",
 		"nodes.APO.gfa2.port: port 19996 on host h1 is also used by node fvc",
 		"volumes.data.opts.device: is required",
 	} {

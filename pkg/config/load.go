@@ -2,8 +2,6 @@ package config
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -39,6 +37,8 @@ type Loaded struct {
 	// Warnings are problems that did not stop the load (an unset
 	// OBSERVATORY, for instance).
 	Warnings []string
+	// Paths locate the node sections in the file, for messages.
+	Paths v1.Paths
 }
 
 // Load reads the configuration named by opts.
@@ -56,6 +56,9 @@ func Load(opts Options) (*Loaded, error) {
 	l, err := Parse(data, obs, opts.Nodes)
 	if err != nil {
 		return nil, &Error{Source: source, Err: err}
+	}
+	if errs := CheckFiles(l.Spec, l.Paths); len(errs) > 0 {
+		return nil, &Error{Source: source, Err: errs}
 	}
 	l.Source = source
 	l.Warnings = append(warnings, l.Warnings...)
@@ -157,6 +160,9 @@ func Parse(data []byte, obs string, nodes []string) (*Loaded, error) {
 		"status_interval":    d.seconds(&s.StatusInterval),
 		"reboot_command":     d.str(&s.RebootCommand),
 		"power":              func(p string, v any) { s.Power = &v1.Power{}; d.power(p, v, s.Power) },
+		"tls":                d.tls(&s.TLS),
+		"ssh":                d.ssh(&s.SSH),
+		"registry_auth":      d.registryAuth(&s.RegistryAuth),
 		"volumes":            func(p string, v any) { d.volumes(p, v, &s.Volumes) },
 		"enabled_nodes": func(p string, v any) {
 			enabledSet = true
@@ -193,7 +199,7 @@ func Parse(data []byte, obs string, nodes []string) (*Loaded, error) {
 	if err := dedupe(d.errs).Err(); err != nil {
 		return nil, err
 	}
-	l.Revision = Revision(s)
+	l.Revision, l.Paths = Revision(s), paths
 	return l, nil
 }
 
@@ -371,6 +377,8 @@ func (d *decoder) nodes(path string, v any, dst *map[string]v1.Node) {
 			"docker-uid":    d.optInteger(&n.DockerUID),
 			"docker-gid":    d.optInteger(&n.DockerGID),
 			"env":           d.strMap(&n.Env),
+			"tls":           d.tls(&n.TLS),
+			"ssh":           d.ssh(&n.SSH),
 			"power": func(p string, v any) {
 				n.Power = &v1.NodePower{}
 				d.object(p, v, map[string]func(string, any){"device": d.str(&n.Power.Device)})
@@ -379,21 +387,4 @@ func (d *decoder) nodes(path string, v any, dst *map[string]v1.Node) {
 		out[name] = n
 	}
 	*dst = out
-}
-
-// Revision is a short stable hash of the effective spec.
-func Revision(s *v1.Swarm) string {
-	b, _ := json.Marshal(s) // map keys are sorted by encoding/json
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:6])
-}
-
-// Show renders the effective spec as YAML in the flat layout, loadable
-// again with -c.
-func Show(s *v1.Swarm) ([]byte, error) {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return nil, err
-	}
-	return yaml.JSONToYAML(b)
 }

@@ -22,6 +22,10 @@ const DefaultTimeout = 10 * time.Second
 // (the engine's conventional plain-TCP port).
 const defaultTCPPort = "2375"
 
+// defaultTLSPort is the port of a tcp:// address with TLS that names none
+// (the engine's conventional TLS port).
+const defaultTLSPort = "2376"
+
 // Options tune a Client.
 type Options struct {
 	// Timeout bounds every call to the engine (default DefaultTimeout).
@@ -32,6 +36,15 @@ type Options struct {
 	// Logger receives one debug line (V(1)) per call and the engine's
 	// warnings; the node name is added to it. The zero Logger discards.
 	Logger logr.Logger
+	// TLS, when set, reaches a tcp:// engine over TLS (port 2376 when the
+	// address names none).
+	TLS *TLSOptions
+	// SSH tunes how an ssh:// engine is reached.
+	SSH SSHOptions
+	// RegistryAuth, when set, gives the registry credentials for each
+	// pull, encoded as the X-Registry-Auth header (EncodeRegistryAuth);
+	// "" pulls anonymously. PullOptions.RegistryAuth overrides it.
+	RegistryAuth func() (string, error)
 }
 
 // Client talks to the Docker Engine of one node. It is safe for
@@ -42,19 +55,30 @@ type Client struct {
 	timeout time.Duration
 	log     logr.Logger
 	api     *client.Client
+	auth    func() (string, error)
+	// closeTransport ends what the transport holds open (an ssh
+	// connection); nil for tcp and unix.
+	closeTransport func() error
 }
 
 // New returns a Client for the engine of node at address, which is
-// tcp://host[:port] (port 2375 when missing) or unix:///path/to/socket.
-// It does no I/O: the first call connects and negotiates the API version.
+// tcp://host[:port] (port 2375 when missing, 2376 with TLS),
+// ssh://[user@]host[:port][/socket] (the engine's socket on the host,
+// default /var/run/docker.sock) or unix:///path/to/socket.
+// It does no I/O: the first call connects and negotiates the API version
+// (for ssh: logs in, checking the host key against known_hosts).
 func New(node, address string, opts Options) (*Client, error) {
-	u, err := parseAddress(address)
+	u, err := parseAddress(address, opts.TLS != nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: engine address: %w", node, err)
 	}
-	transport, err := newTransport(u)
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	transport, closeTransport, err := newTransport(u, opts, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("%s: engine address %q: %w", node, address, err)
+		return nil, fmt.Errorf("%s: engine %s: %w", node, redactURL(address), err)
 	}
 	host := u.Scheme + "://" + u.Host
 	if u.Scheme == "unix" {
@@ -68,30 +92,38 @@ func New(node, address string, opts Options) (*Client, error) {
 		client.WithUserAgent("fliswarm"),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("%s: engine client for %s: %w", node, address, err)
-	}
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
+		if closeTransport != nil {
+			_ = closeTransport()
+		}
+		return nil, fmt.Errorf("%s: engine client for %s: %w", node, redactURL(address), err)
 	}
 	return &Client{
-		node:    node,
-		address: address,
-		timeout: timeout,
-		log:     opts.Logger.WithValues("node", node),
-		api:     api,
+		node:           node,
+		address:        address,
+		timeout:        timeout,
+		log:            opts.Logger.WithValues("node", node),
+		api:            api,
+		auth:           opts.RegistryAuth,
+		closeTransport: closeTransport,
 	}, nil
 }
 
 // parseAddress validates an engine address and fills in the default port.
-// The result has Scheme "tcp" with Host "host:port", or Scheme "unix" with
-// Path set to the socket.
-func parseAddress(address string) (*url.URL, error) {
+// The result has Scheme "tcp" with Host "host:port", Scheme "ssh" with
+// User, Host "host:port" and Path the engine's socket, or Scheme "unix"
+// with Path set to the socket.
+func parseAddress(address string, tls bool) (*url.URL, error) {
 	scheme, rest, ok := strings.Cut(address, "://")
 	if !ok || rest == "" {
-		return nil, fmt.Errorf("%q is not tcp://host:port or unix:///path", address)
+		return nil, fmt.Errorf("%q is not tcp://host:port, ssh://user@host or unix:///path", redactURL(address))
+	}
+	defaultTCPPort := defaultTCPPort
+	if tls {
+		defaultTCPPort = defaultTLSPort
 	}
 	switch scheme {
+	case "ssh":
+		return parseSSHAddress(address)
 	case "tcp":
 		if strings.ContainsAny(rest, "/?#@") {
 			return nil, fmt.Errorf("%q: a tcp address is only host[:port]", address)
@@ -114,37 +146,73 @@ func parseAddress(address string) (*url.URL, error) {
 		}
 		return &url.URL{Scheme: "unix", Path: rest}, nil
 	default:
-		return nil, fmt.Errorf("%q: unsupported scheme %q (want tcp or unix)", address, scheme)
+		return nil, fmt.Errorf("%q: unsupported scheme %q (want tcp, ssh or unix)", address, scheme)
 	}
 }
 
 // newTransport builds the HTTP transport for one engine: the SDK's dialer
-// for unix sockets, and for TCP a dialer with keepalive probes (so a node
-// that vanishes without closing its connections ends an event stream
-// within about half a minute) and no HTTP proxy, whatever the environment
-// says: the engines are on the observatory's LAN.
-func newTransport(u *url.URL) (*http.Transport, error) {
+// for unix sockets; for TCP a dialer with keepalive probes (so a node that
+// vanishes without closing its connections ends an event stream within
+// about half a minute), and TLS when configured (Docker's own tlsconfig,
+// from a DOCKER_CERT_PATH directory); for ssh one ssh connection to the
+// node (with the same keepalive probes) whose channels to the engine's
+// socket carry the requests. Never an HTTP proxy, whatever the
+// environment says: the engines are on the observatory's LAN. The
+// returned func closes what the transport keeps open (nil if nothing).
+func newTransport(u *url.URL, opts Options, timeout time.Duration) (*http.Transport, func() error, error) {
 	tr := &http.Transport{MaxIdleConns: 6, IdleConnTimeout: 30 * time.Second}
+	var closeFn func() error
 	switch u.Scheme {
 	case "unix":
 		if err := sockets.ConfigureTransport(tr, "unix", u.Path); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+	case "ssh":
+		d, err := newSSHDialer(u, opts.SSH, timeout)
+		if err != nil {
+			return nil, nil, err
+		}
+		tr.DialContext, closeFn = d.DialContext, d.Close
 	default:
-		dialer := &net.Dialer{
-			Timeout: DefaultTimeout,
-			KeepAliveConfig: net.KeepAliveConfig{
-				Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3,
-			},
+		tr.DialContext = tcpDialer(timeout).DialContext
+		if opts.TLS != nil {
+			cfg, err := clientTLS(*opts.TLS)
+			if err != nil {
+				return nil, nil, err
+			}
+			tr.TLSClientConfig = cfg
 		}
-		tr.DialContext = dialer.DialContext
 	}
 	tr.Proxy = nil
-	return tr, nil
+	return tr, closeFn, nil
+}
+
+// tcpDialer dials with keepalive probes: 15 s idle, then every 5 s, 3
+// missed probes end the connection.
+func tcpDialer(timeout time.Duration) *net.Dialer {
+	return &net.Dialer{
+		Timeout: timeout,
+		KeepAliveConfig: net.KeepAliveConfig{
+			Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3,
+		},
+	}
+}
+
+// redactURL hides a password written in an address (ssh://user:pw@host).
+func redactURL(address string) string {
+	if u, err := url.Parse(address); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
+	}
+	return address
 }
 
 // Close releases idle connections. Calls after Close open new ones.
 func (c *Client) Close() error {
+	if c.closeTransport != nil {
+		_ = c.closeTransport()
+	}
 	if err := c.api.Close(); err != nil {
 		return fmt.Errorf("%s: close engine client: %w", c.node, err)
 	}

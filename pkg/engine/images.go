@@ -43,6 +43,10 @@ type PullOptions struct {
 	// Progress, when set, is called with the pull's progress as the engine
 	// reports it.
 	Progress func(PullProgress)
+	// RegistryAuth is the encoded registry credentials
+	// (EncodeRegistryAuth); "" uses the client's Options.RegistryAuth, if
+	// any, else pulls anonymously. Never logged.
+	RegistryAuth string
 }
 
 // PullProgress is a pull's progress: bytes over every layer the engine has
@@ -74,7 +78,14 @@ func (c *Client) PullImage(ctx context.Context, ref string, opts PullOptions) er
 	})
 	defer stall.Stop()
 
-	resp, err := c.api.ImagePull(pullCtx, ref, client.ImagePullOptions{})
+	auth := opts.RegistryAuth
+	if auth == "" && c.auth != nil {
+		var err error
+		if auth, err = c.auth(); err != nil {
+			return fmt.Errorf("%s: %s: %w", c.node, op, err)
+		}
+	}
+	resp, err := c.api.ImagePull(pullCtx, ref, client.ImagePullOptions{RegistryAuth: auth})
 	if err != nil {
 		return c.pullErr(ctx, pullCtx, op, err)
 	}

@@ -24,8 +24,17 @@ func TestParseAddress(t *testing.T) {
 		scheme  string
 		host    string
 		path    string
+		tls     bool
 		wantErr bool
 	}{
+		{in: "tcp://sdss-gfa1", tls: true, scheme: "tcp", host: "sdss-gfa1:2376"},
+		{in: "tcp://sdss-gfa1:2375", tls: true, scheme: "tcp", host: "sdss-gfa1:2375"},
+		{in: "ssh://root@10.213.0.13", scheme: "ssh", host: "10.213.0.13:22", path: "/var/run/docker.sock"},
+		{in: "ssh://root@gfa1:2222/run/fs/docker.sock", scheme: "ssh", host: "gfa1:2222", path: "/run/fs/docker.sock"},
+		{in: "ssh://root@[::1]:2222/", scheme: "ssh", host: "[::1]:2222", path: "/var/run/docker.sock"},
+		{in: "ssh://root:pw@gfa1", wantErr: true},
+		{in: "ssh://", wantErr: true},
+		{in: "ssh://gfa1?x=1", wantErr: true},
 		{in: "tcp://sdss-gfa1:2375", scheme: "tcp", host: "sdss-gfa1:2375"},
 		{in: "tcp://10.213.0.11:2375", scheme: "tcp", host: "10.213.0.11:2375"},
 		{in: "tcp://sdss-gfa1", scheme: "tcp", host: "sdss-gfa1:2375"},
@@ -42,7 +51,7 @@ func TestParseAddress(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			u, err := parseAddress(tt.in)
+			u, err := parseAddress(tt.in, tt.tls)
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("parseAddress(%q) = %v, want an error", tt.in, u)

@@ -48,6 +48,7 @@ type Manager struct {
 	loaded    *config.Loaded
 	configErr string
 	started   time.Time
+	warner    securityWarner
 
 	group *group
 }
@@ -55,6 +56,8 @@ type Manager struct {
 // New builds the daemon; nothing runs until Start.
 func New(opts Options) (*Manager, error) {
 	m := &Manager{opts: opts, log: opts.Logger, loaded: opts.Config}
+	m.warner = securityWarner{log: opts.Logger}
+	m.warner.check(opts.Config.Spec)
 	m.ctl = controllers.New(opts.Config.Spec, opts.Config.Revision, controllers.Options{
 		Logger: opts.Logger.WithName("reconciler"),
 		// A (re)started camera is reconnected at once, not after the
@@ -126,13 +129,14 @@ func (m *Manager) Status() v1.DaemonStatus {
 	m.mu.Lock()
 	l, cerr := m.loaded, m.configErr
 	m.mu.Unlock()
+	nodes := m.ctl.Status()
 	return v1.DaemonStatus{
 		Daemon: v1.DaemonInfo{
 			Running: true, Pid: os.Getpid(), Version: version.Version,
 			Config: l.Source, Revision: l.Revision, StartedAt: m.started,
 			ConfigError: cerr, ActorAddr: addrString(m.act.Addr()),
 		},
-		Nodes: m.ctl.Status(),
+		Nodes: nodes,
 	}
 }
 
@@ -179,9 +183,17 @@ func (m *Manager) reload() {
 	}
 	m.configErr = ""
 	if l.Revision == m.loaded.Revision {
+		// The registry credentials are outside the revision; pulls read
+		// them from the controller's spec.
+		if config.CredentialsChanged(l.Spec, m.loaded.Spec) {
+			m.log.Info("registry credentials changed")
+			m.loaded = l
+			m.ctl.SetSpec(l.Spec, l.Revision)
+		}
 		return
 	}
 	m.log.Info("configuration changed", "from", m.loaded.Revision, "to", l.Revision)
+	m.warner.check(l.Spec)
 	m.loaded = l
 	m.ctl.SetSpec(l.Spec, l.Revision)
 	m.act.SetSpec(l.Spec)

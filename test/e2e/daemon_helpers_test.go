@@ -237,10 +237,11 @@ func (e *env) eventually(timeout time.Duration, what string, f func() error) tim
 	return 0
 }
 
-// engineFor opens the Go SDK client of a bed node.
+// engineFor opens the Go SDK client of a bed node, as fliswarm reaches it
+// (over TLS or ssh on the bed's TLS and ssh nodes).
 func engineFor(t testing.TB, n testbed.Node) *fsengine.Client {
 	t.Helper()
-	c, err := fsengine.New(n.Name, n.DockerHost, fsengine.Options{Timeout: 15 * time.Second})
+	c, err := fsengine.New(n.Name, n.DockerHost, n.EngineOptions(fsengine.Options{Timeout: 15 * time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +297,7 @@ func resetBed(t testing.TB, bed *testbed.Bed, images bool) {
 		if images {
 			for _, img := range []string{bed.ImageRef, bed.ImageV2Ref} {
 				// Absent images are fine: the error is ignored on purpose.
-				_ = exec.Command("docker", "-H", n.DockerHost, "image", "rm", "-f", img).Run()
+				_ = exec.Command("docker", "-H", n.Socket, "image", "rm", "-f", img).Run()
 			}
 		}
 		cancel()

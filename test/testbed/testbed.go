@@ -35,8 +35,15 @@ type Node struct {
 	// IP:19995 once a flicamera container runs there.
 	IP string
 	// DockerHost is the address of the node's Docker Engine as fliswarm
-	// reaches it over the network: tcp://IP:2375.
+	// reaches it over the network: tcp://IP:2375, or tcp://IP:2376 (TLS)
+	// or ssh://root@IP/<socket> on the bed's TLS and ssh nodes (open it
+	// with Bed.EngineOptions).
 	DockerHost string
+	// Kind is KindPlain, KindTLS or KindSSH.
+	Kind string
+	// TLSCertPath, SSHIdentity and SSHKnownHosts are the bed's TLS and
+	// ssh material, as on Bed (see EngineOptions).
+	TLSCertPath, SSHIdentity, SSHKnownHosts string
 	// Socket is the engine's local unix socket (unix:///...), the node's
 	// "console": it still answers while the node is partitioned.
 	Socket string
@@ -75,6 +82,12 @@ type Bed struct {
 	ManagerDockerHost string
 	// Nodes are the nodes, in configuration order.
 	Nodes []Node
+	// TLSCertPath is the client's DOCKER_CERT_PATH directory (ca.pem,
+	// cert.pem, key.pem) for the TLS nodes; "" when there are none.
+	TLSCertPath string
+	// SSHIdentity and SSHKnownHosts are root's private key and the
+	// known_hosts file for the ssh nodes; "" when there are none.
+	SSHIdentity, SSHKnownHosts string
 }
 
 var (
@@ -367,8 +380,11 @@ func parseEnv(out string) (*Bed, error) {
 			DockerHost: get(key + "DOCKER_HOST"),
 			Socket:     get(key + "DOCKER_SOCK"),
 			Netns:      get(key + "NETNS"),
+			Kind:       kindOf(vars[key+"KIND"]),
 		})
 	}
+	b.TLSCertPath, b.SSHIdentity, b.SSHKnownHosts = vars["TESTBED_TLS_CERT_PATH"], vars["TESTBED_SSH_IDENTITY"], vars["TESTBED_SSH_KNOWN_HOSTS"]
+	b.setCredentials()
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("hack/testbed env: missing %s", strings.Join(missing, ", "))
 	}

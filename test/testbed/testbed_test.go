@@ -43,9 +43,9 @@ export TESTBED_NODE_MY_FVC_NETNS='fs-my-fvc'
 		ManagerDockerHost: "unix:///run/fliswarm-testbed/manager/docker.sock",
 		Nodes: []Node{
 			{Name: "gfa1", IP: "10.213.0.11", DockerHost: "tcp://10.213.0.11:2375",
-				Socket: "unix:///run/fliswarm-testbed/gfa1/docker.sock", Netns: "fs-gfa1"},
+				Socket: "unix:///run/fliswarm-testbed/gfa1/docker.sock", Netns: "fs-gfa1", Kind: KindPlain},
 			{Name: "my-fvc", IP: "10.213.0.12", DockerHost: "tcp://10.213.0.12:2375",
-				Socket: "unix:///run/fliswarm-testbed/my-fvc/docker.sock", Netns: "fs-my-fvc"},
+				Socket: "unix:///run/fliswarm-testbed/my-fvc/docker.sock", Netns: "fs-my-fvc", Kind: KindPlain},
 		},
 	}
 
