@@ -18,7 +18,7 @@ CI_FUZZTIME  ?= 20s
 # decoder.
 CI_FUZZ      := ./pkg/config:FuzzParse ./pkg/opscore:FuzzParseLine ./pkg/clu:FuzzParseReply ./pkg/clu:FuzzParseReplyPython
 
-.PHONY: all build test unit fuzz-ci e2e bench bench-relay lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools
+.PHONY: all build test unit fuzz-ci e2e e2e-secure bench bench-relay lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools
 
 all: build
 
@@ -48,13 +48,27 @@ unit:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...   # e2e suites skip themselves without FLISWARM_E2E=1
 
-## e2e: bring the test bed up, run test/e2e against real engines, tear the bed down
+# A second, small bed whose nodes are reached through TLS and ssh (and one
+# plain, to be warned about), on its own bridge and subnet.
+SECURE_BED := TESTBED_DIR=/var/lib/fliswarm-testbed-secure TESTBED_RUN_DIR=/run/fliswarm-testbed-secure \
+	TESTBED_BRIDGE=fsbr9 TESTBED_SUBNET=10.219.0 TESTBED_REGISTRY_PORT=5009 TESTBED_ACTOR_PORT=19906 \
+	TESTBED_NODES="sec1 sec2 sec3" TESTBED_TLS_NODES=sec2 TESTBED_SSH_NODES=sec3
+
+## e2e: bring the test bed up, run test/e2e against real engines, tear the bed down; then the same on the TLS/ssh bed
 e2e: build
 	$(TESTBED) up
 	FLISWARM_E2E=1 FLISWARM_BIN=$(CURDIR)/$(BIN)/fliswarm \
 	FLISWARM_TEST_DOCKER_HOST=tcp://10.213.0.11:2375 FLISWARM_TEST_REGISTRY=10.213.0.1:5000 \
 	  $(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./pkg/engine/... ./test/e2e/...; \
-	  status=$$?; $(TESTBED) down; exit $$status
+	  status=$$?; $(TESTBED) down; [ $$status = 0 ] || exit $$status
+	$(MAKE) e2e-secure
+
+## e2e-secure: the TLS and ssh engines, end to end, on a bed of their own
+e2e-secure: build
+	$(SECURE_BED) $(TESTBED) up
+	$(SECURE_BED) FLISWARM_E2E=1 FLISWARM_BIN=$(CURDIR)/$(BIN)/fliswarm \
+	  $(GO) test -count=1 -p 1 -timeout 10m -v -run 'TestSecureEngines' ./test/e2e/; \
+	  status=$$?; $(SECURE_BED) $(TESTBED) down; exit $$status
 
 ## bench: benchmarks on the test bed; each reports medians over samples taken in one run beside a baseline measured in the same run
 bench: build
