@@ -179,10 +179,10 @@ func faults(bed *testbed.Bed) []fault {
 			}
 			return nil
 		}, heal: func(m *matrix) error { return m.docker(g1, "rm", "-f", "stray") }},
-		{name: "1,000 malformed actor lines", node: g1, inject: func(m *matrix) error { return m.malformed(1000) }},
-		{name: "50 concurrent actor clients × 20 commands", node: g1, inject: func(m *matrix) error { return m.concurrent(50, 20) }},
-		{name: "a user disconnecting during a flood", node: g2, inject: func(m *matrix) error { return m.leaverFlood(g2) }},
-		{name: "a client that stops reading during a flood", node: fv, inject: func(m *matrix) error { return m.stuckFlood(fv) }},
+		{name: "1,000 malformed actor lines", node: g1, nothingDown: true, inject: func(m *matrix) error { return m.malformed(1000) }},
+		{name: "50 concurrent actor clients × 20 commands", node: g1, nothingDown: true, inject: func(m *matrix) error { return m.concurrent(50, 20) }},
+		{name: "a user disconnecting during a flood", node: g2, nothingDown: true, inject: func(m *matrix) error { return m.leaverFlood(g2) }},
+		{name: "a client that stops reading during a flood", node: fv, nothingDown: true, inject: func(m *matrix) error { return m.stuckFlood(fv) }},
 	}
 }
 

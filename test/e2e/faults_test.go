@@ -34,16 +34,20 @@ type fault struct {
 	heal   func(m *matrix) error
 	// quiet pauses the background prober (the daemon itself goes away).
 	quiet bool
+	// nothingDown: the fault takes no camera down (load on the actor
+	// port); there is no recovery to time.
+	nothingDown bool
 }
 
 type faultRow struct {
-	fault      string
-	recovered  bool
-	recovery   time.Duration
-	unanswered int64
-	needless   []string
-	status     string
-	note       string
+	fault       string
+	nothingDown bool
+	recovered   bool
+	recovery    time.Duration
+	unanswered  int64
+	needless    []string
+	status      string
+	note        string
 }
 
 // matrix is the running daemon and what watches it.
@@ -150,7 +154,7 @@ func TestFaultMatrix(t *testing.T) {
 // run injects one fault and measures the recovery.
 func (m *matrix) run(f fault) faultRow {
 	m.t.Logf("== fault: %s", f.name)
-	row := faultRow{fault: f.name}
+	row := faultRow{fault: f.name, nothingDown: f.nothingDown}
 	before := m.containerIDs()
 	m.unanswered.Store(0)
 	m.notes, m.extraRecreate, m.statusNode = nil, nil, f.node
@@ -210,7 +214,11 @@ func renderTable(rows []faultRow) string {
 		if !r.recovered {
 			rec = "**no**"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s | %s |\n", r.fault, rec, r.recovery.Round(10*time.Millisecond),
+		took := r.recovery.Round(10 * time.Millisecond).String()
+		if r.nothingDown {
+			took = "—"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %d | %d | %s | %s |\n", r.fault, rec, took,
 			r.unanswered, len(r.needless), r.status, strings.ReplaceAll(r.note, "|", "/"))
 	}
 	return b.String()
@@ -289,12 +297,13 @@ func (p *prober) unansweredCount() int64 { return p.unanswered.Load() }
 func (p *prober) stop()                  { close(p.quit); <-p.done }
 
 // sampler records the phases each node goes through, from the daemon's
-// status, every 100 ms.
+// status, every 50 ms.
 type sampler struct {
-	mu   sync.Mutex
-	seen map[string][]string
-	quit chan struct{}
-	done chan struct{}
+	mu    sync.Mutex
+	nodes []string
+	seen  map[string][]string
+	quit  chan struct{}
+	done  chan struct{}
 }
 
 func startSampler(e *env) *sampler {
@@ -305,7 +314,7 @@ func startSampler(e *env) *sampler {
 			select {
 			case <-s.quit:
 				return
-			case <-time.After(100 * time.Millisecond):
+			case <-time.After(50 * time.Millisecond):
 			}
 			st, err := e.status()
 			if err != nil {
@@ -314,8 +323,11 @@ func startSampler(e *env) *sampler {
 			}
 			for _, n := range st.Nodes {
 				phase := n.Phase
-				if n.Rollout != nil && n.Rollout.State != "" && phase == "Ready" {
+				switch {
+				case n.Rollout != nil && n.Rollout.State != "" && phase == "Ready":
 					phase = "Ready (rollout " + n.Rollout.State + ")"
+				case phase == "Ready" && n.Condition("ImageReady") != nil && n.Condition("ImageReady").Reason == "PullFailed":
+					phase = "Ready (pull failing)"
 				}
 				s.add(n.Name, phase)
 			}
@@ -327,18 +339,18 @@ func startSampler(e *env) *sampler {
 func (s *sampler) add(node, phase string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if node != "" && !slices.Contains(s.nodes, node) {
+		s.nodes = append(s.nodes, node)
+	}
 	if l := s.seen[node]; len(l) == 0 || l[len(l)-1] != phase {
 		s.seen[node] = append(l, phase)
 	}
 }
 
-// addAll adds phase to every node seen.
+// addAll adds phase to every node ever seen.
 func (s *sampler) addAll(phase string) {
 	s.mu.Lock()
-	nodes := make([]string, 0, len(s.seen))
-	for n := range s.seen {
-		nodes = append(nodes, n)
-	}
+	nodes := slices.Clone(s.nodes)
 	s.mu.Unlock()
 	for _, n := range nodes {
 		s.add(n, phase)
