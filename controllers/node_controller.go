@@ -37,6 +37,18 @@ type Options struct {
 	RateLimiter RateLimiter
 	// Clock; default the wall clock.
 	Clock Clock
+	// Metrics records reconciles and actions; nil records nothing.
+	Metrics Metrics
+}
+
+// Metrics is what the controller reports to a metrics registry.
+type Metrics interface {
+	// ObserveReconcile records one reconcile of node: how long it took
+	// and whether it failed (and is retried with backoff).
+	ObserveReconcile(node string, d time.Duration, err error)
+	// CountAction records one action run: its kind (pull-image,
+	// start-container, ...) and its outcome, "ok" or "error".
+	CountAction(kind, outcome string)
 }
 
 func (o Options) withDefaults() Options {
@@ -160,7 +172,7 @@ func (c *NodeController) CheckNodes(nodes []string) error {
 // has stopped.
 func (c *NodeController) Run(ctx context.Context) error {
 	spec, _ := c.store.Spec()
-	workers := &Controller{Queue: c.queue, Reconciler: c.rec, Workers: max(4, len(spec.Nodes)), Log: c.log}
+	workers := &Controller{Queue: c.queue, Reconciler: c.rec, Workers: max(4, len(spec.Nodes)), Log: c.log, Metrics: c.opts.Metrics}
 	var wg sync.WaitGroup
 	wg.Go(func() { workers.Run(ctx) })
 	c.events.Start(ctx)
