@@ -13,13 +13,15 @@ import (
 // restart, a crash loop, a rollout step, an error.
 type Event struct {
 	Time time.Time `json:"time"`
-	// Kind is state, recovered, action, crash, restart, rollout or error.
+	// Kind is observed (the first state seen), state, recovered, action,
+	// crash, restart, rollout or error.
 	Kind string `json:"kind"`
 	Text string `json:"text"`
 }
 
 // The kinds of events.
 const (
+	EventObserved  = "observed"
 	EventState     = "state"
 	EventRecovered = "recovered"
 	EventAction    = "action"
@@ -79,7 +81,7 @@ func diff(prev *v1.NodeStatus, cur v1.NodeStatus) []Event {
 	}
 	if prev == nil {
 		if cur.Phase != "" {
-			add(EventState, "%s: %s", cur.Phase, cur.Message)
+			add(EventObserved, "%s%s", cur.Phase, suffix(cur.Message))
 		}
 		return out
 	}

@@ -169,12 +169,6 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	_ = enc.Encode(s.opts.Status())
 }
 
-func (s *Server) page(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-cache")
-	_, _ = w.Write(indexHTML)
-}
-
 func text(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

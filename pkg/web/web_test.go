@@ -163,12 +163,18 @@ func TestMetricsEndpoint(t *testing.T) {
 
 func TestPage(t *testing.T) {
 	d := newFakeDaemon()
+	d.observe("gfa1", true, 0)
+	d.observe("gfa2", false, 0)
 	_, srv := newTestServer(t, d)
 	code, body, h := get(t, srv.URL+"/")
 	if code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
 		t.Fatalf("/ = %d %s", code, h.Get("Content-Type"))
 	}
 	for _, s := range []string{`<template id="card-template">`, `data-node=""`, `data-phase=""`, `data-field="events"`,
+		// Rendered on the server too: every node's card, with its state.
+		`<article class="card" data-node="gfa1" data-phase="Ready" data-state="running" data-health="ok" data-ready="true">`,
+		`<article class="card" data-node="gfa2" data-phase="ContainerNotRunning" data-state="recovering" data-health="warn" data-ready="false">`,
+		`1 of 2 ready`,
 		`data-slot="exposure"`, `/static/app.js`, `/static/style.css`, `name="viewport"`} {
 		if !strings.Contains(body, s) {
 			t.Errorf("the page lacks %q", s)

@@ -14,7 +14,7 @@ let clockOffset = 0; // server time minus local time, in ms
 let last = null;
 
 // classify returns the card's health (ok, warn, bad, off) and the state
-// word shown in its badge.
+// word shown in its badge, as web.Classify does on the server.
 function classify(n) {
   if (n.phase === "Ready") return ["ok", "running"];
   if (n.phase === "Disabled") return ["off", "disabled"];
