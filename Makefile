@@ -13,7 +13,7 @@ BED_CONFIG   ?= /var/lib/fliswarm-testbed/fliswarm.yaml
 E2E_TIMEOUT  ?= 40m
 FUZZTIME     ?= 10s
 
-.PHONY: all build test unit e2e bench lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools
+.PHONY: all build test unit e2e bench lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools chromium
 
 all: build
 
@@ -34,12 +34,19 @@ unit:
 	$(GO) test -race -count=1 ./...   # e2e suites skip themselves without FLISWARM_E2E=1
 
 ## e2e: bring the test bed up, run test/e2e against real engines, tear the bed down
-e2e: build
+e2e: build chromium
 	$(TESTBED) up
 	FLISWARM_E2E=1 FLISWARM_BIN=$(CURDIR)/$(BIN)/fliswarm \
 	FLISWARM_TEST_DOCKER_HOST=tcp://10.213.0.11:2375 FLISWARM_TEST_REGISTRY=10.213.0.1:5000 \
 	  $(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./pkg/engine/... ./test/e2e/...; \
 	  status=$$?; $(TESTBED) down; exit $$status
+
+## chromium: Debian's chromium, which the status page's browser test drives (installed when missing)
+chromium:
+	@command -v chromium >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get -o DPkg::Lock::Timeout=600 install -y chromium || \
+	  { apt-get -o DPkg::Lock::Timeout=600 update && apt-get -o DPkg::Lock::Timeout=600 install -y chromium; }; }
 
 ## bench: benchmarks on the test bed; each reports medians over samples taken in one run beside a baseline measured in the same run
 bench: build
