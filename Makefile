@@ -12,8 +12,13 @@ TESTBED      := hack/testbed
 BED_CONFIG   ?= /var/lib/fliswarm-testbed/fliswarm.yaml
 E2E_TIMEOUT  ?= 40m
 FUZZTIME     ?= 10s
+CI_FUZZTIME  ?= 20s
+# The parsers of outside input fuzzed by every `make test`: the
+# configuration loader, the actor's command-line parser and the camera-line
+# decoder.
+CI_FUZZ      := ./pkg/config:FuzzParse ./pkg/opscore:FuzzParseLine ./pkg/clu:FuzzParseReply ./pkg/clu:FuzzParseReplyPython
 
-.PHONY: all build test unit e2e bench lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools chromium
+.PHONY: all build test unit fuzz-ci e2e bench bench-relay lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools chromium
 
 all: build
 
@@ -23,10 +28,20 @@ build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/fliswarm ./cmd/fliswarm
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/flicamera-sim ./cmd/flicamera-sim
 
-## test: unit tests, then the end-to-end suites on a fresh test bed, then tear it down
+## test: unit tests, a bounded fuzz of the input parsers, then the end-to-end suites on a fresh test bed, then tear it down
 test: build
 	$(MAKE) unit
+	$(MAKE) fuzz-ci
 	$(MAKE) e2e
+
+## fuzz-ci: fuzz each parser of outside input for CI_FUZZTIME. A crasher is
+## written under the package's testdata/fuzz/ and fails the run: commit it,
+## and it stays a regular test case from then on.
+fuzz-ci:
+	@for t in $(CI_FUZZ); do pkg=$${t%%:*}; f=$${t##*:}; \
+	  echo "== fuzz $$pkg $$f for $(CI_FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(CI_FUZZTIME) $$pkg || exit 1; \
+	done
 
 ## unit: unit tests (with the race detector) and fuzz seeds; no engine needed
 unit:
@@ -54,6 +69,11 @@ bench: build
 	FLISWARM_E2E=1 FLISWARM_BIN=$(CURDIR)/$(BIN)/fliswarm \
 	  $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m -v ./test/e2e/ 2>&1 | tee bench.out; \
 	  status=$${PIPESTATUS[0]}; $(TESTBED) down; exit $$status
+
+## bench-relay: the relay on loopback, no test bed (simulated cameras on 127.0.0.1): talk ping latency against the direct ping, flood lines/s, CPU per line, heap; RELAY_FLOOD lines (default 1000000)
+RELAY_FLOOD ?= 1000000
+bench-relay:
+	FLISWARM_BENCH_FLOOD=$(RELAY_FLOOD) $(GO) test -run '^$$' -bench Relay -benchtime 1x -count 1 -v ./pkg/actor/
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

@@ -25,7 +25,7 @@ type crashTracker struct {
 	stops int
 	// lastStop identifies the stop last counted (container and finish
 	// time), so that observing one stop twice counts it once.
-	lastStop string
+	lastStop  string
 	stoppedAt time.Time
 	exitCode  int
 	logs      []string
@@ -72,6 +72,9 @@ func (c *crashTracker) ranLongEnough(started, now time.Time) {
 		c.stops, c.logs = 0, nil
 	}
 }
+
+// forget clears the count of stops (their cause was not the camera).
+func (c *crashTracker) forget() { c.stops, c.logs = 0, nil }
 
 // looping reports whether restarts are being backed off.
 func (c *crashTracker) looping() bool { return c.stops > 1 }

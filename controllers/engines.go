@@ -32,8 +32,8 @@ type Engine interface {
 // Engines opens each node's engine once and reopens it when the node's
 // address changes. The reconciler and the event source share it.
 type Engines struct {
-	mu   sync.Mutex
-	open func(node, address string) (Engine, error)
+	mu     sync.Mutex
+	open   func(node, address string) (Engine, error)
 	byNode map[string]openEngine
 }
 

@@ -59,9 +59,16 @@ type nodeMemory struct {
 	lastGood *v1.Swarm
 	// busySince is when a pending update first found the camera busy.
 	busySince time.Time
+	// engineWasDown: the last observation found the engine (or the node)
+	// down.
+	engineWasDown bool
+	// prepulled is the revision whose image this node pulled before
+	// waiting for a rollout slot.
+	prepulled string
 	// restarts counts the starts of a camera that had stopped.
 	restarts int
-	// ranOnce: a camera has run on the node since the daemon started.
+	// ranOnce: a camera has run, or been started by fliswarm, on the node
+	// since the daemon started.
 	ranOnce bool
 }
 
@@ -133,8 +140,15 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 	// Observe.
 	eng, err := r.probeNode(ctx, spec, node, st)
 	if err != nil {
+		mem.engineWasDown = true
 		r.record(node, st, mem, nil, err)
 		return Result{}, Outcome{Err: err, Final: true}, err
+	}
+	if mem.engineWasDown {
+		// The engine came back and stopped the containers it found: not
+		// the camera crashing, so it starts again at once.
+		mem.engineWasDown = false
+		mem.crash.forget()
 	}
 	have, err := r.inspect(ctx, eng, node, want, st)
 	if err != nil {
@@ -150,8 +164,17 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 		}
 	}
 
-	// Plan, against the spec this node follows now.
-	want, opts := r.target(spec, rev, node, mem, want, have)
+	// Plan, against the spec this node follows now. When that is not the
+	// spec in force (a halted rollout), the node is observed again against
+	// it: its image, not the new one, is the one to find on the node.
+	target, opts := r.target(spec, rev, node, mem, want, have)
+	if target.Container.Hash != want.Container.Hash {
+		if have, err = r.inspect(ctx, eng, node, target, st); err != nil {
+			r.record(node, st, mem, nil, err)
+			return Result{}, Outcome{Err: err}, err
+		}
+	}
+	want = target
 	opts.Force = t.force
 	plan := PlanNode(node, want, have, opts)
 	keeper := keeperOf(want, have)
@@ -185,7 +208,12 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 			r.record(node, st, mem, nil, nil)
 			return res, Outcome{Err: fmt.Errorf("%s: update pending: camera busy", node)}, nil
 		}
-		// Pull before the slot is taken, so that every node pulls at once.
+		// Pull before the slot is taken, so that every node pulls at once;
+		// a node that waits for a slot pulls once per revision.
+		if mem.prepulled == rev && st.Image.Present {
+			opts.Pulled = true
+			plan = PlanNode(node, want, have, opts)
+		}
 		for _, a := range plan.Actions {
 			if a.Type != ActionPullImage {
 				break
@@ -195,7 +223,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 				return Result{}, Outcome{Actions: taken, Err: err}, err
 			}
 			taken = append(taken, a)
-			opts.Pulled = true
+			opts.Pulled, mem.prepulled = true, rev
 		}
 		if !r.rollout.Acquire(node, rev) {
 			r.store.SetRollout(node, &v1.RolloutStatus{Revision: rev, State: v1.RolloutPending, Message: "update pending: waiting for a rollout slot"})

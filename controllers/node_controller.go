@@ -146,7 +146,9 @@ func (c *NodeController) SetDeviceConnected(node string, connected bool) {
 func (c *NodeController) Status() []v1.NodeStatus { return c.store.Status() }
 
 // NodeStatus returns one node's status.
-func (c *NodeController) NodeStatus(node string) (v1.NodeStatus, bool) { return c.store.NodeStatus(node) }
+func (c *NodeController) NodeStatus(node string) (v1.NodeStatus, bool) {
+	return c.store.NodeStatus(node)
+}
 
 // CheckNodes says why nodes cannot be reconciled: a name that is not
 // configured, or a node that is not enabled.
@@ -173,13 +175,15 @@ func (c *NodeController) CheckNodes(nodes []string) error {
 func (c *NodeController) Run(ctx context.Context) error {
 	spec, _ := c.store.Spec()
 	workers := &Controller{Queue: c.queue, Reconciler: c.rec, Workers: max(4, len(spec.Nodes)), Log: c.log, Metrics: c.opts.Metrics}
+	// Every node's first reconcile is queued before anything runs, so that
+	// once the event streams are up it is known to be on its way.
+	for _, n := range c.store.Enabled() {
+		c.queue.Add(n)
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { workers.Run(ctx) })
 	c.events.Start(ctx)
 	wg.Go(func() { Resync(ctx, c.store, c.opts.Clock, c.queue.Add) })
-	for _, n := range c.store.Enabled() {
-		c.queue.Add(n)
-	}
 	wg.Wait()
 	c.events.Wait()
 	c.engines.Close()
@@ -222,4 +226,10 @@ func (c *NodeController) ReconcileOnce(ctx context.Context, nodes []string, forc
 	cancel()
 	<-done
 	return res
+}
+
+// SetCamera records the actor's connection to node's camera and, when
+// not connected, why (for status).
+func (c *NodeController) SetCamera(node string, connected bool, reason string) {
+	c.store.SetCamera(node, connected, reason)
 }

@@ -219,13 +219,19 @@ func (r *NodeReconciler) noteStarted(node string, mem *nodeMemory, spec *v1.Swar
 	if mem.ranOnce && (a.Type == ActionStartContainer || a.Type == ActionCreateContainer) {
 		mem.restarts++
 	}
+	// A camera that exits at start is never seen running: its start
+	// still makes the next one a restart.
+	mem.ranOnce = true
 	target := spec
 	if want.Container.Hash != mustHash(spec, node) {
 		target = mem.lastGood
 	}
+	// A node that holds a rollout slot is rolling out, whatever the
+	// action: after a failed recreate, the new camera comes from a plain
+	// create, and it still releases the slot when it answers.
 	mem.starting = &startingCamera{
 		id: id, since: r.clock.Now(), delay: firstProbe, spec: target, revision: rev,
-		rollout: r.rollout.Holds(node) && target == spec && a.Disruptive,
+		rollout: r.rollout.Holds(node) && target == spec,
 	}
 	mem.answered = ""
 }

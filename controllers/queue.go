@@ -60,10 +60,7 @@ func (q *Queue) addLocked(key string) {
 	if q.shutdown || q.dirty[key] {
 		return
 	}
-	if d, ok := q.delayed[key]; ok {
-		d.timer.Stop()
-		delete(q.delayed, key)
-	}
+	// A delayed add of the key stays: as in client-go, it still fires.
 	q.dirty[key] = true
 	if q.processing[key] {
 		return // queued again by Done

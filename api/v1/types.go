@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/netip"
 	"sort"
 	"time"
 )
@@ -108,6 +109,38 @@ type Actor struct {
 	TronPort int    `json:"tron_port"`
 	// LogDir is the directory for log files; empty means no log files.
 	LogDir string `json:"log_dir"`
+	// Allow lists the networks (CIDR, or single addresses) users may
+	// connect from; empty allows every address. tron's address must be in
+	// it.
+	Allow []string `json:"allow,omitempty"`
+	// MaxUsers bounds the users connected at once; 0 means no bound.
+	MaxUsers int `json:"max_users,omitempty"`
+	// MaxLineLength is the longest command line accepted, in bytes.
+	// Default 65536.
+	MaxLineLength int `json:"max_line_length,omitempty"`
+	// StallTimeout is how long a user with replies waiting may accept no
+	// byte before it is disconnected. Default 60 s.
+	StallTimeout Duration `json:"stall_timeout,omitempty"`
+	// MaxBacklog is how many bytes of replies may wait for one user before
+	// it is disconnected. Default 64 MiB.
+	MaxBacklog int `json:"max_backlog,omitempty"`
+}
+
+// AllowedNetworks parses Allow; a single address is a network of one.
+func (a Actor) AllowedNetworks() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range a.Allow {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a network (10.0.0.0/8) nor an address", s)
+		}
+		out = append(out, netip.PrefixFrom(ip, ip.BitLen()))
+	}
+	return out, nil
 }
 
 // Node is one node computer with a camera.
@@ -129,6 +162,9 @@ type Node struct {
 	DockerGID *int `json:"docker-gid,omitempty"`
 	// Power names the node for the power actor.
 	Power *NodePower `json:"power,omitempty"`
+	// Env is this node's own container environment, merged over the
+	// global env (a node's value wins): per-camera settings.
+	Env map[string]string `json:"env,omitempty"`
 }
 
 // NodePower names a node's power outlet for a hard reboot.

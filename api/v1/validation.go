@@ -83,6 +83,21 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 	if s.Actor.Port < 0 || s.Actor.Port > 65535 {
 		errs.Add("actor.port", "expected a TCP port, found %d", s.Actor.Port)
 	}
+	if _, err := s.Actor.AllowedNetworks(); err != nil {
+		errs.Add("actor.allow", "%v", err)
+	}
+	if s.Actor.MaxUsers < 0 {
+		errs.Add("actor.max_users", "must not be negative, found %d", s.Actor.MaxUsers)
+	}
+	if s.Actor.StallTimeout < 0 {
+		errs.Add("actor.stall_timeout", "must not be negative")
+	}
+	if s.Actor.MaxBacklog < 0 {
+		errs.Add("actor.max_backlog", "must not be negative, found %d", s.Actor.MaxBacklog)
+	}
+	if s.Actor.MaxLineLength < 0 {
+		errs.Add("actor.max_line_length", "must not be negative, found %d", s.Actor.MaxLineLength)
+	}
 	if s.Actor.TronPort < 0 || s.Actor.TronPort > 65535 {
 		errs.Add("actor.tron_port", "expected a TCP port, found %d", s.Actor.TronPort)
 	}
@@ -179,15 +194,22 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 	if s.CommandTimeout <= 0 {
 		errs.Add("command_timeout", "must be positive")
 	}
-	for k := range s.Env {
-		if k == "" || strings.Contains(k, "=") {
-			errs.Add("env."+k, "is not a valid variable name")
-		}
-		if k == "ACTOR_NAME" || k == "OBSERVATORY" {
-			errs.Add("env."+k, "is set by fliswarm itself")
-		}
+	validateEnv(&errs, "env", s.Env)
+	for _, name := range s.NodeNames() {
+		validateEnv(&errs, p.Nodes+"."+name+".env", s.Nodes[name].Env)
 	}
 	return errs
+}
+
+func validateEnv(errs *ErrorList, path string, env map[string]string) {
+	for k := range env {
+		if k == "" || strings.Contains(k, "=") {
+			errs.Add(path+"."+k, "is not a valid variable name")
+		}
+		if k == "ACTOR_NAME" || k == "OBSERVATORY" {
+			errs.Add(path+"."+k, "is set by fliswarm itself")
+		}
+	}
 }
 
 // ValidateListenAddr checks an address to listen on: host:port, with an

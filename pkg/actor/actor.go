@@ -43,6 +43,12 @@ type Reconciler interface {
 	SetDeviceConnected(node string, connected bool)
 }
 
+// cameraReporter is a Reconciler that also takes why a camera is not
+// connected (the NodeController does), for status.
+type cameraReporter interface {
+	SetCamera(node string, connected bool, reason string)
+}
+
 // ExecFunc runs a program with arguments (no shell) and returns its
 // combined output and exit code. err is non-nil only when the program could
 // not be run at all (not found, ctx ended before it started); a program
@@ -94,6 +100,9 @@ type Options struct {
 	// OnUnsolicited are set by the actor; commands are bounded by the
 	// spec's command_timeout.
 	DeviceOptions device.Options
+	// ServerOptions are passed to the opscore server after the actor's own
+	// (logger, version): the users' backlog bound, stall time, and so on.
+	ServerOptions []opscore.Option
 	// ConvergeTimeout bounds a reconnect's wait for the reconciler.
 	// Default 3 minutes.
 	ConvergeTimeout time.Duration
@@ -154,7 +163,9 @@ type Actor struct {
 	tronStop       context.CancelFunc
 	tronDone       chan struct{}
 
+	configErr    string        // the last rejected configuration edit, "" when none stands
 	specChanged  chan struct{} // buffered(1): the status loop re-reads the interval
+	busy         *busyTracker
 	reconnectSem chan struct{} // one reconnect at a time
 	sims         simulations
 }
@@ -168,6 +179,50 @@ type deviceEntry struct {
 	done   chan struct{} // closed when the client's Run has returned
 }
 
+// CameraState returns whether the actor's client is connected to node's
+// camera and, when it is not, why (the camera does not answer, the actor
+// on its port is another, the node is not enabled, ...), for status.
+func (a *Actor) CameraState(node string) (connected bool, reason string) {
+	c := a.device(node)
+	if c == nil {
+		return false, "no camera client (node not enabled, or the actor not started)"
+	}
+	ok, err := c.State()
+	if ok {
+		return true, ""
+	}
+	if err == nil {
+		return false, "not connected"
+	}
+	return false, err.Error()
+}
+
+// SetConfigError tells the actor that a configuration edit was rejected
+// (msg says why) or, with msg "", that the configuration in force is valid
+// again. A new rejection is broadcast to every user as a warning
+// (`error=<actor>,"configuration edit rejected: <msg>"`), and `status`
+// reports it while it stands.
+func (a *Actor) SetConfigError(msg string) {
+	a.mu.Lock()
+	prev := a.configErr
+	a.configErr = msg
+	a.mu.Unlock()
+	if msg != "" && msg != prev {
+		a.Broadcast(opscore.Warning, a.configErrorKeyword(msg))
+	}
+}
+
+func (a *Actor) configErrorKeyword(msg string) opscore.Keyword {
+	return opscore.KW("error", a.actorName(), "configuration edit rejected: "+msg)
+}
+
+// configError returns the rejection standing, "" for none.
+func (a *Actor) configError() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.configErr
+}
+
 // New returns an actor. It does nothing until Start.
 func New(opts Options) *Actor {
 	opts = opts.withDefaults()
@@ -178,6 +233,7 @@ func New(opts Options) *Actor {
 		devices:        map[string]*deviceEntry{},
 		runtimeEnabled: map[string]bool{},
 		specChanged:    make(chan struct{}, 1),
+		busy:           newBusyTracker(),
 		reconnectSem:   make(chan struct{}, 1),
 	}
 }
@@ -208,9 +264,11 @@ func (a *Actor) Start(ctx context.Context) error {
 	if addr == "" {
 		addr = net.JoinHostPort(spec.Actor.Host, strconv.Itoa(spec.Actor.Port))
 	}
-	srv := opscore.NewServer(addr, a,
+	srvOpts := append([]opscore.Option{
 		opscore.WithLogger(a.log.WithName("opscore")),
-		opscore.WithVersion(a.opts.Version))
+		opscore.WithVersion(a.opts.Version),
+	}, a.opts.ServerOptions...)
+	srv := opscore.NewServer(addr, a, srvOpts...)
 	if err := srv.Listen(); err != nil {
 		return fmt.Errorf("actor: cannot serve the actor port: %w", err)
 	}
@@ -268,6 +326,7 @@ func (a *Actor) SetSpec(spec *v1.Swarm) {
 // (re)started: its camera client dials at once instead of waiting out its
 // backoff.
 func (a *Actor) ContainerStarted(node string) {
+	a.busy.forget(node) // a new camera is idle
 	if c := a.device(node); c != nil {
 		c.Kick()
 	}
@@ -376,19 +435,32 @@ func (a *Actor) startDeviceLocked(name, addr string) *deviceEntry {
 
 	o := a.opts.DeviceOptions
 	o.Logger = a.log.WithName("device")
-	var last *bool // OnState calls come one at a time from Run
+	type state struct {
+		connected bool
+		reason    string
+	}
+	var last *state // OnState calls come one at a time from Run
 	o.OnState = func(connected bool, err error) {
-		if last != nil && *last == connected {
+		now := state{connected: connected}
+		if err != nil && !connected {
+			now.reason = err.Error()
+		}
+		if last != nil && *last == now {
 			return
 		}
-		last = &connected
-		if err != nil && !connected {
-			a.log.V(1).Info("camera not connected", "node", name, "reason", err.Error())
+		last = &now
+		if now.reason != "" {
+			a.log.V(1).Info("camera not connected", "node", name, "reason", now.reason)
 		}
-		a.rec.SetDeviceConnected(name, connected)
+		if r, ok := a.rec.(cameraReporter); ok {
+			r.SetCamera(name, connected, now.reason)
+		} else {
+			a.rec.SetDeviceConnected(name, connected)
+		}
 	}
 	o.OnUnsolicited = func(r clu.Reply) {
-		for _, l := range device.Relay(r) {
+		a.busy.observe(name, r)
+		for _, l := range relayLines(r) {
 			a.Broadcast(l.Code, l.Keywords...)
 		}
 	}

@@ -523,17 +523,57 @@ func TestHelpPingVersion(t *testing.T) {
 	h := newHarness(t, harnessConfig{})
 	c := h.dial()
 	res := send(t, c, "help")
-	helps := res.find(func(r opscore.Reply) bool { _, ok := r.Get("help"); return ok })
-	if len(helps) != len(commandTable) || res.final.Code != opscore.Done {
-		t.Errorf("help: %q", res.lines())
+	if res.final.Code != opscore.Done {
+		t.Fatalf("help: %q", res.lines())
 	}
-	if !res.hasLine(`w help="talk [-n NAMES] [-c CATEGORY] CAMERA-COMMAND...: Sends a command to selected or all cameras."`) {
-		t.Errorf("help lacks talk: %q", res.lines())
+	// One line per command, as click lists a group's commands.
+	for _, def := range commandTable {
+		want := fmt.Sprintf(`w help="  %-9s  %s"`, def.name, def.help)
+		if !res.hasLine(want) {
+			t.Errorf("help lacks %s", want)
+		}
 	}
-	if got := send(t, c, "ping").final.Line; got != fmt.Sprintf(`%d 2 : text=Pong.`, c.UserID()) {
+	if !res.hasLine(`w help="Usage: fliswarm [OPTIONS] COMMAND [ARGS]..."`) {
+		t.Errorf("help lacks the usage line: %q", res.lines())
+	}
+
+	talkUsage := []string{
+		`w help="Usage: fliswarm talk [OPTIONS] CAMERA-COMMAND..."`,
+		`w help=""`,
+		`w help="  Sends a command to selected or all cameras."`,
+		`w help=""`,
+		`w help="Options:"`,
+		`w help="  -c, --category CATEGORY   Comma-separated CATEGORY of nodes to command."`,
+		`w help="      --help                Show this message and exit."`,
+		`w help="  -n, --names NAMES         Comma-separated NAMES of the nodes to command."`,
+	}
+	for _, body := range []string{"help talk", "talk --help"} {
+		res := send(t, c, body)
+		if res.final.Code != opscore.Done {
+			t.Errorf("%s ended %q", body, res.final.Line)
+		}
+		got := res.lines()[1 : len(res.lines())-1]
+		if diff := cmp.Diff(talkUsage, got); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", body, diff)
+		}
+	}
+	// A usage error prints the usage, then fails.
+	res = send(t, c, "reconnect --bogus")
+	if res.final.Code != opscore.Failed || !res.hasLine(`w help="Usage: fliswarm reconnect [OPTIONS]"`) ||
+		!res.hasLine(`w help="  -f, --force               Remove and recreate the volumes that exist."`) {
+		t.Errorf("usage error: %q", res.lines())
+	}
+	if v, _ := kwValues(res.final, "error"); len(v) != 2 || v[0] != "fliswarm" || !strings.Contains(v[1], "bogus") {
+		t.Errorf("usage error final %q", res.final.Line)
+	}
+	if res := send(t, c, "help nope"); res.final.Code != opscore.Failed {
+		t.Errorf("help of an unknown command ended %q", res.final.Line)
+	}
+
+	if got := send(t, c, "ping").final.Line; !strings.HasSuffix(got, ` : text=Pong.`) {
 		t.Errorf("ping: %q", got)
 	}
-	if got := send(t, c, "version").final.Line; got != fmt.Sprintf(`%d 3 : version="test-1.0"`, c.UserID()) {
+	if got := send(t, c, "version").final.Line; !strings.HasSuffix(got, ` : version="test-1.0"`) {
 		t.Errorf("version: %q", got)
 	}
 }

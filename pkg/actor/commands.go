@@ -21,8 +21,9 @@ import (
 // commandDef is one command of the actor.
 type commandDef struct {
 	name  string
-	usage string // arguments, for help and usage errors
+	args  string // positional arguments, for help and usage errors
 	help  string
+	flags func(fs *pflag.FlagSet) // its options; nil for none
 	run   func(a *Actor, ctx context.Context, cmd *opscore.Command)
 }
 
@@ -30,18 +31,42 @@ type commandDef struct {
 // filled in init because help reads it.
 var commandTable []commandDef
 
+func selectionFlags(verb string) func(fs *pflag.FlagSet) {
+	return func(fs *pflag.FlagSet) {
+		fs.StringP("names", "n", "", "Comma-separated `NAMES` of the nodes to "+verb+".")
+		fs.StringP("category", "c", "", "Comma-separated `CATEGORY` of nodes to "+verb+".")
+	}
+}
+
 func init() {
 	commandTable = []commandDef{
-		{"status", "", "Outputs the status of the nodes and containers.", (*Actor).status},
-		{"talk", "[-n NAMES] [-c CATEGORY] CAMERA-COMMAND...", "Sends a command to selected or all cameras.", (*Actor).talk},
-		{"reconnect", "[-n NAMES] [-c CATEGORY] [-f|--force]", "Recreates volumes and restarts the Docker containers.", (*Actor).reconnect},
-		{"disable", "[NODES...] [-a|--all]", "Disables one or multiple cameras/nodes.", (*Actor).disable},
-		{"enable", "[NODES...] [-a|--all]", "Enables one or multiple cameras.", (*Actor).enable},
-		{"reboot", "[-n NAMES] [-c CATEGORY] [--hard]", "Reboot the NUC computer(s).", (*Actor).reboot},
-		{"simulate", "GLOB [--delay SECONDS] [--random] [--stop]", "Simulate images being written to disk.", (*Actor).simulate},
-		{"help", "", "Shows the help.", (*Actor).help},
-		{"ping", "", "Pings the actor.", (*Actor).ping},
-		{"version", "", "Reports the version.", (*Actor).version},
+		{"status", "", "Outputs the status of the nodes and containers.", nil, (*Actor).status},
+		{"talk", "CAMERA-COMMAND...", "Sends a command to selected or all cameras.", func(fs *pflag.FlagSet) {
+			fs.SetInterspersed(false) // everything after the first word is the camera's
+			selectionFlags("command")(fs)
+		}, (*Actor).talk},
+		{"reconnect", "", "Recreates volumes and restarts the Docker containers.", func(fs *pflag.FlagSet) {
+			selectionFlags("reconnect")(fs)
+			fs.BoolP("force", "f", false, "Remove and recreate the volumes that exist.")
+		}, (*Actor).reconnect},
+		{"disable", "[NODES]...", "Disables one or multiple cameras/nodes.", func(fs *pflag.FlagSet) {
+			fs.BoolP("all", "a", false, "Disable all the nodes.")
+		}, (*Actor).disable},
+		{"enable", "[NODES]...", "Enables one or multiple cameras.", func(fs *pflag.FlagSet) {
+			fs.BoolP("all", "a", false, "Enable all the configured nodes.")
+		}, (*Actor).enable},
+		{"reboot", "", "Reboot the NUC computer(s).", func(fs *pflag.FlagSet) {
+			selectionFlags("reboot")(fs)
+			fs.BoolP("hard", "f", false, "Power cycle the computers through the power actor.") // -f as in the original
+		}, (*Actor).reboot},
+		{"simulate", "GLOB", "Simulate images being written to disk.", func(fs *pflag.FlagSet) {
+			fs.Float64("delay", 5, "`SECONDS` between images.")
+			fs.Bool("random", false, "Output the images in random order.")
+			fs.Bool("stop", false, "Stop the running simulation.")
+		}, (*Actor).simulate},
+		{"help", "[COMMAND]", "Shows the help.", nil, (*Actor).help},
+		{"ping", "", "Pings the actor.", nil, (*Actor).ping},
+		{"version", "", "Reports the version.", nil, (*Actor).version},
 	}
 }
 
@@ -58,44 +83,100 @@ func lookupCommand(verb string) (commandDef, bool) {
 func (a *Actor) Handle(ctx context.Context, cmd *opscore.Command) {
 	def, ok := lookupCommand(cmd.Verb)
 	if !ok {
-		cmd.FailUnknown()
+		a.fail(cmd, "Command %q not found.", cmd.Verb)
 		return
 	}
 	def.run(a, ctx, cmd)
 }
 
-// newFlags returns a flag set that reports errors instead of printing.
-func newFlags(name string) *pflag.FlagSet {
-	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+// actorName is the actor's own name, the first value of the error
+// keyword of a failure that concerns no node.
+func (a *Actor) actorName() string {
+	if n := a.currentSpec().Actor.Name; n != "" {
+		return n
+	}
+	return v1.DefaultActorName
+}
+
+// fail ends a command with `error=<actor>,"<message>"`, the two values the
+// keyword dictionary gives error.
+func (a *Actor) fail(cmd *opscore.Command, format string, args ...any) {
+	cmd.Fail(opscore.KW("error", a.actorName(), fmt.Sprintf(format, args...)))
+}
+
+// flagSet returns the command's options, reporting errors instead of
+// printing them.
+func (d commandDef) flagSet() *pflag.FlagSet {
+	fs := pflag.NewFlagSet(d.name, pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
+	if d.flags != nil {
+		d.flags(fs)
+	}
 	return fs
 }
 
-// parseFlags parses a command's arguments, failing the command (and
-// returning false) on a bad option.
-func parseFlags(cmd *opscore.Command, fs *pflag.FlagSet) bool {
-	err := fs.Parse(cmd.Args)
-	if err == nil {
-		return true
+// usageText is the command's help as click prints it for a CLU actor:
+// usage line, description, options.
+func (a *Actor) usageText(d commandDef) []string {
+	usage := "Usage: " + a.actorName() + " " + d.name + " [OPTIONS]"
+	if d.args != "" {
+		usage += " " + d.args
 	}
-	def, _ := lookupCommand(cmd.Verb)
-	if errors.Is(err, pflag.ErrHelp) {
-		cmd.Failf("usage: %s %s", def.name, def.usage)
-	} else {
-		cmd.Failf("%s: %v (usage: %s %s)", cmd.Verb, err, def.name, def.usage)
+	lines := []string{usage, "", "  " + d.help, "", "Options:"}
+	fs := d.flagSet()
+	fs.Bool("help", false, "Show this message and exit.")
+	for _, l := range strings.Split(strings.TrimRight(fs.FlagUsages(), "\n"), "\n") {
+		lines = append(lines, strings.TrimRight(l, " "))
 	}
-	return false
+	return lines
 }
 
-// noArgs fails the command when it got positional arguments it does not
-// take.
-func noArgs(cmd *opscore.Command, fs *pflag.FlagSet) bool {
-	if fs.NArg() == 0 {
-		return true
+// writeHelp writes help lines, one help= line each (as warnings, like
+// CLU's legacy actors).
+func writeHelp(cmd *opscore.Command, lines []string) {
+	for _, l := range lines {
+		cmd.Write(opscore.Warning, opscore.KW("help", opscore.Quoted(l)))
 	}
-	cmd.Failf("%s: unexpected argument %q", cmd.Verb, fs.Arg(0))
-	return false
+}
+
+// parse parses a command's options. `--help` writes the command's usage
+// and finishes it; a bad option or argument writes the usage and fails
+// it. It returns false when the command has been ended.
+func (a *Actor) parse(cmd *opscore.Command) (*pflag.FlagSet, bool) {
+	def, _ := lookupCommand(cmd.Verb)
+	fs := def.flagSet()
+	err := fs.Parse(cmd.Args)
+	switch {
+	case err == nil:
+		return fs, true
+	case errors.Is(err, pflag.ErrHelp):
+		writeHelp(cmd, a.usageText(def))
+		cmd.Finish()
+	default:
+		a.usageError(cmd, "%s: %v", cmd.Verb, err)
+	}
+	return nil, false
+}
+
+// usageError writes the command's usage and fails it with the message.
+func (a *Actor) usageError(cmd *opscore.Command, format string, args ...any) {
+	def, _ := lookupCommand(cmd.Verb)
+	writeHelp(cmd, a.usageText(def))
+	a.fail(cmd, format, args...)
+}
+
+// parseNoArgs is parse for a command that takes no positional argument.
+func (a *Actor) parseNoArgs(cmd *opscore.Command) (*pflag.FlagSet, bool) {
+	fs, ok := a.parse(cmd)
+	if !ok {
+		return nil, false
+	}
+	if fs.NArg() > 0 {
+		a.usageError(cmd, "%s: unexpected argument %q", cmd.Verb, fs.Arg(0))
+		return nil, false
+	}
+	return fs, true
 }
 
 func text(format string, args ...any) opscore.Keyword {
@@ -103,7 +184,7 @@ func text(format string, args ...any) opscore.Keyword {
 }
 
 // writeLines writes lines to a command.
-func writeLines(cmd *opscore.Command, lines []device.Line) {
+func writeLines(cmd *opscore.Command, lines []line) {
 	for _, l := range lines {
 		cmd.Write(l.Code, l.Keywords...)
 	}
@@ -164,23 +245,25 @@ func (a *Actor) selection(cmd *opscore.Command, spec *v1.Swarm, names, category 
 // ---- status ----
 
 func (a *Actor) status(_ context.Context, cmd *opscore.Command) {
-	fs := newFlags("status")
-	if !parseFlags(cmd, fs) || !noArgs(cmd, fs) {
+	if _, ok := a.parseNoArgs(cmd); !ok {
 		return
 	}
 	spec := a.currentSpec()
 	enabled := a.enabled(spec)
-	writeLines(cmd, []device.Line{enabledNodesLine(enabled)})
+	writeLines(cmd, []line{enabledNodesLine(enabled)})
+	if msg := a.configError(); msg != "" {
+		cmd.Write(opscore.Warning, a.configErrorKeyword(msg))
+	}
 	a.writeNodeStatus(cmd, spec, enabled)
 	cmd.Finish()
 }
 
-func enabledNodesLine(enabled []string) device.Line {
+func enabledNodesLine(enabled []string) line {
 	vals := make([]any, len(enabled))
 	for i, n := range enabled {
 		vals[i] = n
 	}
-	return device.Line{Code: opscore.Info, Keywords: []opscore.Keyword{opscore.KW("enabledNodes", vals...)}}
+	return line{Code: opscore.Info, Keywords: []opscore.Keyword{opscore.KW("enabledNodes", vals...)}}
 }
 
 // writeNodeStatus writes the status lines of nodes, from the reconciler's
@@ -197,6 +280,9 @@ func (a *Actor) writeNodeStatus(cmd *opscore.Command, spec *v1.Swarm, nodes []st
 			st = v1.NodeStatus{Name: n, Host: node.Host, DockerHost: node.DockerClient}
 		}
 		writeLines(cmd, nodeStatusLines(spec, st))
+		if ok, reason := a.CameraState(n); !ok && a.device(n) != nil {
+			cmd.Write(opscore.Warning, text("Camera %s is not connected: %s.", n, strings.TrimSuffix(reason, ".")))
+		}
 	}
 }
 
@@ -222,13 +308,13 @@ func baseImage(spec *v1.Swarm) string {
 // "Docker not answering", both facts are reported, because the reconciler
 // observed both; and the containers and volumes are reported whenever the
 // engine answered.
-func nodeStatusLines(spec *v1.Swarm, st v1.NodeStatus) []device.Line {
-	var lines []device.Line
+func nodeStatusLines(spec *v1.Swarm, st v1.NodeStatus) []line {
+	var lines []line
 	warn := func(format string, args ...any) {
-		lines = append(lines, device.Line{Code: opscore.Warning, Keywords: []opscore.Keyword{text(format, args...)}})
+		lines = append(lines, line{Code: opscore.Warning, Keywords: []opscore.Keyword{text(format, args...)}})
 	}
 	debug := func(kw opscore.Keyword) {
-		lines = append(lines, device.Line{Code: opscore.Debug, Keywords: []opscore.Keyword{kw}})
+		lines = append(lines, line{Code: opscore.Debug, Keywords: []opscore.Keyword{kw}})
 	}
 	host, dockerHost := st.Host, st.DockerHost
 	if n, ok := spec.Nodes[st.Name]; ok {
@@ -251,7 +337,7 @@ func nodeStatusLines(spec *v1.Swarm, st v1.NodeStatus) []device.Line {
 			warn("Docker client on node %s is not connected.", host)
 		}
 	}
-	lines = append(lines, device.Line{Code: opscore.Info, Keywords: []opscore.Keyword{
+	lines = append(lines, line{Code: opscore.Info, Keywords: []opscore.Keyword{
 		opscore.KW("node", st.Name, host, dockerHost, st.Reachable, st.DockerAlive),
 	}})
 	if !st.DockerAlive {
@@ -341,15 +427,14 @@ func filenameOf(r clu.Reply) (string, bool) {
 // the command successfully, and fails when none did (the original always
 // finished; a camera's own failure is relayed as a warning either way).
 func (a *Actor) talk(ctx context.Context, cmd *opscore.Command) {
-	fs := newFlags("talk")
-	fs.SetInterspersed(false) // everything after the first word is the camera's
-	names := fs.StringP("names", "n", "", "")
-	category := fs.StringP("category", "c", "", "")
-	if !parseFlags(cmd, fs) {
+	fs, ok := a.parse(cmd)
+	if !ok {
 		return
 	}
+	names, _ := fs.GetString("names")
+	category, _ := fs.GetString("category")
 	if fs.NArg() == 0 {
-		cmd.Failf("No camera command given.")
+		a.usageError(cmd, "No camera command given.")
 		return
 	}
 	camCmd := shellJoin(fs.Args())
@@ -361,7 +446,7 @@ func (a *Actor) talk(ctx context.Context, cmd *opscore.Command) {
 		client *device.Client
 	}
 	var targets []target
-	for _, n := range a.selection(cmd, spec, *names, *category) {
+	for _, n := range a.selection(cmd, spec, names, category) {
 		c := a.device(n)
 		if c == nil || !c.Connected() {
 			cmd.Write(opscore.Warning, text("Failed connecting to %s.", n))
@@ -370,7 +455,7 @@ func (a *Actor) talk(ctx context.Context, cmd *opscore.Command) {
 		targets = append(targets, target{n, c})
 	}
 	if len(targets) == 0 {
-		cmd.Failf("No camera could be commanded.")
+		a.fail(cmd, "No camera could be commanded.")
 		return
 	}
 
@@ -381,34 +466,45 @@ func (a *Actor) talk(ctx context.Context, cmd *opscore.Command) {
 		bad   []string
 		wg    sync.WaitGroup
 	)
-	for _, t := range targets {
-		wg.Go(func() {
-			res, err := t.client.SendWithTimeout(ctx, camCmd, timeout, func(r clu.Reply) {
-				writeLines(cmd, device.Relay(r))
-				if p, ok := filenameOf(r); ok {
-					mu.Lock()
-					files = append(files, p)
-					mu.Unlock()
-				}
-			})
-			switch {
-			case ctx.Err() != nil:
-				return
-			case errors.Is(err, device.ErrNotConnected):
-				cmd.Write(opscore.Warning, text("Failed connecting to %s.", t.name))
-			case err != nil:
-				cmd.Write(opscore.Warning, opscore.KW("error", t.name, err.Error()))
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err == nil && res.OK() {
-				good = append(good, t.name)
-			} else {
-				bad = append(bad, t.name)
+	exposing := isExpose(camCmd)
+	run := func(t target) {
+		if exposing {
+			a.busy.begin(t.name)
+			defer a.busy.end(t.name)
+		}
+		res, err := t.client.SendWithTimeout(ctx, camCmd, timeout, func(r clu.Reply) {
+			a.busy.observe(t.name, r)
+			writeLines(cmd, relayLines(r))
+			if p, ok := filenameOf(r); ok {
+				mu.Lock()
+				files = append(files, p)
+				mu.Unlock()
 			}
 		})
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, device.ErrNotConnected):
+			cmd.Write(opscore.Warning, text("Failed connecting to %s.", t.name))
+		case err != nil:
+			cmd.Write(opscore.Warning, opscore.KW("error", t.name, err.Error()))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err == nil && res.OK() {
+			good = append(good, t.name)
+		} else {
+			bad = append(bad, t.name)
+		}
 	}
-	wg.Wait()
+	if len(targets) == 1 {
+		run(targets[0]) // no goroutine hop for the common single-camera talk
+	} else {
+		for _, t := range targets {
+			wg.Go(func() { run(t) })
+		}
+		wg.Wait()
+	}
 	if ctx.Err() != nil {
 		return // the user is gone
 	}
@@ -417,7 +513,7 @@ func (a *Actor) talk(ctx context.Context, cmd *opscore.Command) {
 	}
 	if len(good) == 0 {
 		slices.Sort(bad)
-		cmd.Failf("Command %q failed on every camera (%s).", camCmd, strings.Join(bad, ", "))
+		a.fail(cmd, "Command %q failed on every camera (%s).", camCmd, strings.Join(bad, ", "))
 		return
 	}
 	cmd.Finish()
@@ -430,17 +526,17 @@ func (a *Actor) talk(ctx context.Context, cmd *opscore.Command) {
 // reconnects the cameras, waits for each, and reports each node's status.
 // It fails naming the nodes that could not be brought back.
 func (a *Actor) reconnect(ctx context.Context, cmd *opscore.Command) {
-	fs := newFlags("reconnect")
-	names := fs.StringP("names", "n", "", "")
-	category := fs.StringP("category", "c", "", "")
-	force := fs.BoolP("force", "f", false, "")
-	if !parseFlags(cmd, fs) || !noArgs(cmd, fs) {
+	fs, ok := a.parseNoArgs(cmd)
+	if !ok {
 		return
 	}
+	names, _ := fs.GetString("names")
+	category, _ := fs.GetString("category")
+	force, _ := fs.GetBool("force")
 	spec := a.currentSpec()
-	nodes := a.selection(cmd, spec, *names, *category)
+	nodes := a.selection(cmd, spec, names, category)
 	if len(nodes) == 0 {
-		cmd.Failf("No enabled node selected.")
+		a.fail(cmd, "No enabled node selected.")
 		return
 	}
 
@@ -480,7 +576,7 @@ func (a *Actor) reconnect(ctx context.Context, cmd *opscore.Command) {
 
 	cmd.Write(opscore.Info, text("Reconnecting %s.", strings.Join(nodes, ", ")))
 	cctx, cancel := context.WithTimeout(ctx, a.opts.ConvergeTimeout)
-	errs := a.rec.Converge(cctx, nodes, *force)
+	errs := a.rec.Converge(cctx, nodes, force)
 	cancel()
 	resume()
 	if ctx.Err() != nil {
@@ -526,7 +622,7 @@ func (a *Actor) reconnect(ctx context.Context, cmd *opscore.Command) {
 		}
 	}
 	if len(failed) > 0 {
-		cmd.Failf("Could not bring back %s.", strings.Join(failed, ", "))
+		a.fail(cmd, "Could not bring back %s.", strings.Join(failed, ", "))
 		return
 	}
 	cmd.Finish()
@@ -573,17 +669,17 @@ func (a *Actor) enable(_ context.Context, cmd *opscore.Command)  { a.setEnabled(
 // the spec's enabled_nodes and every node enabled by name since the start,
 // which is what the original's node list held.
 func (a *Actor) setEnabled(cmd *opscore.Command, on bool) {
-	fs := newFlags(cmd.Verb)
-	all := fs.BoolP("all", "a", false, "")
-	if !parseFlags(cmd, fs) {
+	fs, ok := a.parse(cmd)
+	if !ok {
 		return
 	}
+	all, _ := fs.GetBool("all")
 	var names []string
 	for _, arg := range fs.Args() {
 		names = append(names, splitList(arg)...)
 	}
 	spec := a.currentSpec()
-	if *all {
+	if all {
 		if on {
 			names = slices.Clone(spec.EnabledNodes)
 			a.mu.Lock()
@@ -609,22 +705,48 @@ func (a *Actor) setEnabled(cmd *opscore.Command, on bool) {
 		}
 	}
 	a.syncDevices()
-	writeLines(cmd, []device.Line{enabledNodesLine(a.enabled(spec))})
+	writeLines(cmd, []line{enabledNodesLine(a.enabled(spec))})
 	cmd.Finish()
 }
 
 // ---- help, ping, version ----
 
-// help writes one help line per command. Like CLU's legacy actors, help
-// lines are warnings.
+// help writes the actor's help as click does for a CLU actor, one help=
+// line per line of text: with no argument the usage and one line per
+// command, with a command's name that command's usage and options.
 func (a *Actor) help(_ context.Context, cmd *opscore.Command) {
-	for _, c := range commandTable {
-		line := c.name
-		if c.usage != "" {
-			line += " " + c.usage
-		}
-		cmd.Write(opscore.Warning, opscore.KW("help", line+": "+c.help))
+	fs, ok := a.parse(cmd)
+	if !ok {
+		return
 	}
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		def, ok := lookupCommand(fs.Arg(0))
+		if !ok {
+			a.usageError(cmd, "No such command %q.", fs.Arg(0))
+			return
+		}
+		writeHelp(cmd, a.usageText(def))
+		cmd.Finish()
+		return
+	default:
+		a.usageError(cmd, "help: unexpected argument %q", fs.Arg(1))
+		return
+	}
+	lines := []string{
+		"Usage: " + a.actorName() + " [OPTIONS] COMMAND [ARGS]...", "",
+		"Options:", "  --help  Show this message and exit.", "",
+		"Commands:",
+	}
+	width := 0
+	for _, c := range commandTable {
+		width = max(width, len(c.name))
+	}
+	for _, c := range commandTable {
+		lines = append(lines, fmt.Sprintf("  %-*s  %s", width, c.name, c.help))
+	}
+	writeHelp(cmd, lines)
 	cmd.Finish()
 }
 

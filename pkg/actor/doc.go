@@ -9,10 +9,33 @@
 // node.py) and CLU: the status warnings' wording and order, "Failed
 // connecting to X." in talk, the periodic status run as a whole command
 // broadcast to every user (`0 0 >` ... `0 0 :`, like CLU's timed
-// commands), simulate as a cancellable command, help lines as warnings.
-// Where the original could hang or hide a failure, this package ends the
-// command: talk fails when no camera finished the command successfully, and
-// reconnect and reboot fail naming the nodes that did not come back.
+// commands), simulate as a cancellable command, help as click prints it
+// for a CLU actor (`help` lists the commands one line each; `help CMD`,
+// `CMD --help` and a usage error print the command's usage and options),
+// one `help="..."` warning per line of text. Where the original could hang
+// or hide a failure, this package ends the command: talk fails when no
+// camera finished the command successfully, and reconnect and reboot fail
+// naming the nodes that did not come back.
+//
+// Every keyword the actor writes itself is in the keyword dictionary tron
+// decodes fliswarm with (dictionary_test.go holds it as a table): a failure
+// is `error=<node or the actor's name>,"<message>"`. Relaying a camera reply
+// (relay.go) prepends the node's name to every value, softens the camera's
+// lifecycle codes (`>` d, `:` i, `f`/`e`/`!` w), writes a camera help
+// keyword one line per value, and renames a camera keyword called `raw` (in
+// any case: opscore reserves it for raw text) to `camRaw`. A camera line
+// that cannot be decoded reaches the user (or, with no command id, every
+// user) as `w text=<node>,"undecodable camera line: ..."`.
+//
+// Replies go to who asked: a camera's replies to a command go only to the
+// user who sent it, and once that user is gone they are discarded (counted
+// by the camera client), never broadcast; only the camera's own
+// unsolicited messages are broadcast. A camera client counts as connected
+// only once the actor answering on its port says it is the node's camera,
+// and is dropped when it stops answering pings (see pkg/device); talk skips
+// a camera that is not connected at once, and status says why
+// (CameraState). SetConfigError makes a rejected configuration edit known
+// to every user and to status.
 //
 // The package must not touch Docker or the nodes' containers: it asks the
 // Reconciler (declared here, implemented by controllers.Reconciler) to

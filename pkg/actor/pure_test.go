@@ -8,7 +8,6 @@ import (
 
 	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/clu"
-	"github.com/sdss/fliswarm/pkg/device"
 	"github.com/sdss/fliswarm/pkg/opscore"
 )
 
@@ -45,7 +44,7 @@ func TestSelectNodes(t *testing.T) {
 	}
 }
 
-func render(lines []device.Line) []string {
+func render(lines []line) []string {
 	out := make([]string, len(lines))
 	for i, l := range lines {
 		out[i] = stripHeader(opscore.FormatReply(1, 1, l.Code, l.Keywords...))
@@ -195,7 +194,7 @@ func TestRelayedFilename(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{"i filename=gfa1,gfa1n,/data/x.fits"}, render(device.Relay(r))); diff != "" {
+	if diff := cmp.Diff([]string{"i filename=gfa1,gfa1n,/data/x.fits"}, render(relayLines(r))); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

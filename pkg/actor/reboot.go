@@ -8,7 +8,6 @@ import (
 	"time"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
-	"github.com/sdss/fliswarm/pkg/device"
 	"github.com/sdss/fliswarm/pkg/opscore"
 )
 
@@ -17,22 +16,22 @@ import (
 // a pause, it reports the status of every enabled node, as the original
 // does by running `status`.
 func (a *Actor) reboot(ctx context.Context, cmd *opscore.Command) {
-	fs := newFlags("reboot")
-	names := fs.StringP("names", "n", "", "")
-	category := fs.StringP("category", "c", "", "")
-	hard := fs.BoolP("hard", "f", false, "") // -f as in the original
-	if !parseFlags(cmd, fs) || !noArgs(cmd, fs) {
+	fs, ok := a.parseNoArgs(cmd)
+	if !ok {
 		return
 	}
+	names, _ := fs.GetString("names")
+	category, _ := fs.GetString("category")
+	hard, _ := fs.GetBool("hard")
 	spec := a.currentSpec()
-	nodes := a.selection(cmd, spec, *names, *category)
+	nodes := a.selection(cmd, spec, names, category)
 	if len(nodes) == 0 {
-		cmd.Failf("No enabled node selected.")
+		a.fail(cmd, "No enabled node selected.")
 		return
 	}
 
 	var failed []string
-	if *hard {
+	if hard {
 		if !a.powerCycle(ctx, cmd, spec, nodes) {
 			return
 		}
@@ -47,10 +46,10 @@ func (a *Actor) reboot(ctx context.Context, cmd *opscore.Command) {
 		return
 	}
 	enabled := a.enabled(spec)
-	writeLines(cmd, []device.Line{enabledNodesLine(enabled)})
+	writeLines(cmd, []line{enabledNodesLine(enabled)})
 	a.writeNodeStatus(cmd, spec, enabled)
 	if len(failed) > 0 {
-		cmd.Failf("Failed rebooting %s.", strings.Join(failed, ", "))
+		a.fail(cmd, "Failed rebooting %s.", strings.Join(failed, ", "))
 		return
 	}
 	cmd.Finish()
@@ -63,7 +62,7 @@ func (a *Actor) reboot(ctx context.Context, cmd *opscore.Command) {
 func (a *Actor) softReboot(ctx context.Context, cmd *opscore.Command, spec *v1.Swarm, nodes []string) ([]string, bool) {
 	words, err := opscore.SplitWords(spec.RebootCommand)
 	if err != nil || len(words) == 0 {
-		cmd.Failf("Invalid reboot_command %q.", spec.RebootCommand)
+		a.fail(cmd, "Invalid reboot_command %q.", spec.RebootCommand)
 		return nil, false
 	}
 	results := make([]opscore.Keyword, len(nodes))
@@ -114,12 +113,12 @@ func (a *Actor) softReboot(ctx context.Context, cmd *opscore.Command, spec *v1.S
 func (a *Actor) powerCycle(ctx context.Context, cmd *opscore.Command, spec *v1.Swarm, nodes []string) bool {
 	p := spec.Power
 	if p == nil || p.Actor == "" || p.Command.PowerOn == "" || p.Command.PowerOff == "" {
-		cmd.Failf("No power configuration: a hard reboot needs power.actor and power.command.")
+		a.fail(cmd, "No power configuration: a hard reboot needs power.actor and power.command.")
 		return false
 	}
 	hub := a.hub()
 	if hub == nil {
-		cmd.Failf("No tron connection configured: a hard reboot needs actor.tron_host.")
+		a.fail(cmd, "No tron connection configured: a hard reboot needs actor.tron_host.")
 		return false
 	}
 	execute := func(mode, command string) bool {
@@ -152,7 +151,7 @@ func (a *Actor) powerCycle(ctx context.Context, cmd *opscore.Command, spec *v1.S
 		}
 		for _, o := range ok {
 			if !o {
-				cmd.Failf("Failed commanding power cycling. You will need to fix this problem manually.")
+				a.fail(cmd, "Failed commanding power cycling. You will need to fix this problem manually.")
 				return false
 			}
 		}

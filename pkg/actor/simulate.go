@@ -32,38 +32,38 @@ type simRun struct {
 // it with `f error="This command has been cancelled."` and finishes itself
 // with text="Command has been stopped.", as CLU does.
 func (a *Actor) simulate(ctx context.Context, cmd *opscore.Command) {
-	fs := newFlags("simulate")
-	delay := fs.Float64("delay", 5, "")
-	random := fs.Bool("random", false, "")
-	stop := fs.Bool("stop", false, "")
-	if !parseFlags(cmd, fs) {
+	fs, ok := a.parse(cmd)
+	if !ok {
 		return
 	}
-	if *stop {
+	delay, _ := fs.GetFloat64("delay")
+	random, _ := fs.GetBool("random")
+	stop, _ := fs.GetBool("stop")
+	if stop {
 		a.stopSimulation(ctx, cmd)
 		return
 	}
 	switch {
 	case fs.NArg() == 0:
-		cmd.Failf("A valid path pattern is required to start the simulation.")
+		a.fail(cmd, "A valid path pattern is required to start the simulation.")
 		return
 	case fs.NArg() > 1:
-		cmd.Failf("simulate: unexpected argument %q", fs.Arg(1))
+		a.fail(cmd, "simulate: unexpected argument %q", fs.Arg(1))
 		return
-	case math.IsNaN(*delay) || *delay <= 0 || *delay > 86400:
-		cmd.Failf("--delay must be a number of seconds above 0.")
+	case math.IsNaN(delay) || delay <= 0 || delay > 86400:
+		a.fail(cmd, "--delay must be a number of seconds above 0.")
 		return
 	}
 	images, err := filepath.Glob(fs.Arg(0))
 	if err != nil {
-		cmd.Failf("Invalid path pattern %q: %v.", fs.Arg(0), err)
+		a.fail(cmd, "Invalid path pattern %q: %v.", fs.Arg(0), err)
 		return
 	}
 	if len(images) == 0 {
-		cmd.Failf("No images found.")
+		a.fail(cmd, "No images found.")
 		return
 	}
-	if *random {
+	if random {
 		rand.Shuffle(len(images), func(i, j int) { images[i], images[j] = images[j], images[i] })
 	}
 
@@ -73,7 +73,7 @@ func (a *Actor) simulate(ctx context.Context, cmd *opscore.Command) {
 	a.sims.mu.Lock()
 	if len(a.sims.running) > 0 {
 		a.sims.mu.Unlock()
-		cmd.Failf("Another command with name simulate is already running.")
+		a.fail(cmd, "Another command with name simulate is already running.")
 		return
 	}
 	a.sims.running = append(a.sims.running, run)
@@ -85,7 +85,7 @@ func (a *Actor) simulate(ctx context.Context, cmd *opscore.Command) {
 		close(run.done)
 	}()
 
-	period := time.Duration(*delay * float64(time.Second))
+	period := time.Duration(delay * float64(time.Second))
 	next := 0
 	for {
 		for _, n := range a.enabled(a.currentSpec()) {
@@ -98,7 +98,7 @@ func (a *Actor) simulate(ctx context.Context, cmd *opscore.Command) {
 	}
 	select {
 	case <-run.stopped:
-		cmd.Fail(opscore.KW("error", "This command has been cancelled."))
+		cmd.Fail(opscore.KW("error", a.actorName(), "This command has been cancelled."))
 	default: // the user is gone
 	}
 }
@@ -108,7 +108,7 @@ func (a *Actor) stopSimulation(ctx context.Context, cmd *opscore.Command) {
 	a.sims.mu.Lock()
 	if len(a.sims.running) == 0 {
 		a.sims.mu.Unlock()
-		cmd.Failf("Cannot find a running command simulate.")
+		a.fail(cmd, "Cannot find a running command simulate.")
 		return
 	}
 	run := a.sims.running[0]

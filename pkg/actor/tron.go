@@ -1,10 +1,10 @@
 package actor
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strconv"
 	"strings"
@@ -12,9 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/go-logr/logr"
 
+	"github.com/sdss/fliswarm/pkg/linesession"
 	"github.com/sdss/fliswarm/pkg/opscore"
 )
 
@@ -112,21 +112,12 @@ type TronClient struct {
 	addr      string
 	commander string
 	log       logr.Logger
+	keeper    *linesession.Keeper
 
 	running atomic.Bool
 
-	wmu sync.Mutex // one line at a time
-
-	mu      sync.Mutex
-	conn    net.Conn // nil when not connected
-	nextMID int
-	pending map[int]*hubPending
-}
-
-type hubPending struct {
-	done  chan struct{}
-	reply HubReply
-	err   error
+	mu   sync.Mutex
+	sess *linesession.Session[HubReply] // nil when not connected
 }
 
 // NewTronClient returns a client for the hub at addr (host:port) that
@@ -139,7 +130,7 @@ func NewTronClient(addr, commander string, log logr.Logger) *TronClient {
 		addr:      addr,
 		commander: commander,
 		log:       log.WithValues("hub", addr),
-		pending:   map[int]*hubPending{},
+		keeper:    linesession.NewKeeper(tronInitialBackoff, tronMaxBackoff),
 	}
 }
 
@@ -147,7 +138,7 @@ func NewTronClient(addr, commander string, log logr.Logger) *TronClient {
 func (t *TronClient) Connected() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.conn != nil
+	return t.sess != nil
 }
 
 // Run keeps a connection to the hub until ctx ends, then returns nil.
@@ -156,98 +147,71 @@ func (t *TronClient) Run(ctx context.Context) error {
 		return errors.New("tron: Run already active")
 	}
 	defer t.running.Store(false)
-	bo := &backoff.ExponentialBackOff{
-		InitialInterval:     tronInitialBackoff,
-		RandomizationFactor: backoff.DefaultRandomizationFactor,
-		Multiplier:          2,
-		MaxInterval:         tronMaxBackoff,
-	}
-	bo.Reset()
 	warned := false
-	for {
+	dial := func(ctx context.Context) (net.Conn, error) {
 		d := net.Dialer{Timeout: tronDialTimeout}
-		conn, err := d.DialContext(ctx, "tcp", t.addr)
-		if ctx.Err() != nil {
-			if conn != nil {
-				conn.Close()
-			}
-			return nil
+		return d.DialContext(ctx, "tcp", t.addr)
+	}
+	failed := func(err error, wait time.Duration) {
+		if !warned {
+			t.log.Error(err, "cannot reach the tron hub; fliswarm runs without it and retries", "retryIn", wait.Round(time.Millisecond).String())
+			warned = true
+		} else {
+			t.log.V(1).Info("tron hub still unreachable", "err", err.Error(), "retryIn", wait.Round(time.Millisecond).String())
 		}
-		if err != nil {
-			wait := bo.NextBackOff()
-			if !warned {
-				t.log.Error(err, "cannot reach the tron hub; fliswarm runs without it and retries", "retryIn", wait.Round(time.Millisecond).String())
-				warned = true
-			} else {
-				t.log.V(1).Info("tron hub still unreachable", "err", err.Error(), "retryIn", wait.Round(time.Millisecond).String())
-			}
-			if !sleepCtx(ctx, wait) {
-				return nil
-			}
-			continue
-		}
-		bo.Reset()
+	}
+	serve := func(ctx context.Context, conn net.Conn) bool {
 		warned = false
 		t.log.Info("connected to the tron hub")
-		err = t.serve(ctx, conn)
-		if ctx.Err() != nil {
-			return nil
+		err := t.serve(ctx, conn)
+		if ctx.Err() == nil {
+			t.log.Error(err, "tron hub connection lost; reconnecting")
 		}
-		t.log.Error(err, "tron hub connection lost; reconnecting")
-		if !sleepCtx(ctx, bo.NextBackOff()) {
-			return nil
-		}
+		return true
 	}
+	t.keeper.Run(ctx, dial, serve, failed)
+	return nil
 }
 
-// serve reads replies until the connection ends, then fails every command
-// still waiting.
+// serve reads replies until the connection ends; every command still
+// waiting then fails.
 func (t *TronClient) serve(ctx context.Context, conn net.Conn) error {
+	s := linesession.New(conn, linesession.Config[HubReply]{
+		Decode:        t.decode,
+		SequentialIDs: true,
+		Inline:        true,
+		MaxLineBytes:  tronMaxLine,
+		WriteTimeout:  tronWriteTimeout,
+		OnBadLine: func(line []byte, err error) {
+			t.log.V(2).Info("ignoring a hub line", "line", string(line), "err", err.Error())
+		},
+	})
 	t.mu.Lock()
-	t.conn = conn
+	t.sess = s
 	t.mu.Unlock()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { s.Close(ctx.Err()) })
 	defer stop()
-
-	sc := bufio.NewScanner(conn)
-	sc.Buffer(make([]byte, 0, 64<<10), tronMaxLine)
-	for sc.Scan() {
-		r, err := ParseHubReply(sc.Text())
-		if err != nil {
-			t.log.V(2).Info("ignoring a hub line", "line", sc.Text(), "err", err.Error())
-			continue
-		}
-		t.dispatch(r)
-	}
-	err := sc.Err()
-	if err == nil {
+	err := s.Serve(nil)
+	t.mu.Lock()
+	t.sess = nil
+	t.mu.Unlock()
+	if errors.Is(err, io.EOF) {
 		err = errors.New("closed by the hub")
 	}
-	conn.Close()
-
-	t.mu.Lock()
-	t.conn = nil
-	for mid, p := range t.pending {
-		p.err = fmt.Errorf("%w: %w", ErrHubDisconnected, err)
-		close(p.done)
-		delete(t.pending, mid)
-	}
-	t.mu.Unlock()
 	return err
 }
 
-// dispatch ends the command a terminal reply belongs to.
-func (t *TronClient) dispatch(r HubReply) {
-	if r.Commander != t.commander || !r.Code.Terminal() {
-		return
+// decode routes the replies to our commands by their mid; the others
+// (broadcasts, other commanders) belong to no command of ours.
+func (t *TronClient) decode(line []byte) (HubReply, int, bool, error) {
+	r, err := ParseHubReply(string(line))
+	if err != nil {
+		return HubReply{}, 0, false, err
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if p := t.pending[r.MID]; p != nil {
-		p.reply = r
-		close(p.done)
-		delete(t.pending, r.MID)
+	if r.Commander != t.commander {
+		return r, 0, false, nil
 	}
+	return r, r.MID, r.Code.Terminal(), nil
 }
 
 // Command sends `<commander> <mid> <target> <command>` to the hub and waits
@@ -262,53 +226,35 @@ func (t *TronClient) Command(ctx context.Context, target, command string) (HubRe
 		return HubReply{}, errors.New("tron: a command may not contain a line break")
 	}
 	t.mu.Lock()
-	conn := t.conn
-	if conn == nil {
-		t.mu.Unlock()
+	s := t.sess
+	t.mu.Unlock()
+	if s == nil {
 		return HubReply{}, fmt.Errorf("tron: %s %s: %w", target, command, ErrHubNotConnected)
 	}
-	mid := t.nextMID
-	for {
-		mid++
-		if mid <= 0 || mid > 1<<31-1 {
-			mid = 1
-		}
-		if t.pending[mid] == nil {
-			break
-		}
+	call, err := s.Start(ctx, func(dst []byte, mid int) []byte {
+		dst = append(dst, t.commander...)
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, int64(mid), 10)
+		dst = append(dst, ' ')
+		dst = append(dst, target...)
+		dst = append(dst, ' ')
+		dst = append(dst, command...)
+		return append(dst, '\n')
+	}, nil)
+	if errors.Is(err, linesession.ErrClosed) {
+		return HubReply{}, fmt.Errorf("tron: %s %s: %w", target, command, ErrHubNotConnected)
 	}
-	t.nextMID = mid
-	p := &hubPending{done: make(chan struct{})}
-	t.pending[mid] = p
-	t.mu.Unlock()
-	forget := func() {
-		t.mu.Lock()
-		if t.pending[mid] == p {
-			delete(t.pending, mid)
-		}
-		t.mu.Unlock()
-	}
-
-	line := fmt.Sprintf("%s %d %s %s\n", t.commander, mid, target, command)
-	t.wmu.Lock()
-	_ = conn.SetWriteDeadline(time.Now().Add(tronWriteTimeout))
-	_, err := conn.Write([]byte(line))
-	t.wmu.Unlock()
 	if err != nil {
-		forget()
-		conn.Close() // the reader notices and reconnects
 		return HubReply{}, fmt.Errorf("tron: sending %s %s: %w", target, command, err)
 	}
-	t.log.V(1).Info("sent command", "mid", mid, "actor", target, "command", command)
-
-	select {
-	case <-p.done:
-		if p.err != nil {
-			return HubReply{}, fmt.Errorf("tron: %s %s: %w", target, command, p.err)
-		}
-		return p.reply, nil
-	case <-ctx.Done():
-		forget()
-		return HubReply{}, fmt.Errorf("tron: %s %s: %w", target, command, ctx.Err())
+	t.log.V(1).Info("sent command", "mid", call.ID, "actor", target, "command", command)
+	r, err := call.Wait(ctx, 0)
+	switch {
+	case err == nil:
+		return r, nil
+	case errors.Is(err, linesession.ErrClosed):
+		return HubReply{}, fmt.Errorf("tron: %s %s: %w: %w", target, command, ErrHubDisconnected, err)
+	default:
+		return HubReply{}, fmt.Errorf("tron: %s %s: %w", target, command, err)
 	}
 }

@@ -430,17 +430,36 @@ func runExit(_ context.Context, c *call) (clu.Object, error) {
 	return nil, errNoReply
 }
 
+// runFlood emits n replies `text="flood k"`, written in batches of about
+// 32 KiB so that the simulator floods much faster than any relay reads.
 func runFlood(ctx context.Context, c *call) (clu.Object, error) {
 	n, err := c.intArg(0, maxFlood)
 	if err != nil {
 		return nil, err
 	}
+	// Every line is the marshalled reply with an empty text and "flood k"
+	// spliced into it: `...{"text":""}}` -> `...{"text":"flood k"}}`.
+	b, err := clu.MarshalReply(clu.Reply{Header: c.ss.header(c.id, clu.CodeInfo, false),
+		Data: clu.Object{{Key: "text", Value: ""}}})
+	if err != nil {
+		return nil, err
+	}
+	prefix := append([]byte(nil), b[:len(b)-3]...)
+	const batch = 32 << 10
+	buf := make([]byte, 0, batch+256)
 	for k := 1; k <= n; k++ {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if err := c.reply(clu.CodeInfo, clu.Object{{Key: "text", Value: "flood " + strconv.Itoa(k)}}); err != nil {
-			return nil, err
+		buf = append(buf, prefix...)
+		buf = append(buf, "flood "...)
+		buf = strconv.AppendInt(buf, int64(k), 10)
+		buf = append(buf, "\"}}\n"...)
+		if len(buf) >= batch || k == n {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if err := c.ss.writeRaw(buf); err != nil {
+				return nil, err
+			}
+			buf = buf[:0]
 		}
 	}
 	return nil, nil

@@ -350,23 +350,29 @@ var errBroken = errors.New("camsim: connection broken")
 // reader then sees it closed and the session winds down) and makes this
 // and every later send return errBroken.
 func (ss *session) send(id int, code string, internal bool, data clu.Object) error {
-	b, err := clu.MarshalReply(clu.Reply{
-		Header: clu.Header{
-			CommandID:   id,
-			CommanderID: ss.commanderID,
-			MessageCode: code,
-			Internal:    internal,
-			Sender:      ss.srv.cfg.Name,
-		},
-		Data: data,
-	})
+	b, err := clu.MarshalReply(clu.Reply{Header: ss.header(id, code, internal), Data: data})
 	if err != nil {
 		// Only values built by this package are marshalled; this is a bug.
 		ss.srv.log.Error("cannot encode reply", "err", err)
 		b, _ = clu.MarshalReply(clu.Reply{Header: clu.Header{CommandID: id, CommanderID: ss.commanderID,
 			MessageCode: code, Sender: ss.srv.cfg.Name}})
 	}
-	b = append(b, '\n')
+	return ss.writeRaw(append(b, '\n'))
+}
+
+// header is the header of this session's replies.
+func (ss *session) header(id int, code string, internal bool) clu.Header {
+	return clu.Header{
+		CommandID:   id,
+		CommanderID: ss.commanderID,
+		MessageCode: code,
+		Internal:    internal,
+		Sender:      ss.srv.cfg.Name,
+	}
+}
+
+// writeRaw writes whole reply lines (newlines included) at once.
+func (ss *session) writeRaw(b []byte) error {
 	ss.wmu.Lock()
 	defer ss.wmu.Unlock()
 	if ss.broken {

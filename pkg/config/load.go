@@ -284,11 +284,16 @@ func (d *decoder) observatory(path string, v any) {
 
 func (d *decoder) actor(path string, v any, a *v1.Actor) {
 	d.object(path, v, map[string]func(string, any){
-		"name":      d.str(&a.Name),
-		"host":      d.str(&a.Host),
-		"port":      d.integer(&a.Port),
-		"tron_host": d.nullableStr(&a.TronHost),
-		"tron_port": d.integer(&a.TronPort),
+		"name":            d.str(&a.Name),
+		"host":            d.str(&a.Host),
+		"port":            d.integer(&a.Port),
+		"tron_host":       d.nullableStr(&a.TronHost),
+		"tron_port":       d.integer(&a.TronPort),
+		"allow":           d.strList(&a.Allow),
+		"max_users":       d.integer(&a.MaxUsers),
+		"max_line_length": d.integer(&a.MaxLineLength),
+		"stall_timeout":   d.seconds(&a.StallTimeout),
+		"max_backlog":     d.integer(&a.MaxBacklog),
 		"log_dir": func(p string, v any) {
 			switch t := v.(type) {
 			case string:
@@ -369,6 +374,7 @@ func (d *decoder) nodes(path string, v any, dst *map[string]v1.Node) {
 			"user":          d.str(&n.User),
 			"docker-uid":    d.optInteger(&n.DockerUID),
 			"docker-gid":    d.optInteger(&n.DockerGID),
+			"env":           d.strMap(&n.Env),
 			"power": func(p string, v any) {
 				n.Power = &v1.NodePower{}
 				d.object(p, v, map[string]func(string, any){"device": d.str(&n.Power.Device)})

@@ -1,33 +1,42 @@
 package device
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/go-logr/logr"
 
 	"github.com/sdss/fliswarm/pkg/clu"
+	"github.com/sdss/fliswarm/pkg/linesession"
 )
 
 // Defaults for the zero values of Options.
 const (
-	DefaultDialTimeout    = 5 * time.Second
+	DefaultDialTimeout    = 2 * time.Second
 	DefaultCommandTimeout = 60 * time.Second
 	DefaultWriteTimeout   = 10 * time.Second
-	DefaultInitialBackoff = 500 * time.Millisecond
-	DefaultMaxBackoff     = 10 * time.Second
+	DefaultInitialBackoff = 250 * time.Millisecond
+	DefaultMaxBackoff     = time.Second
 	DefaultMaxLineBytes   = 1 << 20
+	// DefaultPingInterval and DefaultPingTimeout: a connection on which
+	// nothing was read for an interval gets a `ping`, and is dropped when
+	// the camera does not answer it in time, so a camera that stops
+	// answering is seen within 2×interval+timeout (8 s).
+	DefaultPingInterval = 2 * time.Second
+	DefaultPingTimeout  = 4 * time.Second
 )
+
+// DefaultKeepAlive is the TCP keepalive of a camera connection: a peer that
+// vanished while the connection is idle is seen within about 11 s even
+// without the pings.
+var DefaultKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 5 * time.Second, Interval: 2 * time.Second, Count: 3}
 
 var (
 	// ErrNotConnected is returned (wrapped, naming the camera) by Send when
@@ -38,10 +47,17 @@ var (
 	ErrDisconnected = errors.New("connection lost")
 	// ErrTimeout is returned (wrapped) by Send when the per-command timeout
 	// fired before the camera finished the command.
-	ErrTimeout = errors.New("timed out")
+	ErrTimeout = linesession.ErrTimeout
 	// ErrAlreadyRunning is returned by Run when another Run of the same
 	// Client is active.
 	ErrAlreadyRunning = errors.New("device: Run already active")
+	// ErrWrongSender is the reason a connection is refused when the actor
+	// answering on the camera's port is not the node's camera (the sender
+	// of its replies is not the client's name).
+	ErrWrongSender = errors.New("the actor answering is not this node's camera")
+	// ErrNotAnswering is the reason a connection is dropped when the
+	// camera did not answer a liveness ping in time.
+	ErrNotAnswering = errors.New("camera not answering")
 
 	// errDisconnectRequested is the cause of a drop asked for by Disconnect.
 	errDisconnectRequested = errors.New("disconnect requested")
@@ -49,13 +65,20 @@ var (
 	errPaused = errors.New("connection paused")
 )
 
+// UndecodableText starts the text of the reply a Client makes of a camera
+// line it cannot decode (see Options.OnUnsolicited).
+const UndecodableText = "undecodable camera line: "
+
 // Options tune a Client. The zero value is usable.
 type Options struct {
 	// Logger receives the client's logs; it is given the value
 	// camera=<name>. Default: discard.
 	Logger logr.Logger
-	// DialTimeout bounds one connection attempt. Default 5s.
+	// DialTimeout bounds one connection attempt. Default 2s.
 	DialTimeout time.Duration
+	// KeepAlive is the connection's TCP keepalive. Default
+	// DefaultKeepAlive.
+	KeepAlive net.KeepAliveConfig
 	// CommandTimeout bounds one command from send to terminal reply.
 	// Default 60s; negative means no timeout (the caller's context still
 	// applies). SendWithTimeout overrides it per command.
@@ -66,24 +89,47 @@ type Options struct {
 	WriteTimeout time.Duration
 	// InitialBackoff is the first wait between failed connection attempts;
 	// the wait then grows exponentially (with jitter) up to MaxBackoff and
-	// starts again from InitialBackoff after a successful connection.
-	// Defaults 500ms and 10s.
+	// starts again from InitialBackoff after a good connection. Defaults
+	// 250ms and 1s: a camera whose port answers again is connected within
+	// about DialTimeout+MaxBackoff without any Kick.
 	InitialBackoff time.Duration
 	MaxBackoff     time.Duration
+	// PingInterval: when nothing was read from the camera for this long,
+	// the client sends it a `ping`; PingTimeout bounds the answer, and a
+	// camera that does not answer in time is disconnected (its commands in
+	// flight end with ErrDisconnected, the cause ErrNotAnswering).
+	// PingTimeout also bounds the handshake ping sent on every new
+	// connection. Defaults 2s and 4s; a negative PingInterval turns the
+	// idle pings off (not the handshake).
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// AnySender accepts replies whatever their header's sender. By
+	// default every reply's sender must be the client's name (the node's
+	// camera is started with ACTOR_NAME=<node>); a connection whose
+	// sender is another is dropped with ErrWrongSender and the client
+	// stays disconnected, retrying with backoff.
+	AnySender bool
 	// MaxLineBytes is the longest reply line accepted; a longer line is
-	// logged and skipped, the connection stays up. Default 1 MiB.
+	// skipped (and reported, see OnUnsolicited), the connection stays up.
+	// Default 1 MiB.
 	MaxLineBytes int
 	// OnUnsolicited receives replies whose command_id is 0 or belongs to
-	// no command in flight (broadcasts, and late replies to a command whose
-	// Send already gave up). It is called from the connection's reader
-	// goroutine, in arrival order: it must return quickly and must not wait
-	// for a Send of this Client to finish.
+	// no command in flight (the camera's broadcasts), in arrival order,
+	// once the connection is verified (earlier ones are held until then).
+	// A line that cannot be decoded, or is too long, is given as a reply
+	// of its own: code `w` (`f` when it looked like a command's end),
+	// sender the client's name, data {"text": UndecodableText + line} —
+	// to its command when its command_id can be made out, otherwise here.
+	// Replies to a command whose Send gave up (timeout, context) are not
+	// given to anyone: they are discarded and counted (Discarded). It is
+	// called from the connection's reader goroutine: it must return
+	// quickly and must not wait for a Send of this Client to finish.
 	OnUnsolicited func(clu.Reply)
 	// OnState is told about the connection: (true, nil) when a connection
-	// is established, (false, cause) when it ends and after every failed
-	// connection attempt, so the caller can record the latest error. Calls
-	// come from Run's goroutine, one at a time, in order; it must return
-	// quickly.
+	// is established and verified, (false, cause) when it ends and after
+	// every failed connection attempt, so the caller can record the latest
+	// reason. Calls come from Run's goroutine, one at a time, in order; it
+	// must return quickly.
 	OnState func(connected bool, err error)
 }
 
@@ -93,6 +139,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultDialTimeout
+	}
+	if !o.KeepAlive.Enable && o.KeepAlive.Idle == 0 && o.KeepAlive.Interval == 0 && o.KeepAlive.Count == 0 {
+		o.KeepAlive = DefaultKeepAlive
 	}
 	if o.CommandTimeout == 0 {
 		o.CommandTimeout = DefaultCommandTimeout
@@ -108,6 +157,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBackoff < o.InitialBackoff {
 		o.MaxBackoff = o.InitialBackoff
+	}
+	if o.PingInterval == 0 {
+		o.PingInterval = DefaultPingInterval
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = DefaultPingTimeout
 	}
 	if o.MaxLineBytes <= 0 {
 		o.MaxLineBytes = DefaultMaxLineBytes
@@ -129,35 +184,43 @@ type Result struct {
 // OK reports whether the camera finished the command successfully.
 func (r Result) OK() bool { return r.Code == clu.CodeDone }
 
+type session = linesession.Session[clu.Reply]
+
 // Client is the connection to one flicamera actor.
 //
 // Lifecycle: Run keeps a connection up until its context ends, redialling
-// with exponential backoff after a failure or a drop. Kick skips the
-// current backoff wait (the reconciler calls it when it knows the container
-// has just been (re)started). Disconnect drops the connection and lets Run
-// reconnect on its usual schedule; Pause drops it and keeps Run from
-// dialling until Resume (use it around recreating the container). To stop
-// for good, cancel Run's context.
+// with exponential backoff after a failure or a drop. A new connection is
+// verified before it counts as connected: the camera must answer a `ping`
+// within PingTimeout, as the actor named like the node (see AnySender).
+// While connected, an idle connection is pinged every PingInterval and
+// dropped when the camera stops answering. Kick skips the current backoff
+// wait (the reconciler calls it when it knows the container has just been
+// (re)started). Disconnect drops the connection and lets Run reconnect on
+// its usual schedule; Pause drops it and keeps Run from dialling until
+// Resume (use it around recreating the container). To stop for good,
+// cancel Run's context.
 //
 // All methods are safe for concurrent use.
 type Client struct {
-	name string
-	addr string
-	opts Options
-	log  logr.Logger
+	name   string
+	addr   string
+	opts   Options
+	log    logr.Logger
+	keeper *linesession.Keeper
 
-	running atomic.Bool
-	kick    chan struct{} // buffered(1): skip the current wait
+	running   atomic.Bool
+	discarded atomic.Uint64
+	badLines  rateLimiter
 
-	mu       sync.Mutex
-	sess     *session         // nil when not connected
-	inflight map[int]*pending // command id -> command; guarded by mu
-	paused   bool
+	mu     sync.Mutex
+	cur    *session // the current connection, verified or not
+	sess   *session // the current connection once verified; nil otherwise
+	reason error    // why not connected (nil when connected)
 }
 
 // New returns a client for the camera actor called name (the node name,
-// used in errors and logs) listening at addr ("host:port"). It does not
-// connect: call Run.
+// used in errors and logs, and the sender its replies must carry)
+// listening at addr ("host:port"). It does not connect: call Run.
 func New(name, addr string, opts Options) *Client {
 	opts = opts.withDefaults()
 	return &Client{
@@ -165,8 +228,9 @@ func New(name, addr string, opts Options) *Client {
 		addr:     addr,
 		opts:     opts,
 		log:      opts.Logger.WithValues("camera", name),
-		kick:     make(chan struct{}, 1),
-		inflight: make(map[int]*pending),
+		keeper:   linesession.NewKeeper(opts.InitialBackoff, opts.MaxBackoff),
+		reason:   fmt.Errorf("camera %s: %w: not connected yet", name, ErrNotConnected),
+		badLines: rateLimiter{every: time.Second},
 	}
 }
 
@@ -176,58 +240,75 @@ func (c *Client) Name() string { return c.name }
 // Addr returns the address the client dials.
 func (c *Client) Addr() string { return c.addr }
 
-// Connected reports whether a connection to the camera is up now.
+// Connected reports whether a verified connection to the camera is up now.
 func (c *Client) Connected() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	// A paused client is not connected even while its reader has not yet
 	// seen the dropped connection.
-	return c.sess != nil && !c.paused
+	return c.sess != nil && c.sess.Err() == nil && !c.keeper.Paused()
+}
+
+// State returns whether the client is connected and, when it is not, the
+// latest reason (a failed dial, a dropped connection, a wrong sender).
+func (c *Client) State() (connected bool, reason error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != nil && c.sess.Err() == nil && !c.keeper.Paused() {
+		return true, nil
+	}
+	return false, c.reason
+}
+
+// Discarded returns how many camera replies were discarded because the
+// command they answer had been given up on (its user left, or it timed
+// out) while the camera still ran it.
+func (c *Client) Discarded() uint64 { return c.discarded.Load() }
+
+// InFlight returns how many commands hold an id on the connection now
+// (the client's own pings included, and commands given up on whose end the
+// camera has not sent yet).
+func (c *Client) InFlight() int {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return 0
+	}
+	return s.InFlight()
 }
 
 // Kick makes Run dial now instead of waiting out its backoff, and restarts
-// the backoff schedule. While a connection is up, the kick is kept for the
-// next wait: the first attempt after that connection drops is immediate
-// (the reconciler kicks when it has just restarted the container, possibly
-// before the old connection is seen to drop). It never overrides Pause.
-func (c *Client) Kick() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
-}
+// the backoff schedule. While a connection is up, or a dial is in
+// progress, the kick is kept for the next wait: the first attempt after
+// that is immediate (the reconciler kicks when it has just restarted the
+// container, possibly before the old connection is seen to drop). It never
+// overrides Pause.
+func (c *Client) Kick() { c.keeper.Kick() }
 
 // Disconnect drops the current connection, if any. Every command in flight
 // ends with ErrDisconnected. Run reconnects after its backoff wait (or at
 // the next Kick).
-func (c *Client) Disconnect() {
-	c.mu.Lock()
-	s := c.sess
-	c.mu.Unlock()
-	if s != nil {
-		s.drop(errDisconnectRequested)
-	}
-}
+func (c *Client) Disconnect() { c.drop(errDisconnectRequested) }
 
 // Pause drops the current connection like Disconnect and keeps Run from
 // dialling until Resume is called. Sends fail with ErrNotConnected
 // meanwhile.
 func (c *Client) Pause() {
-	c.mu.Lock()
-	c.paused = true
-	s := c.sess
-	c.mu.Unlock()
-	if s != nil {
-		s.drop(errPaused)
-	}
+	c.keeper.Pause()
+	c.drop(errPaused)
 }
 
 // Resume ends a Pause and makes Run dial now.
-func (c *Client) Resume() {
+func (c *Client) Resume() { c.keeper.Resume() }
+
+func (c *Client) drop(cause error) {
 	c.mu.Lock()
-	c.paused = false
+	s := c.cur
 	c.mu.Unlock()
-	c.Kick()
+	if s != nil {
+		s.Close(cause)
+	}
 }
 
 // Run keeps a connection to the camera until ctx ends, then closes it and
@@ -238,222 +319,195 @@ func (c *Client) Run(ctx context.Context) error {
 		return fmt.Errorf("camera %s: %w", c.name, ErrAlreadyRunning)
 	}
 	defer c.running.Store(false)
-
-	bo := &backoff.ExponentialBackOff{
-		InitialInterval:     c.opts.InitialBackoff,
-		RandomizationFactor: backoff.DefaultRandomizationFactor,
-		Multiplier:          2,
-		MaxInterval:         c.opts.MaxBackoff,
-	}
-	bo.Reset()
-
-	for {
-		if !c.waitUnpaused(ctx) {
-			return nil
-		}
-		conn, err := c.dial(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			c.log.V(1).Info("cannot connect to camera", "addr", c.addr, "err", err)
-			c.state(false, fmt.Errorf("camera %s: connecting to %s: %w", c.name, c.addr, err))
-		} else {
-			bo.Reset()
-			c.serve(ctx, conn)
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		if c.wait(ctx, bo.NextBackOff()) {
-			bo.Reset()
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-	}
-}
-
-// waitUnpaused blocks while the client is paused. It returns false when ctx
-// ended.
-func (c *Client) waitUnpaused(ctx context.Context) bool {
-	for {
-		c.mu.Lock()
-		paused := c.paused
-		c.mu.Unlock()
-		if !paused {
-			return ctx.Err() == nil
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-c.kick:
-		}
-	}
-}
-
-// wait sleeps for d, or until Kick or ctx ends. It reports whether it was
-// kicked.
-func (c *Client) wait(ctx context.Context, d time.Duration) (kicked bool) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-c.kick:
-		return true
-	case <-t.C:
-		return false
-	}
+	c.keeper.Run(ctx, c.dial, c.serve, func(err error, retryIn time.Duration) {
+		c.log.V(1).Info("cannot connect to camera", "addr", c.addr, "err", err, "retryIn", retryIn)
+		c.state(false, fmt.Errorf("camera %s: connecting to %s: %w", c.name, c.addr, err))
+	})
+	return nil
 }
 
 func (c *Client) dial(ctx context.Context) (net.Conn, error) {
-	d := net.Dialer{
-		Timeout: c.opts.DialTimeout,
-		// Notice a camera computer that vanished without closing the
-		// connection within about half a minute.
-		KeepAliveConfig: net.KeepAliveConfig{
-			Enable: true, Idle: 10 * time.Second, Interval: 5 * time.Second, Count: 3,
-		},
-	}
+	d := net.Dialer{Timeout: c.opts.DialTimeout, KeepAliveConfig: c.opts.KeepAlive}
 	return d.DialContext(ctx, "tcp", c.addr)
 }
 
-// serve runs one connection until it ends or ctx ends.
-func (c *Client) serve(ctx context.Context, conn net.Conn) {
-	s := &session{conn: conn}
+// serve runs one connection until it ends or ctx ends; it reports whether
+// the connection was verified.
+func (c *Client) serve(ctx context.Context, conn net.Conn) bool {
+	var (
+		hmu      sync.Mutex
+		verified bool
+		held     []clu.Reply // unsolicited replies before verification
+	)
+	s := linesession.New(conn, linesession.Config[clu.Reply]{
+		Decode:       c.decode,
+		DecodeLong:   c.decodeLong,
+		Check:        c.checkSender,
+		MaxLineBytes: c.opts.MaxLineBytes,
+		WriteTimeout: c.opts.WriteTimeout,
+		OnUnsolicited: func(r clu.Reply) {
+			hmu.Lock()
+			if !verified {
+				if len(held) < maxHeld {
+					held = append(held, r)
+				}
+				hmu.Unlock()
+				return
+			}
+			hmu.Unlock()
+			c.unsolicited(r)
+		},
+		OnDiscard: func(clu.Reply) { c.discarded.Add(1) },
+	})
 
 	c.mu.Lock()
-	if c.paused {
+	if c.keeper.Paused() {
 		c.mu.Unlock()
 		_ = conn.Close()
-		return
+		return false
 	}
-	c.sess = s
+	c.cur = s
 	c.mu.Unlock()
-	c.log.Info("connected to camera", "addr", c.addr)
+	stop := context.AfterFunc(ctx, func() { s.Close(ctx.Err()) })
+	defer stop()
 
-	readErr := make(chan error, 1)
-	go func() { readErr <- c.readLoop(conn) }()
-	c.state(true, nil)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(nil) }()
 
-	var err error
-	select {
-	case err = <-readErr:
-	case <-ctx.Done():
-		s.drop(ctx.Err())
-		err = <-readErr
+	healthy := false
+	if err := c.handshake(ctx, s); err != nil {
+		s.Close(err)
+	} else {
+		hmu.Lock()
+		verified = true
+		early := held
+		held = nil
+		// Flushed under hmu so that later unsolicited replies wait.
+		for _, r := range early {
+			c.unsolicited(r)
+		}
+		hmu.Unlock()
+		c.mu.Lock()
+		if c.cur == s && s.Err() == nil {
+			c.sess, c.reason = s, nil
+			healthy = true
+		}
+		c.mu.Unlock()
+		if healthy {
+			c.log.Info("connected to camera", "addr", c.addr)
+			c.state(true, nil)
+			c.watch(ctx, s)
+		}
 	}
-	s.drop(err) // no-op if already dropped; closes the socket otherwise
-	cause := s.cause()
+	cause := <-served
 
 	c.mu.Lock()
 	if c.sess == s {
 		c.sess = nil
 	}
-	ended := c.inflight
-	c.inflight = make(map[int]*pending)
-	for _, p := range ended {
-		p.finish(Result{}, fmt.Errorf("camera %s disconnected while running %q: %w: %w",
-			c.name, p.command, ErrDisconnected, cause))
+	if c.cur == s {
+		c.cur = nil
 	}
 	c.mu.Unlock()
+	var reason error
+	switch {
+	case errors.Is(cause, ErrWrongSender):
+		c.log.Error(cause, "refusing the actor on the camera's port", "addr", c.addr)
+		reason = fmt.Errorf("camera %s: %w", c.name, cause)
+	case !healthy:
+		c.log.Info("camera connection failed", "addr", c.addr, "reason", cause.Error())
+		reason = fmt.Errorf("camera %s: %w", c.name, cause)
+	default:
+		c.log.Info("disconnected from camera", "reason", cause.Error())
+		reason = fmt.Errorf("camera %s: %w: %w", c.name, ErrDisconnected, cause)
+	}
+	c.state(false, reason)
+	return healthy
+}
 
-	c.log.Info("disconnected from camera", "reason", cause.Error())
-	c.state(false, fmt.Errorf("camera %s: %w: %w", c.name, ErrDisconnected, cause))
+// maxHeld bounds the unsolicited replies held during the handshake.
+const maxHeld = 256
+
+func (c *Client) unsolicited(r clu.Reply) {
+	if c.opts.OnUnsolicited != nil {
+		c.opts.OnUnsolicited(r)
+	}
+}
+
+// handshake pings the camera on a new connection: it must answer within
+// PingTimeout (the sender check applies to the answer like to every line).
+func (c *Client) handshake(ctx context.Context, s *session) error {
+	if err := c.ping(ctx, s); err != nil {
+		if s.Err() != nil {
+			return s.Err()
+		}
+		return fmt.Errorf("%w: no answer to the handshake ping: %w", ErrNotAnswering, err)
+	}
+	return nil
+}
+
+// ping sends `ping` and waits up to PingTimeout for its end.
+func (c *Client) ping(ctx context.Context, s *session) error {
+	call, err := s.Start(ctx, formatCommand("ping"), nil)
+	if err != nil {
+		return err
+	}
+	_, err = call.Wait(ctx, c.opts.PingTimeout)
+	return err
+}
+
+// watch pings the camera whenever nothing was read for a PingInterval,
+// and drops the connection when it does not answer. It returns when the
+// connection ends.
+func (c *Client) watch(ctx context.Context, s *session) {
+	if c.opts.PingInterval < 0 {
+		<-s.Done()
+		return
+	}
+	t := time.NewTicker(c.opts.PingInterval)
+	defer t.Stop()
+	s.TakeActivity()
+	for {
+		select {
+		case <-s.Done():
+			return
+		case <-t.C:
+		}
+		if s.TakeActivity() {
+			continue
+		}
+		if err := c.ping(ctx, s); err != nil && s.Err() == nil {
+			c.log.Info("camera does not answer; dropping the connection", "err", err.Error())
+			s.Close(fmt.Errorf("%w: no answer to a ping within %s", ErrNotAnswering, c.opts.PingTimeout))
+		}
+	}
+}
+
+func (c *Client) checkSender(r clu.Reply) error {
+	if c.opts.AnySender || r.Header.Sender == c.name {
+		return nil
+	}
+	return fmt.Errorf("%w: the actor on %s says it is %q, not %q", ErrWrongSender, c.addr, r.Header.Sender, c.name)
 }
 
 func (c *Client) state(connected bool, err error) {
+	c.mu.Lock()
+	if !connected {
+		c.reason = err
+	}
+	c.mu.Unlock()
 	if c.opts.OnState != nil {
 		c.opts.OnState(connected, err)
 	}
 }
 
-// readLoop reads reply lines from r until it fails. A line longer than
-// MaxLineBytes is skipped without ending the loop.
-func (c *Client) readLoop(r io.Reader) error {
-	limit := c.opts.MaxLineBytes
-	br := bufio.NewReaderSize(r, min(limit+1, 64<<10))
-	var buf []byte
-	skipping := false
-	for {
-		chunk, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			if !skipping && len(buf)+len(chunk) > limit {
-				c.log.Error(nil, "skipping reply line longer than the limit", "limit", limit)
-				skipping, buf = true, buf[:0]
-			}
-			if !skipping {
-				buf = append(buf, chunk...)
-			}
-			continue
-		}
-		if err != nil {
-			// A partial last line without its newline is dropped.
-			return err
-		}
-		if skipping {
-			skipping = false
-			continue
-		}
-		line := chunk
-		if len(buf) > 0 {
-			buf = append(buf, chunk...)
-			line = buf
-		}
-		if len(line)-1 > limit {
-			c.log.Error(nil, "skipping reply line longer than the limit", "limit", limit)
-		} else {
-			c.handleLine(line)
-		}
-		buf = buf[:0]
-		if cap(buf) > 64<<10 {
-			buf = nil // do not keep a huge buffer after one big line
-		}
-	}
-}
-
-// handleLine parses one reply line and routes it.
-func (c *Client) handleLine(line []byte) {
-	line = bytes.TrimSpace(line)
-	if len(line) == 0 {
-		return
-	}
-	r, err := clu.ParseReply(line)
-	if errors.Is(err, clu.ErrNoHeader) {
-		c.log.V(2).Info("ignoring reply line without header")
-		return
-	}
-	if err != nil {
-		c.log.Error(err, "ignoring malformed reply line", "line", truncate(line, 200))
-		return
-	}
-	c.route(r)
-}
-
-// route gives a reply to the command in flight with its id, or to
-// OnUnsolicited.
-func (c *Client) route(r clu.Reply) {
-	id := r.Header.CommandID
-	terminal := clu.IsTerminal(r.Header.MessageCode)
-
-	c.mu.Lock()
-	p := c.inflight[id]
-	if p != nil && terminal {
-		delete(c.inflight, id) // the id is free again
-	}
-	if p != nil && !p.abandoned {
-		p.push(r)
-		if terminal {
-			p.finish(Result{ID: id, Code: r.Header.MessageCode, Final: r}, nil)
-		}
-		c.mu.Unlock()
-		return
-	}
-	c.mu.Unlock()
-
-	if c.opts.OnUnsolicited != nil {
-		c.opts.OnUnsolicited(r)
+// formatCommand returns the line formatter of a command.
+func formatCommand(command string) func(dst []byte, id int) []byte {
+	return func(dst []byte, id int) []byte {
+		dst = strconv.AppendInt(dst, int64(id), 10)
+		dst = append(dst, ' ')
+		dst = append(dst, command...)
+		return append(dst, '\n')
 	}
 }
 
@@ -468,9 +522,9 @@ func (c *Client) Send(ctx context.Context, command string, onReply func(clu.Repl
 // waits until the command ends.
 //
 // Every reply carrying the id, the terminal one included, is given to
-// onReply (which may be nil) in arrival order, from a goroutine of this
-// command: a slow onReply delays only this command, never the connection's
-// reader. SendWithTimeout returns only after its last onReply call has
+// onReply (which may be nil) in arrival order, from SendWithTimeout's own
+// goroutine: a slow onReply delays only this command, never the
+// connection's reader. SendWithTimeout returns only after its last onReply call has
 // returned, and every reply received before the command ended is delivered.
 //
 // It returns the Result with a nil error when the camera sends a terminal
@@ -482,9 +536,9 @@ func (c *Client) Send(ctx context.Context, command string, onReply func(clu.Repl
 //
 // When the timeout fires or ctx ends, the camera may still be running the
 // command, so its id stays reserved until the camera's terminal reply for
-// it arrives or the connection drops; replies arriving meanwhile go to
-// OnUnsolicited. This keeps a late reply from being mistaken for one to a
-// newer command that reused the id.
+// it arrives or the connection drops; replies arriving meanwhile are
+// discarded (and counted, see Discarded), never taken for unsolicited
+// ones nor for a newer command's.
 func (c *Client) SendWithTimeout(ctx context.Context, command string, timeout time.Duration, onReply func(clu.Reply)) (Result, error) {
 	command = strings.TrimSpace(command)
 	if command == "" {
@@ -496,191 +550,29 @@ func (c *Client) SendWithTimeout(ctx context.Context, command string, timeout ti
 	if err := ctx.Err(); err != nil {
 		return Result{}, fmt.Errorf("camera %s: command %q: %w", c.name, command, err)
 	}
-
 	c.mu.Lock()
 	s := c.sess
-	if s == nil || c.paused {
-		c.mu.Unlock()
+	c.mu.Unlock()
+	if s == nil || c.keeper.Paused() {
 		return Result{}, fmt.Errorf("camera %s: cannot send %q: %w", c.name, command, ErrNotConnected)
 	}
-	id := 1
-	for c.inflight[id] != nil {
-		id++
-	}
-	p := newPending(id, command, onReply)
-	c.inflight[id] = p
-	c.mu.Unlock()
-
-	go p.deliver()
-
-	var timer <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		timer = t.C
-	}
-
-	if err := s.write(ctx, clu.FormatCommand(id, command), c.opts.WriteTimeout); err != nil {
-		err = fmt.Errorf("camera %s: sending %q: %w", c.name, command, err)
-		c.abandon(p, err)
-		s.drop(err)
-	} else {
-		c.log.V(1).Info("sent command", "id", id, "command", command)
-		select {
-		case <-p.ended:
-		case <-ctx.Done():
-			c.abandon(p, fmt.Errorf("camera %s: command %q: %w", c.name, command, ctx.Err()))
-		case <-timer:
-			c.abandon(p, fmt.Errorf("camera %s: command %q: %w after %s", c.name, command, ErrTimeout, timeout))
+	call, err := s.Start(ctx, formatCommand(command), onReply)
+	if err != nil {
+		if errors.Is(err, linesession.ErrClosed) {
+			return Result{}, fmt.Errorf("camera %s: cannot send %q: %w: %w", c.name, command, ErrNotConnected, err)
 		}
+		return Result{}, fmt.Errorf("camera %s: sending %q: %w", c.name, command, err)
 	}
-
-	<-p.done // every reply received so far has been delivered
-	return p.result, p.err
-}
-
-// abandon ends p with err unless it has ended already. Its id stays in
-// flight (see SendWithTimeout) until a terminal reply or a disconnect.
-func (c *Client) abandon(p *pending, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if p.finished {
-		return
+	if c.log.V(1).Enabled() {
+		c.log.V(1).Info("sent command", "id", call.ID, "command", command)
 	}
-	p.abandoned = true
-	p.finish(Result{}, err)
-}
-
-// session is one established connection.
-type session struct {
-	conn net.Conn
-	wmu  sync.Mutex // one command line at a time
-
-	dmu     sync.Mutex
-	dropped error
-}
-
-// write writes one line, bounded by timeout and by ctx's deadline.
-func (s *session) write(ctx context.Context, line []byte, timeout time.Duration) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+	final, err := call.Wait(ctx, timeout)
+	switch {
+	case err == nil:
+		return Result{ID: call.ID, Code: final.Header.MessageCode, Final: final}, nil
+	case errors.Is(err, linesession.ErrClosed):
+		return Result{}, fmt.Errorf("camera %s disconnected while running %q: %w: %w", c.name, command, ErrDisconnected, err)
+	default:
+		return Result{}, fmt.Errorf("camera %s: command %q: %w", c.name, command, err)
 	}
-	if err := s.conn.SetWriteDeadline(deadline); err != nil {
-		return err
-	}
-	_, err := s.conn.Write(line)
-	return err
-}
-
-// drop closes the connection, remembering the first cause.
-func (s *session) drop(cause error) {
-	s.dmu.Lock()
-	defer s.dmu.Unlock()
-	if s.dropped != nil {
-		return
-	}
-	if cause == nil {
-		cause = io.EOF
-	}
-	s.dropped = cause
-	_ = s.conn.Close()
-}
-
-func (s *session) cause() error {
-	s.dmu.Lock()
-	defer s.dmu.Unlock()
-	return s.dropped
-}
-
-// pending is one command in flight. Its result fields are guarded by the
-// Client's mu until ended is closed, and read-only afterwards; its queue is
-// guarded by its own qmu so delivery never needs the Client's lock.
-type pending struct {
-	id      int
-	command string
-	onReply func(clu.Reply)
-
-	// Guarded by Client.mu.
-	finished  bool
-	abandoned bool // Send gave up; the id waits for the camera to finish
-	result    Result
-	err       error
-	ended     chan struct{} // closed by finish
-
-	qmu    sync.Mutex
-	qcond  *sync.Cond
-	queue  []clu.Reply
-	closed bool          // no more replies will be queued
-	done   chan struct{} // closed when deliver has returned
-}
-
-func newPending(id int, command string, onReply func(clu.Reply)) *pending {
-	p := &pending{
-		id:      id,
-		command: command,
-		onReply: onReply,
-		ended:   make(chan struct{}),
-		done:    make(chan struct{}),
-	}
-	p.qcond = sync.NewCond(&p.qmu)
-	return p
-}
-
-// push queues a reply for delivery. It never blocks on onReply.
-func (p *pending) push(r clu.Reply) {
-	p.qmu.Lock()
-	if !p.closed {
-		p.queue = append(p.queue, r)
-		p.qcond.Signal()
-	}
-	p.qmu.Unlock()
-}
-
-// finish records how the command ended and closes its queue. The caller
-// holds Client.mu; only the first call counts.
-func (p *pending) finish(res Result, err error) {
-	if p.finished {
-		return
-	}
-	p.finished = true
-	p.result, p.err = res, err
-	close(p.ended)
-
-	p.qmu.Lock()
-	p.closed = true
-	p.qcond.Signal()
-	p.qmu.Unlock()
-}
-
-// deliver calls onReply for every queued reply, in order, until the queue
-// is closed and empty.
-func (p *pending) deliver() {
-	defer close(p.done)
-	for {
-		p.qmu.Lock()
-		for len(p.queue) == 0 && !p.closed {
-			p.qcond.Wait()
-		}
-		if len(p.queue) == 0 {
-			p.qmu.Unlock()
-			return
-		}
-		r := p.queue[0]
-		p.queue[0] = clu.Reply{}
-		p.queue = p.queue[1:]
-		p.qmu.Unlock()
-		if p.onReply != nil {
-			p.onReply(r)
-		}
-	}
-}
-
-func truncate(b []byte, n int) string {
-	if len(b) <= n {
-		return string(b)
-	}
-	return string(b[:n]) + "..."
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sdss/fliswarm/pkg/clu"
+	"github.com/sdss/fliswarm/pkg/linesession"
 )
 
 // Generous bounds for a noisy 2-core machine: a test only waits this long
@@ -92,7 +94,9 @@ func (fc *fakeCamera) read(s *fakeSession) {
 		if err != nil {
 			continue
 		}
-		if fc.auto {
+		// Like a real camera, it answers the client's liveness pings
+		// whatever the test does with the other commands.
+		if fc.auto || cmd == "ping" {
 			s.reply(id, clu.CodeRunning, nil)
 			s.reply(id, clu.CodeDone, clu.Object{{Key: "text", Value: "ok " + cmd}})
 			continue
@@ -365,7 +369,7 @@ func TestUnsolicitedReplies(t *testing.T) {
 	c := startClient(t, cam.addr, Options{OnUnsolicited: unsolicited.add})
 
 	// Find the server side of the connection through a command.
-	ch := sendAsync(c, context.Background(), "ping", nil)
+	ch := sendAsync(c, context.Background(), "status", nil)
 	p := cam.next()
 	p.s.reply(0, clu.CodeInfo, clu.Object{{Key: "text", Value: "camera connected"}})
 	p.s.reply(7, clu.CodeWarning, clu.Object{{Key: "text", Value: "stray"}})
@@ -457,10 +461,14 @@ func TestCommandTimeoutKeepsIDUntilCameraFinishes(t *testing.T) {
 	b.s.reply(b.id, clu.CodeDone, nil)
 	wait(t, ch2)
 
-	// Late replies to id 1 are unsolicited; its terminal frees the id.
+	// Late replies to id 1 belong to nobody: discarded and counted, never
+	// unsolicited; its terminal frees the id.
 	a.s.reply(a.id, clu.CodeInfo, clu.Object{{Key: "text", Value: "late"}})
 	a.s.reply(a.id, clu.CodeDone, nil)
-	eventually(t, "late replies", func() bool { return len(unsolicited.get()) == 2 })
+	eventually(t, "late replies discarded", func() bool { return c.Discarded() == 2 })
+	if n := len(unsolicited.get()); n != 0 {
+		t.Errorf("%d late replies reached OnUnsolicited", n)
+	}
 
 	ch3 := sendAsync(c, ctx, "status", nil)
 	d := cam.next()
@@ -506,11 +514,7 @@ func TestContextCancellation(t *testing.T) {
 
 	// The camera ends the abandoned command; its id is free again.
 	a.s.reply(a.id, clu.CodeFailed, nil)
-	eventually(t, "id 1 freed", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.inflight) == 0
-	})
+	eventually(t, "id 1 freed", func() bool { return inFlight(c) == 0 })
 	ch2 := sendAsync(c, context.Background(), "status", nil)
 	b := cam.next()
 	if b.id != 1 {
@@ -717,7 +721,7 @@ func TestSendRejectsBadCommands(t *testing.T) {
 	}
 }
 
-func TestGarbageAndLongLinesAreSkipped(t *testing.T) {
+func TestGarbageAndLongLinesAreRelayed(t *testing.T) {
 	cam := newFakeCamera(t, "gfa1", false)
 	var unsolicited recorder
 	c := startClient(t, cam.addr, Options{MaxLineBytes: 1 << 20, OnUnsolicited: unsolicited.add})
@@ -727,19 +731,22 @@ func TestGarbageAndLongLinesAreSkipped(t *testing.T) {
 	p := cam.next()
 	s := p.s
 	s.reply(p.id, clu.CodeRunning, nil)
+	// Ignored, as the protocol says: blank lines, no header, empty header.
 	s.raw("\n")
 	s.raw("   \r\n")
-	s.raw("not json at all\n")
 	s.raw(`{"data": {"text": "no header"}}` + "\n")
 	s.raw(`{"header": {}, "data": {"text": "empty header"}}` + "\n")
 	s.raw(`{"header": null}` + "\n")
+	// Undecodable, no command id: unsolicited warnings.
+	s.raw("not json at all\n")
 	s.raw("[1, 2, 3]\n")
 	s.raw(`{"header": {"command_id": "one"}}` + "\n")
-	s.raw(`{"header": {"command_id": 1, "message_code": ":"}} trailing` + "\n")
-	s.raw(`{"header": {"command_id": 1, "message_code": ":"}, "data": [1]}` + "\n")
 	s.raw(strings.Repeat("[", 100000) + "\n")
-	// Longer than the limit, even a valid reply: skipped whole.
-	big := fmt.Sprintf(`{"header": {"command_id": %d, "message_code": ":", "sender": "gfa1"}, "data": {"text": "%s"}}`,
+	// Undecodable with the command's id: a warning to the command.
+	s.raw(fmt.Sprintf(`{"header": {"command_id": %d, "message_code": "i"}, "data": [1]}`, p.id) + "\n")
+	// Longer than the limit, even a valid reply: skipped, reported to
+	// its command.
+	big := fmt.Sprintf(`{"header": {"command_id": %d, "message_code": "i", "sender": "gfa1"}, "data": {"text": "%s"}}`,
 		p.id, strings.Repeat("x", 2<<20))
 	s.raw(big + "\n")
 	// Just under the limit: accepted.
@@ -753,17 +760,43 @@ func TestGarbageAndLongLinesAreSkipped(t *testing.T) {
 		t.Fatalf("Send = %+v, %v", out.res, out.err)
 	}
 	got := rec.get()
-	if codes(got) != ">i:" {
-		t.Fatalf("delivered codes %q, want >i:", codes(got))
+	if codes(got) != ">wwi:" {
+		t.Fatalf("delivered codes %q, want >wwi:", codes(got))
 	}
-	if v, _ := got[1].Data.Get("text"); len(v.(string)) != (1<<20)-200 {
+	for _, r := range got[1:3] {
+		v, _ := r.Data.Get("text")
+		if s, _ := v.(string); !strings.HasPrefix(s, UndecodableText) || r.Header.Sender != "gfa1" {
+			t.Errorf("undecodable line relayed as %+v", r)
+		}
+	}
+	if v, _ := got[2].Data.Get("text"); !strings.Contains(v.(string), "longer than the limit") {
+		t.Errorf("long line reported as %q", v)
+	}
+	if v, _ := got[3].Data.Get("text"); len(v.(string)) != (1<<20)-200 {
 		t.Errorf("near-limit line text has %d bytes", len(v.(string)))
 	}
 	if !c.Connected() {
 		t.Error("garbage dropped the connection")
 	}
-	if n := len(unsolicited.get()); n != 0 {
-		t.Errorf("%d garbage lines reached OnUnsolicited", n)
+	eventually(t, "4 undecodable lines unsolicited", func() bool { return len(unsolicited.get()) >= 4 })
+	if n := len(unsolicited.get()); n != 4 {
+		t.Errorf("%d unsolicited replies, want 4: %+v", n, unsolicited.get())
+	}
+	for _, r := range unsolicited.get() {
+		v, _ := r.Data.Get("text")
+		if s, _ := v.(string); r.Header.MessageCode != clu.CodeWarning || !strings.HasPrefix(s, UndecodableText) {
+			t.Errorf("unsolicited %+v", r)
+		}
+	}
+
+	// An undecodable line that looks like a command's end ends it, as a
+	// failure, instead of leaving it to its timeout.
+	ch = sendAsync(c, context.Background(), "temperature", &rec)
+	p = cam.next()
+	p.s.raw(fmt.Sprintf(`{"header": {"command_id": %d, "message_code": ":", "sender": "gfa1"}, "data": {"t": NaN-ish}}`, p.id) + "\n")
+	out = wait(t, ch)
+	if out.err != nil || out.res.Code != clu.CodeFailed {
+		t.Fatalf("Send = %+v, %v; want a failure", out.res, out.err)
 	}
 }
 
@@ -795,9 +828,12 @@ func TestRunCancelEndsCommands(t *testing.T) {
 	}
 }
 
-// FuzzReadLoop feeds arbitrary bytes to the reply reader with commands 1-3
-// in flight: it must not panic, and every reply a command receives must
-// carry its id.
+func inFlight(c *Client) int { return c.InFlight() }
+
+// FuzzReadLoop feeds arbitrary bytes to a camera connection with commands
+// 1-3 in flight: it must not panic, every reply a command receives must
+// carry its id, and a command that ended normally ended with a terminal
+// code.
 func FuzzReadLoop(f *testing.F) {
 	reply := func(id int, code string) string {
 		b, _ := clu.MarshalReply(clu.Reply{Header: clu.Header{CommandID: id, MessageCode: code, Sender: "gfa1"},
@@ -808,36 +844,36 @@ func FuzzReadLoop(f *testing.F) {
 	f.Add([]byte("garbage\n{\"header\":{}}\n" + reply(2, ":")))
 	f.Add([]byte(strings.Repeat("z", 600) + "\n" + reply(1, ":")))
 	f.Add([]byte(`{"header": {"command_id": 1, "message_code": ":"}}`)) // no newline
+	f.Add([]byte(`{"header": {"command_id": 2, "message_code": ":", "sender": "gfa1"}, "data": {"x": NaN}}` + "\n"))
 	f.Add([]byte("\n\n\r\n" + reply(-1, ":") + reply(1<<40, "!")))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c := New("gfa1", "127.0.0.1:1", Options{MaxLineBytes: 256, OnUnsolicited: func(clu.Reply) {}})
+		c := New("gfa1", "127.0.0.1:1", Options{MaxLineBytes: 256})
+		a, b := net.Pipe()
+		defer a.Close()
+		go func() { _, _ = io.Copy(io.Discard, b) }()
+		s := linesession.New(a, linesession.Config[clu.Reply]{
+			Decode: c.decode, DecodeLong: c.decodeLong, Check: c.checkSender,
+			MaxLineBytes: 256, OnUnsolicited: func(clu.Reply) {},
+		})
 		var recs [4]recorder
-		var ps []*pending
-		c.mu.Lock()
+		var calls []*linesession.Call[clu.Reply]
 		for id := 1; id <= 3; id++ {
-			p := newPending(id, "cmd", recs[id].add)
-			c.inflight[id] = p
-			ps = append(ps, p)
-			go p.deliver()
+			call, err := s.Start(context.Background(), formatCommand("cmd"), recs[id].add)
+			if err != nil || call.ID != id {
+				t.Fatalf("Start: %v, id %v", err, call)
+			}
+			calls = append(calls, call)
 		}
-		c.mu.Unlock()
-
-		_ = c.readLoop(bytes.NewReader(data))
-
-		c.mu.Lock()
-		for _, p := range ps {
-			p.finish(Result{}, errors.New("end of input"))
-		}
-		c.mu.Unlock()
-		for i, p := range ps {
-			<-p.done
+		_ = s.Serve(bytes.NewReader(data))
+		for i, call := range calls {
+			final, err := call.Wait(context.Background(), 0)
 			for _, r := range recs[i+1].get() {
-				if r.Header.CommandID != p.id {
-					t.Fatalf("command %d received a reply for id %d", p.id, r.Header.CommandID)
+				if r.Header.CommandID != call.ID {
+					t.Fatalf("command %d received a reply for id %d", call.ID, r.Header.CommandID)
 				}
 			}
-			if p.err == nil && (p.result.ID != p.id || !clu.IsTerminal(p.result.Code)) {
-				t.Fatalf("command %d ended with %+v", p.id, p.result)
+			if err == nil && (final.Header.CommandID != call.ID || !clu.IsTerminal(final.Header.MessageCode)) {
+				t.Fatalf("command %d ended with %+v", call.ID, final)
 			}
 		}
 	})

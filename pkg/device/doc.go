@@ -3,15 +3,20 @@
 // commands with per-connection command ids, routes every reply to the
 // command that caused it (or to an unsolicited-message callback), and ends
 // each command exactly once: at its terminal reply, at its timeout, when the
-// caller's context ends, or when the connection drops.
+// caller's context ends, or when the connection drops. The line session
+// itself (ids, routing, reconnecting with backoff) is pkg/linesession's.
 //
-// Relay (relay.go) is the pure translation of a device reply into the
-// opscore reply lines fliswarm writes upstream, with the node name
-// prepended to every keyword and the device's lifecycle codes softened.
+// A connection counts only once verified: the camera must answer a `ping`
+// as the actor named like the node (a stray process on the port is not
+// believed). An idle connection is pinged, and dropped when the camera
+// stops answering, so a camera that vanished is seen within seconds. Replies
+// to a command its caller gave up on are discarded and counted, never
+// passed on as unsolicited; a line that cannot be decoded is passed on as a
+// warning carrying its text, never dropped silently.
 //
 // The package must not know about Docker, containers or nodes' health, nor
-// about the opscore server (users, command ids upstream, how lines are
-// written): the reconciler decides when a camera should be reachable and
-// tells the Client (Kick, Pause, Resume); the actor bridge decides where a
-// relayed line goes.
+// about the opscore protocol (users, command ids upstream, how lines are
+// written, how replies are relayed): the reconciler decides when a camera
+// should be reachable and tells the Client (Kick, Pause, Resume); the actor
+// bridge translates and routes what the camera says.
 package device

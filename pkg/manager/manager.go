@@ -22,6 +22,7 @@ import (
 	"github.com/sdss/fliswarm/pkg/control"
 	"github.com/sdss/fliswarm/pkg/daemon"
 	"github.com/sdss/fliswarm/pkg/metrics"
+	"github.com/sdss/fliswarm/pkg/opscore"
 	"github.com/sdss/fliswarm/pkg/version"
 	"github.com/sdss/fliswarm/pkg/web"
 )
@@ -67,12 +68,15 @@ func New(opts Options) (*Manager, error) {
 		// A (re)started camera is reconnected at once, not after the
 		// device client's backoff.
 		OnCameraStarted: func(node string) { m.act.ContainerStarted(node) },
+		// A camera in the middle of an exposure is not replaced.
+		Busy: func(node string) (bool, string) { return m.act.Busy(node) },
 	})
 	m.ctl.Store().TrackCamera()
 	m.act = actor.New(actor.Options{
-		Reconciler: m.ctl,
-		Logger:     opts.Logger.WithName("actor"),
-		Version:    version.Version,
+		Reconciler:    m.ctl,
+		ServerOptions: serverOptions(opts.Config.Spec.Actor),
+		Logger:        opts.Logger.WithName("actor"),
+		Version:       version.Version,
 	})
 	m.web = web.New(web.Options{
 		Status:    m.Status,
@@ -86,6 +90,20 @@ func New(opts Options) (*Manager, error) {
 // Metrics is the daemon's metrics registry and recorders (the actor's
 // CommandDone, LineRelayed, UserDropped and SetUsers).
 func (m *Manager) Metrics() *metrics.Metrics { return m.met }
+
+// serverOptions are the actor port's settings from the configuration. They
+// apply from the start; a change takes a restart of fliswarm.
+func serverOptions(a v1.Actor) []opscore.Option {
+	nets, _ := a.AllowedNetworks() // validated with the configuration
+	return []opscore.Option{
+		opscore.WithActorName(a.Name),
+		opscore.WithAllowedNetworks(nets),
+		opscore.WithMaxUsers(a.MaxUsers),
+		opscore.WithMaxLineLength(a.MaxLineLength),
+		opscore.WithStallTimeout(a.StallTimeout.D()),
+		opscore.WithMaxBacklog(a.MaxBacklog),
+	}
+}
 
 // Controller is the daemon's node controller.
 func (m *Manager) Controller() *controllers.NodeController { return m.ctl }
@@ -191,9 +209,13 @@ func (m *Manager) reload() {
 		}
 		if msg != m.configErr {
 			m.log.Error(err, "configuration change rejected; keeping revision "+m.loaded.Revision)
+			m.act.SetConfigError(msg)
 		}
 		m.configErr = msg
 		return
+	}
+	if m.configErr != "" {
+		m.act.SetConfigError("")
 	}
 	m.configErr = ""
 	if l.Revision == m.loaded.Revision {

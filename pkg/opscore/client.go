@@ -5,14 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/sdss/fliswarm/pkg/linesession"
 )
 
 // greetingTimeout bounds the wait for the greeting when the Dial context
@@ -42,30 +44,12 @@ func WithCommander(name string) ClientOption { return func(c *Client) { c.comman
 
 // Client is a user connection to an opscore actor.
 type Client struct {
-	nc          net.Conn
+	sess        *linesession.Session[Reply]
 	log         logr.Logger
 	unsolicited func(Reply)
 	commander   string
 	userID      int
 	version     string
-
-	wmu sync.Mutex // serialises writes
-
-	mu      sync.Mutex
-	nextID  int
-	pending map[int]*pending
-
-	closed    chan struct{}
-	closeOnce sync.Once
-	err       error // why the connection closed; set before closed is
-}
-
-type pending struct {
-	onReply func(Reply)
-	done    chan Reply // the terminal reply, buffered
-
-	mu      sync.Mutex // held while onReply runs
-	stopped bool       // Send has returned: no more onReply calls
 }
 
 // Dial connects to the actor at addr and reads its greeting (up to the
@@ -76,12 +60,7 @@ func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, erro
 	if err != nil {
 		return nil, fmt.Errorf("opscore: dial %s: %w", addr, err)
 	}
-	c := &Client{
-		nc:      nc,
-		log:     logr.Discard(),
-		pending: make(map[int]*pending),
-		closed:  make(chan struct{}),
-	}
+	c := &Client{log: logr.Discard()}
 	for _, o := range opts {
 		o(c)
 	}
@@ -94,9 +73,8 @@ func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, erro
 	_ = nc.SetReadDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetReadDeadline(time.Unix(1, 0)) })
 
-	sc := bufio.NewScanner(nc)
-	sc.Buffer(make([]byte, 0, 64<<10), maxReplyLine)
-	err = c.readGreeting(sc)
+	br := bufio.NewReaderSize(nc, 64<<10)
+	err = c.readGreeting(br)
 	switch {
 	case !stop() || ctx.Err() != nil:
 		err = fmt.Errorf("opscore: reading the greeting from %s: %w", addr, context.Cause(ctx))
@@ -108,13 +86,76 @@ func Dial(ctx context.Context, addr string, opts ...ClientOption) (*Client, erro
 		return nil, err
 	}
 	_ = nc.SetReadDeadline(time.Time{})
-	go c.readLoop(sc)
+
+	uid := c.userID
+	c.sess = linesession.New(nc, linesession.Config[Reply]{
+		Decode: func(line []byte) (Reply, int, bool, error) {
+			r, err := ParseReply(string(line))
+			if err != nil {
+				return Reply{}, 0, false, err
+			}
+			if r.UserID != uid {
+				return r, 0, false, nil
+			}
+			return r, r.CmdID, r.Code.Terminal(), nil
+		},
+		SequentialIDs: true,
+		Inline:        true,
+		MaxLineBytes:  maxReplyLine,
+		OnUnsolicited: c.deliverUnsolicited,
+		OnDiscard:     c.deliverUnsolicited, // late replies to a command given up on
+		OnBadLine: func(line []byte, err error) {
+			c.log.Info("ignoring a bad reply line", "line", string(line), "error", err.Error())
+		},
+	})
+	go func() { _ = c.sess.Serve(eofReader{br}) }()
 	return c, nil
 }
 
-func (c *Client) readGreeting(sc *bufio.Scanner) error {
-	for sc.Scan() {
-		r, err := ParseReply(sc.Text())
+// errClosedByActor is why the connection ended when the actor closed it.
+var errClosedByActor = errors.New("opscore: connection closed by the actor")
+
+// eofReader reports the end of the stream as errClosedByActor.
+type eofReader struct{ r io.Reader }
+
+func (e eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		err = errClosedByActor
+	}
+	return n, err
+}
+
+// readLine reads one line of at most maxReplyLine bytes, without its line
+// break.
+func readLine(br *bufio.Reader) (string, error) {
+	var buf []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		buf = append(buf, chunk...)
+		if len(buf) > maxReplyLine {
+			return "", errors.New("opscore: reply line too long")
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(buf), "\r\n"), nil
+	}
+}
+
+func (c *Client) readGreeting(br *bufio.Reader) error {
+	for {
+		line, err := readLine(br)
+		if errors.Is(err, io.EOF) {
+			return errors.New("opscore: connection closed during the greeting")
+		}
+		if err != nil {
+			return fmt.Errorf("opscore: reading the greeting: %w", err)
+		}
+		r, err := ParseReply(line)
 		if err != nil {
 			return fmt.Errorf("opscore: bad greeting line: %w", err)
 		}
@@ -134,10 +175,6 @@ func (c *Client) readGreeting(sc *bufio.Scanner) error {
 		}
 		c.deliverUnsolicited(r)
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("opscore: reading the greeting: %w", err)
-	}
-	return errors.New("opscore: connection closed during the greeting")
 }
 
 // UserID returns the user id the actor gave this connection.
@@ -147,30 +184,15 @@ func (c *Client) UserID() int { return c.userID }
 func (c *Client) Version() string { return c.version }
 
 // Done returns a channel closed when the connection is closed.
-func (c *Client) Done() <-chan struct{} { return c.closed }
+func (c *Client) Done() <-chan struct{} { return c.sess.Done() }
 
 // Err returns why the connection closed, or nil while it is open.
-func (c *Client) Err() error {
-	select {
-	case <-c.closed:
-		return c.err
-	default:
-		return nil
-	}
-}
+func (c *Client) Err() error { return c.sess.Err() }
 
 // Close closes the connection; commands still waiting fail.
 func (c *Client) Close() error {
-	c.shutdown(ErrClientClosed)
+	c.sess.Close(ErrClientClosed)
 	return nil
-}
-
-func (c *Client) shutdown(err error) {
-	c.closeOnce.Do(func() {
-		c.err = err
-		close(c.closed)
-		c.nc.Close()
-	})
 }
 
 // Send sends one command (a body such as `talk -n gfa1 status`) with a
@@ -180,129 +202,40 @@ func (c *Client) shutdown(err error) {
 // is never called after Send has returned. The error is only about the
 // transport or ctx: a failed command is a nil error with a final reply
 // whose Code is `f` or `!`. A body starting with a number would be read by
-// the actor as a second id, and a body may not contain a newline.
+// the actor as a second id, and a body may not contain a newline. Replies
+// arriving after Send gave up on its command go to the unsolicited
+// function.
 func (c *Client) Send(ctx context.Context, body string, onReply func(Reply)) (Reply, error) {
 	if strings.ContainsAny(body, "\r\n") {
 		return Reply{}, errors.New("opscore: a command may not contain a newline")
 	}
-	p := &pending{onReply: onReply, done: make(chan Reply, 1)}
-	c.mu.Lock()
-	select {
-	case <-c.closed:
-		c.mu.Unlock()
-		return Reply{}, fmt.Errorf("opscore: send: %w", c.err)
-	default:
-	}
-	id := c.nextID
-	for {
-		id++
-		if id <= 0 {
-			id = 1
+	call, err := c.sess.Start(ctx, func(dst []byte, id int) []byte {
+		if c.commander != "" {
+			dst = append(dst, c.commander...)
+			dst = append(dst, ' ')
 		}
-		if c.pending[id] == nil {
-			break
-		}
-	}
-	c.nextID = id
-	c.pending[id] = p
-	c.mu.Unlock()
-	defer c.forget(id, p)
-
-	var b strings.Builder
-	if c.commander != "" {
-		b.WriteString(c.commander)
-		b.WriteByte(' ')
-	}
-	b.WriteString(strconv.Itoa(id))
-	b.WriteByte(' ')
-	b.WriteString(body)
-	b.WriteByte('\n')
-	if err := c.write(ctx, b.String()); err != nil {
-		return Reply{}, err
-	}
-
-	select {
-	case r := <-p.done:
-		return r, nil
-	case <-ctx.Done():
-		return Reply{}, ctx.Err()
-	case <-c.closed:
-		select {
-		case r := <-p.done:
-			return r, nil
-		default:
-		}
-		return Reply{}, fmt.Errorf("opscore: command %d: %w", id, c.err)
-	}
-}
-
-func (c *Client) forget(id int, p *pending) {
-	c.mu.Lock()
-	if c.pending[id] == p {
-		delete(c.pending, id)
-	}
-	c.mu.Unlock()
-	p.mu.Lock()
-	p.stopped = true
-	p.mu.Unlock()
-}
-
-func (c *Client) write(ctx context.Context, line string) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.nc.SetWriteDeadline(dl)
-		defer c.nc.SetWriteDeadline(time.Time{})
-	}
-	if _, err := c.nc.Write([]byte(line)); err != nil {
+		dst = strconv.AppendInt(dst, int64(id), 10)
+		dst = append(dst, ' ')
+		dst = append(dst, body...)
+		return append(dst, '\n')
+	}, onReply)
+	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return Reply{}, ctx.Err()
 		}
-		c.shutdown(fmt.Errorf("opscore: write: %w", err))
-		return fmt.Errorf("opscore: send: %w", err)
-	}
-	return nil
-}
-
-func (c *Client) readLoop(sc *bufio.Scanner) {
-	for sc.Scan() {
-		r, err := ParseReply(sc.Text())
-		if err != nil {
-			c.log.Info("ignoring a bad reply line", "line", sc.Text(), "error", err.Error())
-			continue
+		if cerr := c.sess.Err(); cerr != nil {
+			return Reply{}, fmt.Errorf("opscore: send: %w", cerr)
 		}
-		c.dispatch(r)
+		return Reply{}, fmt.Errorf("opscore: send: %w", err)
 	}
-	err := sc.Err()
-	if err == nil {
-		err = errors.New("opscore: connection closed by the actor")
-	} else {
-		err = fmt.Errorf("opscore: read: %w", err)
-	}
-	c.shutdown(err)
-}
-
-func (c *Client) dispatch(r Reply) {
-	var p *pending
-	if r.UserID == c.userID && r.CmdID != 0 {
-		c.mu.Lock()
-		p = c.pending[r.CmdID]
-		if p != nil && r.Code.Terminal() {
-			delete(c.pending, r.CmdID)
-		}
-		c.mu.Unlock()
-	}
-	if p == nil {
-		c.deliverUnsolicited(r)
-		return
-	}
-	p.mu.Lock()
-	if !p.stopped && p.onReply != nil {
-		p.onReply(r)
-	}
-	p.mu.Unlock()
-	if r.Code.Terminal() {
-		p.done <- r
+	r, err := call.Wait(ctx, 0)
+	switch {
+	case err == nil:
+		return r, nil
+	case ctx.Err() != nil && !errors.Is(err, linesession.ErrClosed):
+		return Reply{}, ctx.Err()
+	default:
+		return Reply{}, fmt.Errorf("opscore: command %d: %w", call.ID, c.sess.Err())
 	}
 }
 

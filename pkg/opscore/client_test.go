@@ -160,11 +160,7 @@ func TestClientServerGone(t *testing.T) {
 		}
 		errc <- err
 	}()
-	waitFor(t, "the command to start", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return len(c.pending) == 1
-	})
+	waitFor(t, "the command to start", func() bool { return c.sess.InFlight() == 1 })
 	stop()
 	<-served
 	select {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -45,6 +46,12 @@ const (
 // A writer's buffer larger than keepBuffer is released once written, so
 // that memory goes back down after a flood.
 const keepBuffer = 1 << 20
+
+// refuseWriteTimeout bounds the write of a refused connection's reason.
+const refuseWriteTimeout = time.Second
+
+// timeNow is the clock of deadlines.
+var timeNow = time.Now
 
 // Option configures a Server.
 type Option func(*Server)
@@ -138,6 +145,8 @@ type Server struct {
 	maxBacklog int
 	stall      time.Duration
 	maxCmds    int
+	maxUsers   int
+	allowed    []netip.Prefix
 
 	badLog logLimiter
 
@@ -403,6 +412,10 @@ type conn struct {
 }
 
 func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+	if why := s.admit(nc.RemoteAddr()); why != "" {
+		s.refuse(nc, why)
+		return
+	}
 	c := &conn{
 		srv:        s,
 		nc:         nc,

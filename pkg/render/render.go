@@ -128,16 +128,24 @@ func ForNode(s *v1.Swarm, node string) (Container, error) {
 	return Container{Name: s.ContainerNameFor(node), Config: cfg, HostConfig: host, Summary: sum, Hash: hash}, nil
 }
 
-// env is ACTOR_NAME and OBSERVATORY, then the extra variables sorted.
+// env is ACTOR_NAME and OBSERVATORY, then the extra variables sorted: the
+// global ones with the node's own merged over them.
 func env(s *v1.Swarm, node string) []string {
 	out := []string{"ACTOR_NAME=" + node, "OBSERVATORY=" + s.Observatory}
-	keys := make([]string, 0, len(s.Env))
-	for k := range s.Env {
+	merged := map[string]string{}
+	for k, v := range s.Env {
+		merged[k] = v
+	}
+	for k, v := range s.Nodes[node].Env {
+		merged[k] = v
+	}
+	keys := make([]string, 0, len(merged))
+	for k := range merged {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		out = append(out, k+"="+s.Env[k])
+		out = append(out, k+"="+merged[k])
 	}
 	return out
 }

@@ -128,6 +128,17 @@ func TestForNodeVariants(t *testing.T) {
 				t.Errorf("user = %q, want empty", c.Config.User)
 			}
 		}},
+		{"a node's env merged over the global one", "fvc", func(s *v1.Swarm) {
+			s.Env = map[string]string{"A": "global", "B": "global"}
+			n := s.Nodes["fvc"]
+			n.Env = map[string]string{"B": "fvc", "FLICAMERA_PORT": "19001"}
+			s.Nodes["fvc"] = n
+		}, func(t *testing.T, c Container) {
+			want := []string{"ACTOR_NAME=fvc", "OBSERVATORY=APO", "A=global", "B=fvc", "FLICAMERA_PORT=19001"}
+			if diff := cmp.Diff(want, c.Config.Env); diff != "" {
+				t.Errorf("env (-want +got):\n%s", diff)
+			}
+		}},
 		{"observatory and node name in env", "fvc", func(s *v1.Swarm) { s.Observatory = "LCO"; s.Env = nil }, func(t *testing.T, c Container) {
 			if diff := cmp.Diff([]string{"ACTOR_NAME=fvc", "OBSERVATORY=LCO"}, c.Config.Env); diff != "" {
 				t.Errorf("env (-want +got):\n%s", diff)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
+	"github.com/sdss/fliswarm/pkg/opscore"
 	"github.com/sdss/fliswarm/pkg/render"
 	"github.com/sdss/fliswarm/test/testbed"
 )
@@ -319,4 +320,67 @@ func TestPausedCameraIsUnpaused(t *testing.T) {
 		t.Errorf("the unpause is not in the log")
 	}
 	waitAllReady(t, e, 30*time.Second)
+}
+
+// TestImageChangeWaitsForTheExposure: an image change while `talk expose`
+// runs on one camera replaces the other cameras, and that one only once
+// its exposure has ended; status says why it waits.
+func TestImageChangeWaitsForTheExposure(t *testing.T) {
+	bed := testbed.Ensure(t)
+	e, _ := runningDaemon(t, bed)
+	n := bed.Nodes[0]
+	c := dialActor(t, e)
+	// The bed's cameras expose 5 times faster: 25 s take 5 s.
+	type result struct {
+		end   time.Time
+		final opscore.Reply
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		final, err := c.Send(ctx, "talk -n "+n.Name+" expose 25", nil)
+		done <- result{time.Now(), final, err}
+	}()
+	time.Sleep(500 * time.Millisecond) // the exposure is under way
+	events := watchEvents(t, bed)
+	e.writeConfig(func(cfg map[string]any) { cfg["image"] = bed.ImageV2 })
+	e.eventually(30*time.Second, "update pending on the exposing camera", func() error {
+		st := nodeStatus(t, e, n.Name)
+		if st.Rollout == nil || !strings.Contains(st.Rollout.Message, "camera exposing") {
+			return fmt.Errorf("rollout %+v", st.Rollout)
+		}
+		return nil
+	})
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(time.Minute):
+		t.Fatal("the exposure did not end")
+	}
+	if r.err != nil || r.final.Code != opscore.Done {
+		t.Errorf("the exposure was interrupted: %v %v", r.final, r.err)
+	}
+	e.eventually(time.Minute, "every node runs the new image", func() error {
+		for _, n := range bed.Nodes {
+			c, err := runningContainer(t, n)
+			if err != nil {
+				return err
+			}
+			if c.Image != bed.ImageV2Ref {
+				return fmt.Errorf("%s still runs %s", n.Name, c.Image)
+			}
+		}
+		return nil
+	})
+	events.mu.Lock()
+	defer events.mu.Unlock()
+	for i, a := range events.events[n.Name] {
+		if (a == "kill" || a == "die") && events.times[n.Name][i].Before(r.end.Add(-time.Second)) {
+			t.Errorf("%s's camera was stopped at %s, before its exposure ended at %s", n.Name,
+				events.times[n.Name][i].Format("15:04:05.000"), r.end.Format("15:04:05.000"))
+		}
+	}
+	t.Logf("exposure ended %s; %s events %v at %v", r.end.Format("15:04:05.000"), n.Name, events.events[n.Name], events.times[n.Name])
 }

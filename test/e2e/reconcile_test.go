@@ -353,15 +353,23 @@ func TestRollingImageChange(t *testing.T) {
 	bed := testbed.Ensure(t)
 	e, _ := runningDaemon(t, bed)
 
-	type window struct{ down, up time.Time }
+	type window struct{ pulled, down, up time.Time }
 	var mu sync.Mutex
 	windows := map[string]*window{}
+	pulls := map[string]time.Time{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for _, n := range bed.Nodes {
 		evs, _ := engineFor(t, n).Events(ctx)
 		go func() {
 			for ev := range evs {
+				if ev.Type == "image" && ev.Action == "pull" {
+					mu.Lock()
+					if _, seen := pulls[n.Name]; !seen {
+						pulls[n.Name] = ev.Time
+					}
+					mu.Unlock()
+				}
 				if ev.Type != "container" || ev.Name != "flicamera-"+n.Name {
 					continue
 				}
@@ -401,13 +409,29 @@ func TestRollingImageChange(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	var ws []window
+	var firstDown time.Time
 	for _, n := range bed.Nodes {
 		w := windows[n.Name]
 		if w == nil || w.up.IsZero() {
 			t.Fatalf("%s: no down/up events seen: %+v", n.Name, w)
 		}
-		t.Logf("%s down %s for %s", n.Name, w.down.Format("15:04:05.000"), w.up.Sub(w.down).Round(time.Millisecond))
+		if firstDown.IsZero() || w.down.Before(firstDown) {
+			firstDown = w.down
+		}
 		ws = append(ws, *w)
+	}
+	// The timeline: the pulls, all before the first camera goes down, then
+	// one camera at a time.
+	for _, n := range bed.Nodes {
+		w := windows[n.Name]
+		p, ok := pulls[n.Name]
+		if !ok {
+			t.Errorf("%s: no pull seen", n.Name)
+		} else if p.After(firstDown) {
+			t.Errorf("%s pulled at %s, after the first camera went down at %s", n.Name, p.Format("15:04:05.000"), firstDown.Format("15:04:05.000"))
+		}
+		t.Logf("%s: pulled %s, down %s, up %s (down for %s)", n.Name, p.Format("15:04:05.000"),
+			w.down.Format("15:04:05.000"), w.up.Format("15:04:05.000"), w.up.Sub(w.down).Round(time.Millisecond))
 	}
 	for i := range ws {
 		for j := i + 1; j < len(ws); j++ {

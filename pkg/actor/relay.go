@@ -1,14 +1,16 @@
-package device
+package actor
 
 import (
+	"strings"
+
 	"github.com/sdss/fliswarm/pkg/clu"
 	"github.com/sdss/fliswarm/pkg/opscore"
 )
 
-// Line is one reply line fliswarm writes upstream: a message code and its
+// line is one reply line fliswarm writes upstream: a message code and its
 // keywords. Where it goes (the commanding user or a broadcast) is the
 // caller's business.
-type Line struct {
+type line struct {
 	Code     opscore.Code
 	Keywords []opscore.Keyword
 }
@@ -16,27 +18,41 @@ type Line struct {
 // helpKey is the keyword a camera uses for its usage text.
 const helpKey = "help"
 
-// Relay translates one device reply into the upstream lines that relay it,
+// rawSubstitute is the name a camera keyword called `raw` (in any case) is
+// relayed under: opscore parsers read `raw=` as the start of a raw-text
+// keyword taking the rest of the line, and reject a reply keyword so named.
+const rawSubstitute = "camRaw"
+
+// safeName returns the keyword name a camera keyword is relayed under:
+// its own, except rawSubstitute for the reserved `raw`.
+func safeName(name string) string {
+	if strings.EqualFold(name, "raw") {
+		return rawSubstitute
+	}
+	return name
+}
+
+// relayLines translates one device reply into the upstream lines that relay it,
 // in the order they are to be written:
 //
-//   - Every data key becomes a keyword of the same name, in the reply's key
-//     order, whose values are the sender (the node name) followed by the
+//   - Every data key becomes a keyword of the same name (`raw`, reserved
+//     in opscore, becomes rawSubstitute), in the reply's key order, whose values are the sender (the node name) followed by the
 //     device's value: a scalar v gives [sender, v], a list [a, b] gives
 //     [sender, a, b], an object gives [sender, object] (the opscore encoder
 //     flattens the object one level).
 //   - All keywords but help go on one line; then each value of a help
 //     keyword gets a line of its own, help=[sender, value], because help
 //     text is read one line per entry.
-//   - Every line has the code RelayCode(r.Header.MessageCode).
+//   - Every line has the code relayCode(r.Header.MessageCode).
 //
 // A reply with no data yields no line (like the `>` that starts every
 // device command): it only matters for the device command's state, which
 // the caller tracks with the original code.
-func Relay(r clu.Reply) []Line {
-	code := RelayCode(r.Header.MessageCode)
+func relayLines(r clu.Reply) []line {
+	code := relayCode(r.Header.MessageCode)
 	sender := r.Header.Sender
 
-	var lines []Line
+	var lines []line
 	var kws []opscore.Keyword
 	var help []any
 	for _, f := range r.Data {
@@ -48,13 +64,13 @@ func Relay(r clu.Reply) []Line {
 			}
 			continue
 		}
-		kws = append(kws, opscore.Keyword{Name: f.Key, Values: prependSender(sender, f.Value)})
+		kws = append(kws, opscore.Keyword{Name: safeName(f.Key), Values: prependSender(sender, f.Value)})
 	}
 	if len(kws) > 0 {
-		lines = append(lines, Line{Code: code, Keywords: kws})
+		lines = append(lines, line{Code: code, Keywords: kws})
 	}
 	for _, h := range help {
-		lines = append(lines, Line{Code: code, Keywords: []opscore.Keyword{{Name: helpKey, Values: []any{sender, h}}}})
+		lines = append(lines, line{Code: code, Keywords: []opscore.Keyword{{Name: helpKey, Values: []any{sender, h}}}})
 	}
 	return lines
 }
@@ -77,7 +93,7 @@ func prependSender(sender string, v any) []any {
 //
 // `!` is softened like `f`: relaying it would be a terminal code upstream
 // and end fliswarm's command in the middle of its replies.
-func RelayCode(code string) opscore.Code {
+func relayCode(code string) opscore.Code {
 	switch code {
 	case clu.CodeRunning, clu.CodeDebug:
 		return opscore.Debug

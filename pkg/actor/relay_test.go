@@ -1,4 +1,4 @@
-package device
+package actor
 
 import (
 	"encoding/json"
@@ -23,13 +23,13 @@ func TestRelay(t *testing.T) {
 	tests := []struct {
 		name string
 		line string
-		want []Line
+		want []line
 	}{
 		{
 			name: "object value from protocols.md",
 			line: `{"header": {"command_id": 3, "commander_id": "f1c2", "message_code": "i", "internal": false, "sender": "gfa1"},
 			        "data": {"filename": {"camera": "gfa1n", "filename": "/data/x.fits"}}}`,
-			want: []Line{{Code: opscore.Info, Keywords: []opscore.Keyword{
+			want: []line{{Code: opscore.Info, Keywords: []opscore.Keyword{
 				{Name: "filename", Values: []any{"gfa1", clu.Object{{Key: "camera", Value: "gfa1n"}, {Key: "filename", Value: "/data/x.fits"}}}},
 			}}},
 		},
@@ -37,7 +37,7 @@ func TestRelay(t *testing.T) {
 			name: "scalar, list, number, bool, null keep key order",
 			line: `{"header": {"command_id": 1, "message_code": "w", "sender": "gfa2"},
 			        "data": {"text": "hello there", "binning": [1, 2], "temp": -10.5, "ok": true, "none": null}}`,
-			want: []Line{{Code: opscore.Warning, Keywords: []opscore.Keyword{
+			want: []line{{Code: opscore.Warning, Keywords: []opscore.Keyword{
 				{Name: "text", Values: []any{"gfa2", "hello there"}},
 				{Name: "binning", Values: []any{"gfa2", json.Number("1"), json.Number("2")}},
 				{Name: "temp", Values: []any{"gfa2", json.Number("-10.5")}},
@@ -48,7 +48,7 @@ func TestRelay(t *testing.T) {
 		{
 			name: "empty list gives the sender alone",
 			line: `{"header": {"command_id": 1, "message_code": "i", "sender": "fvc"}, "data": {"enabled": []}}`,
-			want: []Line{{Code: opscore.Info, Keywords: []opscore.Keyword{{Name: "enabled", Values: []any{"fvc"}}}}},
+			want: []line{{Code: opscore.Info, Keywords: []opscore.Keyword{{Name: "enabled", Values: []any{"fvc"}}}}},
 		},
 		{
 			name: "running with no data gives no line",
@@ -63,18 +63,18 @@ func TestRelay(t *testing.T) {
 		{
 			name: "failure with error becomes a warning",
 			line: `{"header": {"command_id": 2, "message_code": "f", "sender": "gfa3"}, "data": {"error": "camera not connected"}}`,
-			want: []Line{{Code: opscore.Warning, Keywords: []opscore.Keyword{{Name: "error", Values: []any{"gfa3", "camera not connected"}}}}},
+			want: []line{{Code: opscore.Warning, Keywords: []opscore.Keyword{{Name: "error", Values: []any{"gfa3", "camera not connected"}}}}},
 		},
 		{
 			name: "done with data becomes info",
 			line: `{"header": {"command_id": 2, "message_code": ":", "sender": "gfa3"}, "data": {"text": "Pong."}}`,
-			want: []Line{{Code: opscore.Info, Keywords: []opscore.Keyword{{Name: "text", Values: []any{"gfa3", "Pong."}}}}},
+			want: []line{{Code: opscore.Info, Keywords: []opscore.Keyword{{Name: "text", Values: []any{"gfa3", "Pong."}}}}},
 		},
 		{
 			name: "help is one line per value, after the other keywords",
 			line: `{"header": {"command_id": 4, "message_code": "w", "sender": "gfa1"},
 			        "data": {"help": ["Usage: flicamera [OPTIONS]", "  expose  Exposes."], "text": "bad command"}}`,
-			want: []Line{
+			want: []line{
 				{Code: opscore.Warning, Keywords: []opscore.Keyword{{Name: "text", Values: []any{"gfa1", "bad command"}}}},
 				{Code: opscore.Warning, Keywords: []opscore.Keyword{{Name: "help", Values: []any{"gfa1", "Usage: flicamera [OPTIONS]"}}}},
 				{Code: opscore.Warning, Keywords: []opscore.Keyword{{Name: "help", Values: []any{"gfa1", "  expose  Exposes."}}}},
@@ -83,7 +83,7 @@ func TestRelay(t *testing.T) {
 		{
 			name: "scalar help is one line",
 			line: `{"header": {"command_id": 4, "message_code": "i", "sender": "gfa1"}, "data": {"help": "one line"}}`,
-			want: []Line{{Code: opscore.Info, Keywords: []opscore.Keyword{{Name: "help", Values: []any{"gfa1", "one line"}}}}},
+			want: []line{{Code: opscore.Info, Keywords: []opscore.Keyword{{Name: "help", Values: []any{"gfa1", "one line"}}}}},
 		},
 		{
 			name: "empty help list gives no line",
@@ -93,7 +93,7 @@ func TestRelay(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Relay(mustParse(t, tt.line))
+			got := relayLines(mustParse(t, tt.line))
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Relay mismatch (-want +got):\n%s", diff)
 			}
@@ -104,7 +104,7 @@ func TestRelay(t *testing.T) {
 func TestRelayFlattensObjectForEncoder(t *testing.T) {
 	// The opscore encoder flattens a value with Values() one level, so the
 	// protocols.md example goes out as filename=gfa1,gfa1n,/data/x.fits.
-	lines := Relay(mustParse(t, `{"header": {"command_id": 3, "message_code": "i", "sender": "gfa1"},
+	lines := relayLines(mustParse(t, `{"header": {"command_id": 3, "message_code": "i", "sender": "gfa1"},
 		"data": {"filename": {"camera": "gfa1n", "filename": "/data/x.fits"}}}`))
 	if len(lines) != 1 || len(lines[0].Keywords) != 1 {
 		t.Fatalf("got %v, want one line with one keyword", lines)
@@ -140,8 +140,8 @@ func TestRelayCode(t *testing.T) {
 		{"ii", opscore.Warning},
 	}
 	for _, tt := range tests {
-		if got := RelayCode(tt.in); got != tt.want {
-			t.Errorf("RelayCode(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := relayCode(tt.in); got != tt.want {
+			t.Errorf("relayCode(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
@@ -158,7 +158,7 @@ func FuzzRelay(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, l := range Relay(r) {
+		for _, l := range relayLines(r) {
 			if l.Code.Terminal() || l.Code == opscore.Running {
 				t.Fatalf("relayed code %q ends or starts a command", l.Code)
 			}

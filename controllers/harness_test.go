@@ -1,0 +1,371 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+
+	v1 "github.com/sdss/fliswarm/api/v1"
+	"github.com/sdss/fliswarm/pkg/render"
+)
+
+// fakeWorld is the nodes around a controller under test: their engines,
+// whether their hosts answer ping, whether their cameras answer a probe
+// or are busy, and a record of every change the engines made, in order.
+type fakeWorld struct {
+	clock   *fakeClock
+	engines map[string]*fakeEngine
+	emitted atomic.Int64 // events sent to the event streams
+
+	mu   sync.Mutex
+	last time.Time // the engines' clock: strictly increasing
+	ops  []fakeOp
+	up   map[string]bool
+	// maxDown is the most nodes without a running camera at once since
+	// markDown.
+	maxDown int
+	// Pulls: how many started, how many at once at most; a pull waits
+	// (up to 2 s) until pullBarrier pulls have started.
+	pullsStarted, pullsNow, maxPulls, pullBarrier int
+	hostDown                                      map[string]bool
+	busy                                          map[string]string
+	// hung images run but their camera never answers.
+	hung map[string]bool
+}
+
+type fakeOp struct {
+	Node, Op, Target string
+	At               time.Time
+}
+
+func (o fakeOp) String() string { return o.Node + " " + o.Op + " " + o.Target }
+
+func newFakeWorld(clock *fakeClock, nodes []string) *fakeWorld {
+	w := &fakeWorld{clock: clock, engines: map[string]*fakeEngine{}, up: map[string]bool{},
+		hostDown: map[string]bool{}, busy: map[string]string{}, hung: map[string]bool{}}
+	for _, n := range nodes {
+		w.engines[n] = newFakeEngine(w, n)
+	}
+	return w
+}
+
+// stamp is the engines' time: the fake clock's, made strictly
+// increasing as a real engine's nanosecond timestamps are.
+func (w *fakeWorld) stamp() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.clock.Now()
+	if !t.After(w.last) {
+		t = w.last.Add(time.Microsecond)
+	}
+	w.last = t
+	return t
+}
+
+func (w *fakeWorld) record(node, op, target string, up bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ops = append(w.ops, fakeOp{Node: node, Op: op, Target: target, At: w.clock.Now()})
+	w.up[node] = up
+	w.maxDown = max(w.maxDown, w.downLocked())
+}
+
+// note records an op that changes nothing.
+func (w *fakeWorld) note(node, op, target string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ops = append(w.ops, fakeOp{Node: node, Op: op, Target: target, At: w.clock.Now()})
+}
+
+func (w *fakeWorld) downLocked() int {
+	n := 0
+	for node := range w.engines {
+		if !w.up[node] {
+			n++
+		}
+	}
+	return n
+}
+
+// markDown starts counting the cameras down at once afresh; it returns
+// the ops recorded so far, to tell the ops that follow.
+func (w *fakeWorld) markDown() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.maxDown = w.downLocked()
+	return len(w.ops)
+}
+
+func (w *fakeWorld) opsSince(mark int) []fakeOp {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.ops[mark:])
+}
+
+// pulling is a pull under way on node.
+func (w *fakeWorld) pulling(ctx context.Context, node, ref string) error {
+	w.note(node, "pull", ref)
+	w.mu.Lock()
+	w.pullsStarted++
+	w.pullsNow++
+	w.maxPulls = max(w.maxPulls, w.pullsNow)
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.pullsNow--
+		w.mu.Unlock()
+	}()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		w.mu.Lock()
+		ok := w.pullsStarted >= w.pullBarrier
+		w.mu.Unlock()
+		if ok || time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+func (w *fakeWorld) set(f func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f()
+}
+
+// ping is Options.Ping.
+func (w *fakeWorld) ping(_ context.Context, host string, _ time.Duration, _ int) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.hostDown[host] {
+		return fmt.Errorf("no reply from %s", host)
+	}
+	return nil
+}
+
+// probe is Options.Probe: the camera answers when its container runs an
+// image that is not hung.
+func (w *fakeWorld) probe(_ context.Context, node, addr string) error {
+	e := w.engines[node]
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, c := range e.containers {
+		if c.State == "running" && c.Labels[render.LabelNode] == node {
+			w.mu.Lock()
+			hung := w.hung[c.Image]
+			w.mu.Unlock()
+			if hung {
+				return fmt.Errorf("dial tcp %s: connection refused", addr)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("dial tcp %s: connection refused", addr)
+}
+
+// isBusy is Options.Busy.
+func (w *fakeWorld) isBusy(node string) (bool, string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	why, ok := w.busy[node]
+	return ok, why
+}
+
+// harness runs a NodeController against a fake world on a fake clock.
+type harness struct {
+	t     *testing.T
+	clock *fakeClock
+	w     *fakeWorld
+	ctl   *NodeController
+
+	logMu sync.Mutex
+	logs  []string
+}
+
+// testSwarm is a defaulted spec of nodes, all enabled, with one volume.
+func testSwarm(nodes ...string) *v1.Swarm {
+	s := &v1.Swarm{
+		Image:        "sdss5/flicamera:v1",
+		EnabledNodes: slices.Clone(nodes),
+		Nodes:        map[string]v1.Node{},
+		Volumes: map[string]v1.Volume{
+			"data": {Opts: map[string]string{"type": "none", "o": "bind", "device": "/srv/data"}},
+		},
+	}
+	for i, n := range nodes {
+		host := fmt.Sprintf("10.1.0.%d", 11+i)
+		s.Nodes[n] = v1.Node{Host: host, Port: 19995, DockerClient: "tcp://" + host + ":2375", Category: "gfa"}
+	}
+	s.SetDefaults()
+	return s
+}
+
+// newHarness builds a controller for spec over a world holding every
+// node of spec. Run it with start.
+func newHarness(t *testing.T, spec *v1.Swarm, rev string, tweak ...func(*Options)) *harness {
+	h := &harness{t: t, clock: newFakeClock()}
+	h.w = newFakeWorld(h.clock, spec.NodeNames())
+	opts := Options{
+		Logger: funcr.New(func(prefix, args string) {
+			h.logMu.Lock()
+			h.logs = append(h.logs, prefix+" "+args)
+			h.logMu.Unlock()
+		}, funcr.Options{Verbosity: 1}),
+		NewEngine: func(node, _ string) (Engine, error) {
+			if e, ok := h.w.engines[node]; ok {
+				return e, nil
+			}
+			return nil, fmt.Errorf("no engine for %s", node)
+		},
+		Ping: h.w.ping, Probe: h.w.probe, Busy: h.w.isBusy,
+		Clock: h.clock,
+	}
+	for _, f := range tweak {
+		f(&opts)
+	}
+	h.ctl = New(spec, rev, opts)
+	t.Cleanup(func() {
+		if t.Failed() {
+			h.logMu.Lock()
+			defer h.logMu.Unlock()
+			t.Logf("controller log (last lines):\n%s", strings.Join(h.logs[max(0, len(h.logs)-80):], "\n"))
+		}
+	})
+	return h
+}
+
+// start runs the controller until the test ends, waits for the event
+// streams of the enabled nodes and for the first reconciles to be over.
+func (h *harness) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = h.ctl.Run(ctx); close(done) }()
+	h.t.Cleanup(func() { cancel(); <-done })
+	for _, n := range h.ctl.Enabled() {
+		h.waitFor("the event stream of "+n, func() bool { return h.w.engines[n].Streams() > 0 })
+	}
+	h.settle()
+}
+
+func (h *harness) eng(node string) *fakeEngine { return h.w.engines[node] }
+
+// idle reports that no key waits and none is being processed (delayed
+// adds aside).
+func (q *Queue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.order) == 0 && len(q.processing) == 0
+}
+
+// settle waits until the controller has nothing left to do without the
+// clock moving: the resync has enqueued what its last tick asked for (its
+// next timer is set), every event sent has been handled (Sync), no node
+// is queued or being reconciled, and no event was sent meanwhile.
+func (h *harness) settle() {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := h.w.emitted.Load()
+		resync := h.clock.ResyncPending()
+		for _, e := range h.w.engines {
+			e.Sync()
+		}
+		if resync && h.ctl.queue.idle() && h.w.emitted.Load() == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatal("the controller did not settle within 10 s")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// advance moves the fake clock d forward one due timer at a time,
+// letting the controller settle after each.
+func (h *harness) advance(d time.Duration) {
+	h.t.Helper()
+	end := h.clock.Now().Add(d)
+	for {
+		h.settle()
+		next, ok := h.clock.Next()
+		if !ok || next.After(end) {
+			h.clock.Step(end.Sub(h.clock.Now()))
+			h.settle()
+			return
+		}
+		h.clock.Step(next.Sub(h.clock.Now()))
+	}
+}
+
+// waitFor polls cond for up to 10 s of real time.
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	eventually(h.t, what, cond)
+}
+
+func (h *harness) status(node string) v1.NodeStatus {
+	h.t.Helper()
+	st, ok := h.ctl.NodeStatus(node)
+	if !ok {
+		h.t.Fatalf("no status for %s", node)
+	}
+	return st
+}
+
+// logCount is how many log lines contain s.
+func (h *harness) logCount(s string) int {
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	n := 0
+	for _, l := range h.logs {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// camera is the node's camera container as the engine has it.
+func (h *harness) camera(node string) (c struct {
+	State, Hash string
+	ExitCode    int
+}) {
+	spec, _ := h.ctl.Spec()
+	ctr, ok := h.eng(node).Container(spec.ContainerNameFor(node))
+	if !ok {
+		return c
+	}
+	c.State, c.Hash, c.ExitCode = ctr.State, ctr.Labels[render.LabelSpecHash], ctr.ExitCode
+	return c
+}
+
+// hashOf is the spec hash of node's container under spec.
+func hashOf(t *testing.T, spec *v1.Swarm, node string) string {
+	t.Helper()
+	c, err := render.ForNode(spec, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Hash
+}
+
+// requireReady fails unless every node is Ready.
+func (h *harness) requireReady(nodes ...string) {
+	h.t.Helper()
+	for _, n := range nodes {
+		if st := h.status(n); st.Phase != v1.PhaseReady {
+			h.t.Fatalf("%s: phase %s (%s), want Ready", n, st.Phase, st.Message)
+		}
+	}
+}

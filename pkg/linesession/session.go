@@ -1,0 +1,537 @@
+package linesession
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults of the zero Config fields.
+const (
+	DefaultMaxLineBytes = 1 << 20
+	DefaultWriteTimeout = 10 * time.Second
+)
+
+var (
+	// ErrClosed ends every command in flight when the connection ends; the
+	// cause is wrapped beside it.
+	ErrClosed = errors.New("connection closed")
+	// ErrTimeout ends a command whose timeout passed first.
+	ErrTimeout = errors.New("timed out")
+	// ErrSkip, returned by Config.Decode, makes the session ignore a line
+	// silently (a line the protocol says to ignore).
+	ErrSkip = errors.New("line skipped")
+)
+
+// Config describes one protocol's replies and what to do with the lines
+// that belong to no command. Decode is required.
+type Config[R any] struct {
+	// Decode parses one reply line (without its line break; the slice is
+	// only valid during the call). It returns the reply, the id of the
+	// command it belongs to (0 for none) and whether it ends that command.
+	// An error other than ErrSkip goes to OnBadLine.
+	Decode func(line []byte) (reply R, id int, terminal bool, err error)
+	// Check, when set, vets every decoded reply before it is routed; an
+	// error drops the connection with that cause.
+	Check func(R) error
+	// SequentialIDs numbers commands 1, 2, 3, ... (wrapping, skipping ids
+	// in flight), as a hub commander does; otherwise each command gets the
+	// smallest id not in flight, as the camera protocol wants.
+	SequentialIDs bool
+	// Inline calls a command's onReply on the reading goroutine (it must
+	// then be quick); otherwise the goroutine waiting on the command
+	// (Call.Wait) delivers its replies in order, so that a slow onReply
+	// delays only its own command.
+	Inline bool
+	// MaxLineBytes is the longest reply line read (default 1 MiB); a
+	// longer one is skipped and reported to OnLongLine, and the connection
+	// stays up.
+	MaxLineBytes int
+	// WriteTimeout bounds writing one command line (default 10 s). A write
+	// that fails drops the connection: the stream can no longer be
+	// trusted.
+	WriteTimeout time.Duration
+	// OnUnsolicited receives the replies with id 0 or an id not in flight,
+	// on the reading goroutine, in order.
+	OnUnsolicited func(R)
+	// OnDiscard receives the replies of commands whose caller gave up
+	// (timeout, context) while the peer still runs them: they belong to
+	// nobody any more. Default: dropped.
+	OnDiscard func(R)
+	// OnBadLine receives lines Decode rejected.
+	OnBadLine func(line []byte, err error)
+	// DecodeLong, when set, is given each over-long line's first bytes
+	// and its length, and its result is routed like a decoded line's (an
+	// error skips it). Otherwise such lines are skipped.
+	DecodeLong func(prefix []byte, length int) (reply R, id int, terminal bool, err error)
+}
+
+// Session is one established connection carrying numbered commands.
+// Serve reads and routes the replies; Start sends a command. All methods
+// are safe for concurrent use.
+type Session[R any] struct {
+	conn net.Conn
+	cfg  Config[R]
+
+	wmu  sync.Mutex // one command line at a time
+	wbuf []byte
+
+	mu      sync.Mutex
+	pending map[int]*Call[R]
+	nextID  int
+	closed  bool // no more commands are accepted
+
+	closeOnce sync.Once
+	cause     error // set once, before done is closed
+	done      chan struct{}
+
+	active    atomic.Bool // a line was read since the last TakeActivity
+	discarded atomic.Uint64
+}
+
+// New returns a session on conn. Call Serve to read its replies.
+func New[R any](conn net.Conn, cfg Config[R]) *Session[R] {
+	if cfg.MaxLineBytes <= 0 {
+		cfg.MaxLineBytes = DefaultMaxLineBytes
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	return &Session[R]{
+		conn:    conn,
+		cfg:     cfg,
+		pending: make(map[int]*Call[R]),
+		done:    make(chan struct{}),
+	}
+}
+
+// Close drops the connection with cause (the first cause counts). Serve
+// then ends every command in flight.
+func (s *Session[R]) Close(cause error) {
+	if cause == nil {
+		cause = io.EOF
+	}
+	s.closeOnce.Do(func() {
+		s.cause = cause
+		close(s.done)
+		_ = s.conn.Close()
+	})
+}
+
+// Done is closed when the connection has been dropped (by Close, or
+// because reading failed).
+func (s *Session[R]) Done() <-chan struct{} { return s.done }
+
+// Err returns why the connection was dropped, nil while it is up.
+func (s *Session[R]) Err() error {
+	select {
+	case <-s.done:
+		return s.cause
+	default:
+		return nil
+	}
+}
+
+// TakeActivity reports whether a line was read since its last call.
+func (s *Session[R]) TakeActivity() bool { return s.active.Swap(false) }
+
+// Discarded returns how many replies went to commands given up on.
+func (s *Session[R]) Discarded() uint64 { return s.discarded.Load() }
+
+// InFlight returns the number of commands whose id is reserved.
+func (s *Session[R]) InFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending)
+}
+
+// Serve reads reply lines from r (the connection when nil; pass the
+// reader that consumed a greeting so nothing buffered is lost) until
+// reading fails or Close is called. It then ends every command in flight
+// with ErrClosed and returns the cause.
+func (s *Session[R]) Serve(r io.Reader) error {
+	if r == nil {
+		r = s.conn
+	}
+	err := s.readLoop(r)
+	s.Close(err)
+	cause := s.cause
+
+	s.mu.Lock()
+	s.closed = true
+	ended := s.pending
+	s.pending = make(map[int]*Call[R])
+	s.mu.Unlock()
+	for _, c := range ended {
+		c.finish(zero[R](), false, fmt.Errorf("%w: %w", ErrClosed, cause))
+	}
+	return cause
+}
+
+func zero[R any]() (r R) { return r }
+
+func (s *Session[R]) readLoop(r io.Reader) error {
+	limit := s.cfg.MaxLineBytes
+	br, ok := r.(*bufio.Reader)
+	if !ok || br.Size() < 4096 {
+		br = bufio.NewReaderSize(r, min(limit+1, 64<<10))
+	}
+	var buf []byte
+	skipping, skipped := false, 0
+	var prefix []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if !skipping && len(buf)+len(chunk) > limit {
+				skipping, skipped = true, len(buf)
+				prefix = append(prefix[:0], buf[:min(len(buf), 256)]...)
+				if len(prefix) < 256 {
+					prefix = append(prefix, chunk[:min(len(chunk), 256-len(prefix))]...)
+				}
+				buf = buf[:0]
+			}
+			if skipping {
+				skipped += len(chunk)
+			} else {
+				buf = append(buf, chunk...)
+			}
+			continue
+		}
+		if err != nil {
+			return err // a last line without its newline is dropped
+		}
+		s.active.Store(true)
+		if skipping {
+			skipping = false
+			s.handleLong(prefix, skipped+len(trimEOL(chunk)))
+			continue
+		}
+		line := chunk
+		if len(buf) > 0 {
+			buf = append(buf, chunk...)
+			line = buf
+		}
+		line = trimEOL(line)
+		if len(line) > limit {
+			s.handleLong(line[:min(256, len(line))], len(line))
+		} else if len(bytes.TrimSpace(line)) > 0 {
+			s.handle(line)
+		}
+		buf = buf[:0]
+		if cap(buf) > 64<<10 {
+			buf = nil // do not keep a huge buffer after one big line
+		}
+		if s.Err() != nil {
+			return s.cause
+		}
+	}
+}
+
+// trimEOL removes the line break (a reply may end in a blank: opscore's
+// `1 13 : ` needs it).
+func trimEOL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// handleLong routes what DecodeLong makes of an over-long line.
+func (s *Session[R]) handleLong(prefix []byte, length int) {
+	if s.cfg.DecodeLong == nil {
+		return
+	}
+	r, id, terminal, err := s.cfg.DecodeLong(prefix, length)
+	if err == nil {
+		s.route(r, id, terminal)
+	}
+}
+
+// handle decodes one line and routes it.
+func (s *Session[R]) handle(line []byte) {
+	r, id, terminal, err := s.cfg.Decode(line)
+	if err != nil {
+		if !errors.Is(err, ErrSkip) && s.cfg.OnBadLine != nil {
+			s.cfg.OnBadLine(line, err)
+		}
+		return
+	}
+	if s.cfg.Check != nil {
+		if err := s.cfg.Check(r); err != nil {
+			s.Close(err)
+			return
+		}
+	}
+	s.route(r, id, terminal)
+}
+
+// route gives a reply to its command, or to OnUnsolicited.
+func (s *Session[R]) route(r R, id int, terminal bool) {
+	var c *Call[R]
+	if id != 0 {
+		s.mu.Lock()
+		c = s.pending[id]
+		if c != nil && terminal {
+			delete(s.pending, id) // the id is free again
+		}
+		s.mu.Unlock()
+	}
+	if c == nil {
+		if s.cfg.OnUnsolicited != nil {
+			s.cfg.OnUnsolicited(r)
+		}
+		return
+	}
+	if !c.receive(r, terminal) {
+		s.discarded.Add(1)
+		if s.cfg.OnDiscard != nil {
+			s.cfg.OnDiscard(r)
+		}
+	}
+}
+
+// Start sends a command: it reserves an id, writes the line format
+// appends to dst for that id (with its line break), and returns the Call
+// to wait on. onReply (may be nil) gets every reply with the id, the
+// terminal one included, in order (see Config.Inline). ctx's deadline
+// also bounds the write. An error means nothing is in flight: the session
+// is closed, or the write failed (the session is then dropped).
+func (s *Session[R]) Start(ctx context.Context, format func(dst []byte, id int) []byte, onReply func(R)) (*Call[R], error) {
+	c := &Call[R]{s: s, onReply: onReply, inline: s.cfg.Inline, ended: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed || s.Err() != nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %w", ErrClosed, s.errOrEOF())
+	}
+	c.ID = s.allocIDLocked()
+	s.pending[c.ID] = c
+	s.mu.Unlock()
+	if !c.inline && onReply != nil {
+		c.wake = make(chan struct{}, 1)
+	}
+
+	s.wmu.Lock()
+	deadline := time.Now().Add(s.cfg.WriteTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	err := s.conn.SetWriteDeadline(deadline)
+	if err == nil {
+		s.wbuf = format(s.wbuf[:0], c.ID)
+		_, err = s.conn.Write(s.wbuf)
+		if cap(s.wbuf) > 64<<10 {
+			s.wbuf = nil
+		}
+	}
+	s.wmu.Unlock()
+	if err != nil {
+		s.mu.Lock()
+		if s.pending[c.ID] == c {
+			delete(s.pending, c.ID)
+		}
+		s.mu.Unlock()
+		c.finish(zero[R](), false, err)
+		s.Close(fmt.Errorf("writing a command: %w", err))
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Session[R]) errOrEOF() error {
+	if err := s.Err(); err != nil {
+		return err
+	}
+	return io.EOF
+}
+
+// allocIDLocked picks the next command id; s.mu is held.
+func (s *Session[R]) allocIDLocked() int {
+	if !s.cfg.SequentialIDs {
+		id := 1
+		for s.pending[id] != nil {
+			id++
+		}
+		return id
+	}
+	id := s.nextID
+	for {
+		id++
+		if id <= 0 || id > 1<<31-1 {
+			id = 1
+		}
+		if s.pending[id] == nil {
+			break
+		}
+	}
+	s.nextID = id
+	return id
+}
+
+// Call is one command in flight.
+type Call[R any] struct {
+	// ID is the command's id on the wire.
+	ID int
+
+	s       *Session[R]
+	onReply func(R)
+	inline  bool
+
+	mu        sync.Mutex
+	finished  bool
+	abandoned bool // the caller gave up; replies are discarded
+	final     R
+	hasFinal  bool
+	err       error
+	ended     chan struct{} // closed by finish
+
+	// Queued delivery (not inline, onReply set), by Wait's goroutine.
+	queue, spare []R
+	qclosed      bool
+	wake         chan struct{} // buffered(1)
+}
+
+// receive takes one reply of the call; it reports false when the call was
+// given up on (the reply is then the caller's to discard).
+func (c *Call[R]) receive(r R, terminal bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.abandoned || c.finished {
+		return false
+	}
+	switch {
+	case c.onReply == nil:
+	case c.inline:
+		c.onReply(r)
+	default:
+		c.queue = append(c.queue, r)
+		if len(c.queue) == 1 {
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+	if terminal {
+		c.final, c.hasFinal = r, true
+		c.finishLocked(nil)
+	}
+	return true
+}
+
+// finish records how the call ended; only the first outcome counts.
+func (c *Call[R]) finish(final R, has bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if has {
+		c.final, c.hasFinal = final, true
+	}
+	c.finishLocked(err)
+}
+
+func (c *Call[R]) finishLocked(err error) {
+	if c.finished {
+		return
+	}
+	c.finished = true
+	c.err = err
+	close(c.ended)
+	if c.wake != nil {
+		c.qclosed = true
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// abandon ends the call with err unless it ended already; its id stays
+// reserved until the peer's terminal reply or the connection's end, and
+// the replies meanwhile are discarded.
+func (c *Call[R]) abandon(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
+		return
+	}
+	c.abandoned = true
+	c.finishLocked(err)
+}
+
+// deliver calls onReply for the replies queued so far, in order; it
+// reports whether there were any, and whether the queue is closed.
+func (c *Call[R]) deliver() (delivered, closed bool) {
+	c.mu.Lock()
+	q := c.queue
+	c.queue, c.spare = c.spare[:0], nil // never both the same array
+	closed = c.qclosed
+	c.mu.Unlock()
+	for i := range q {
+		c.onReply(q[i])
+		q[i] = zero[R]()
+	}
+	if len(q) > 0 && cap(q) <= 4096 {
+		c.mu.Lock()
+		c.spare = q[:0]
+		c.mu.Unlock()
+	}
+	return len(q) > 0, closed
+}
+
+// Ended is closed once the call has an outcome.
+func (c *Call[R]) Ended() <-chan struct{} { return c.ended }
+
+// Wait waits until the call ends: at its terminal reply (returned with a
+// nil error), when the connection ends (ErrClosed), when timeout passes
+// (ErrTimeout; timeout <= 0 means none) or when ctx ends (ctx's error).
+// In the last two cases the call is given up on. Without Config.Inline,
+// Wait's own goroutine calls onReply; it returns after the last call, and
+// every reply received before the call ended has been delivered.
+func (c *Call[R]) Wait(ctx context.Context, timeout time.Duration) (R, error) {
+	var timer <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		timer = t.C
+	}
+	done := ctx.Done()
+	giveUp := func(err error) {
+		c.abandon(err)
+		done, timer = nil, nil // once
+	}
+	if c.wake == nil {
+		select {
+		case <-c.ended:
+		case <-done:
+			giveUp(ctx.Err())
+		case <-timer:
+			giveUp(fmt.Errorf("%w after %s", ErrTimeout, timeout))
+		}
+	} else {
+		for {
+			delivered, closed := c.deliver()
+			if delivered {
+				continue
+			}
+			if closed {
+				break
+			}
+			select {
+			case <-c.wake:
+			case <-done:
+				giveUp(ctx.Err())
+			case <-timer:
+				giveUp(fmt.Errorf("%w after %s", ErrTimeout, timeout))
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.final, c.err
+}

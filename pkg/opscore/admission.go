@@ -1,0 +1,60 @@
+package opscore
+
+import (
+	"net"
+	"net/netip"
+	"strconv"
+)
+
+// Who may connect, and how many: the actor port is open to the network,
+// so a site can limit it to its own networks and bound the number of
+// users.
+
+// WithAllowedNetworks accepts connections only from these networks (none:
+// from anywhere). A refused connection is closed at once, with a failure
+// line saying why, and logged (rate-limited).
+func WithAllowedNetworks(nets []netip.Prefix) Option {
+	return func(s *Server) { s.allowed = nets }
+}
+
+// WithMaxUsers bounds the users connected at once (default 0: no bound).
+// A connection beyond it gets a failure line saying so and is closed.
+func WithMaxUsers(n int) Option {
+	return func(s *Server) { s.maxUsers = max(n, 0) }
+}
+
+// admit says why a new connection from addr is refused, "" to accept it.
+func (s *Server) admit(addr net.Addr) string {
+	if len(s.allowed) > 0 {
+		ap, err := netip.ParseAddrPort(addr.String())
+		ok := false
+		if err == nil {
+			ip := ap.Addr().Unmap()
+			for _, p := range s.allowed {
+				ok = ok || p.Contains(ip)
+			}
+		}
+		if !ok {
+			return "connections from " + addr.String() + " are not allowed"
+		}
+	}
+	if s.maxUsers > 0 {
+		s.mu.RLock()
+		n := len(s.users)
+		s.mu.RUnlock()
+		if n >= s.maxUsers {
+			return "too many users (" + strconv.Itoa(n) + " connected, at most " + strconv.Itoa(s.maxUsers) + ")"
+		}
+	}
+	return ""
+}
+
+// refuse tells a refused connection why, and closes it.
+func (s *Server) refuse(nc net.Conn, why string) {
+	if ok, suppressed := s.badLog.allow(); ok {
+		s.log.Info("connection refused", "addr", nc.RemoteAddr().String(), "reason", why, "suppressed", suppressed)
+	}
+	_ = nc.SetWriteDeadline(timeNow().Add(refuseWriteTimeout))
+	_, _ = nc.Write(append(AppendReply(nil, 0, 0, Failed, ErrorKW(s.actor, why)), '\n'))
+	_ = nc.Close()
+}
