@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -57,4 +58,39 @@ func TestControllerReportsReconciles(t *testing.T) {
 		t.Errorf("reconciles = %q, want %q", m.reconciles, want)
 	}
 	q.ShutDown()
+}
+
+// A die event's restart is counted as a start-container that went well,
+// and every reconcile is reported.
+func TestReconcilerCountsActions(t *testing.T) {
+	m := &fakeMetrics{}
+	spec := testSwarm("gfa1")
+	h := newHarness(t, spec, "r1", func(o *Options) { o.Metrics = m })
+	h.start()
+	h.requireReady("gfa1")
+	count := func(action string) int {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		n := 0
+		for _, a := range m.actions {
+			if a == action {
+				n++
+			}
+		}
+		return n
+	}
+	if count("create-container ok") != 1 || count("pull-image ok") != 1 {
+		t.Errorf("actions after the first converge: %q", m.actions)
+	}
+	h.eng("gfa1").Kill(spec.ContainerNameFor("gfa1"), 137)
+	h.settle()
+	h.requireReady("gfa1")
+	if count("start-container ok") != 1 {
+		t.Errorf("actions after a crash: %q; want one start-container ok", m.actions)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.reconciles) == 0 || !strings.HasPrefix(m.reconciles[0], "gfa1 ") {
+		t.Errorf("reconciles = %q", m.reconciles)
+	}
 }
