@@ -18,7 +18,7 @@ CI_FUZZTIME  ?= 20s
 # decoder.
 CI_FUZZ      := ./pkg/config:FuzzParse ./pkg/opscore:FuzzParseLine ./pkg/clu:FuzzParseReply ./pkg/clu:FuzzParseReplyPython
 
-.PHONY: all build test unit fuzz-ci e2e e2e-secure bench bench-relay lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools
+.PHONY: all build test unit fuzz-ci e2e e2e-secure bench bench-relay lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools chromium
 
 all: build
 
@@ -55,7 +55,7 @@ SECURE_BED := TESTBED_DIR=/var/lib/fliswarm-testbed-secure TESTBED_RUN_DIR=/run/
 	TESTBED_NODES="sec1 sec2 sec3" TESTBED_TLS_NODES=sec2 TESTBED_SSH_NODES=sec3
 
 ## e2e: bring the test bed up, run test/e2e against real engines, tear the bed down; then the same on the TLS/ssh bed
-e2e: build
+e2e: build chromium
 	$(TESTBED) up
 	FLISWARM_E2E=1 FLISWARM_BIN=$(CURDIR)/$(BIN)/fliswarm \
 	FLISWARM_TEST_DOCKER_HOST=tcp://10.213.0.11:2375 FLISWARM_TEST_REGISTRY=10.213.0.1:5000 \
@@ -69,6 +69,13 @@ e2e-secure: build
 	$(SECURE_BED) FLISWARM_E2E=1 FLISWARM_BIN=$(CURDIR)/$(BIN)/fliswarm \
 	  $(GO) test -count=1 -p 1 -timeout 10m -v -run 'TestSecureEngines' ./test/e2e/; \
 	  status=$$?; $(SECURE_BED) $(TESTBED) down; exit $$status
+
+## chromium: Debian's chromium, which the status page's browser test drives (installed when missing)
+chromium:
+	@command -v chromium >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get -o DPkg::Lock::Timeout=600 install -y chromium || \
+	  { apt-get -o DPkg::Lock::Timeout=600 update && apt-get -o DPkg::Lock::Timeout=600 install -y chromium; }; }
 
 ## bench: benchmarks on the test bed; each reports medians over samples taken in one run beside a baseline measured in the same run
 bench: build

@@ -31,6 +31,9 @@ type Controller struct {
 	Reconciler KeyReconciler
 	Workers    int
 	Log        logr.Logger
+	// Metrics, when not nil, gets the duration and error of every
+	// reconcile.
+	Metrics Metrics
 }
 
 // Run processes keys until ctx ends, then shuts the queue down and waits
@@ -54,7 +57,11 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer c.Queue.Done(key)
+	start := time.Now()
 	res, err := c.Reconciler.Reconcile(ctx, key)
+	if c.Metrics != nil && ctx.Err() == nil {
+		c.Metrics.ObserveReconcile(key, time.Since(start), err)
+	}
 	switch {
 	case ctx.Err() != nil:
 	case err != nil:

@@ -39,6 +39,18 @@ type Options struct {
 	RateLimiter RateLimiter
 	// Clock; default the wall clock.
 	Clock Clock
+	// Metrics records reconciles and actions; nil records nothing.
+	Metrics Metrics
+}
+
+// Metrics is what the controller reports to a metrics registry.
+type Metrics interface {
+	// ObserveReconcile records one reconcile of node: how long it took
+	// and whether it failed (and is retried with backoff).
+	ObserveReconcile(node string, d time.Duration, err error)
+	// CountAction records one action run: its kind (pull-image,
+	// start-container, ...) and its outcome, "ok" or "error".
+	CountAction(kind, outcome string)
 }
 
 func (o Options) withDefaults() Options {
@@ -165,7 +177,7 @@ func (c *NodeController) CheckNodes(nodes []string) error {
 // has stopped.
 func (c *NodeController) Run(ctx context.Context) error {
 	spec, _ := c.store.Spec()
-	workers := &Controller{Queue: c.queue, Reconciler: c.rec, Workers: max(4, len(spec.Nodes)), Log: c.log}
+	workers := &Controller{Queue: c.queue, Reconciler: c.rec, Workers: max(4, len(spec.Nodes)), Log: c.log, Metrics: c.opts.Metrics}
 	// Every node's first reconcile is queued before anything runs, so that
 	// once the event streams are up it is known to be on its way.
 	for _, n := range c.store.Enabled() {

@@ -187,6 +187,13 @@ func (r *NodeReconciler) busyGate(spec *v1.Swarm, rev, node string, mem *nodeMem
 func (r *NodeReconciler) act(ctx context.Context, eng Engine, node string, spec *v1.Swarm, want Desired, a Action) (string, error) {
 	r.log.Info("reconcile", "node", node, "action", string(a.Type), "target", a.Target, "reason", a.Reason)
 	id, err := r.execute(ctx, eng, node, spec, want, a)
+	if m := r.opts.Metrics; m != nil {
+		outcome := "ok"
+		if err != nil {
+			outcome = "error"
+		}
+		m.CountAction(string(a.Type), outcome)
+	}
 	if err != nil {
 		return "", &ActionError{Node: node, Action: a, Err: err}
 	}

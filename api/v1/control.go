@@ -60,6 +60,9 @@ type DaemonInfo struct {
 	// revision.
 	ConfigError string `json:"configError,omitempty"`
 	ActorAddr   string `json:"actorAddr,omitempty"`
+	// HTTPAddr is where the status page and metrics are served, empty
+	// when they are off.
+	HTTPAddr string `json:"httpAddr,omitempty"`
 }
 
 // ReconcileRequest is the body of POST /v1/reconcile.

@@ -17,6 +17,10 @@ const (
 	DefaultRebootCommand  = "sudo reboot"
 	DefaultMaxUnavailable = 1
 	DefaultDevicePath     = "/dev/bus/usb"
+	// DefaultHTTP is the address of the status page and metrics when the
+	// configuration does not name one. It is not applied by SetDefaults:
+	// there an empty HTTP means off.
+	DefaultHTTP = "127.0.0.1:19997"
 )
 
 // Default durations.

@@ -84,6 +84,11 @@ type Swarm struct {
 	// StatusInterval is the period of the automatic broadcast status.
 	// Default 300 s; a negative value disables it.
 	StatusInterval Duration `json:"status_interval"`
+	// HTTP is the address (host:port) of the status page, the health
+	// checks and the metrics. A configuration without the key gets
+	// DefaultHTTP (loopback only); empty (YAML null) turns them off. Port
+	// 0 picks a free port. A change takes effect when the daemon restarts.
+	HTTP string `json:"http"`
 
 	// TLS is the TLS material for every tcp:// engine (a node's own tls
 	// overrides it). Unset: plain TCP, which fliswarm warns about.

@@ -102,6 +102,12 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 		errs.Add("actor.tron_port", "expected a TCP port, found %d", s.Actor.TronPort)
 	}
 
+	if s.HTTP != "" {
+		if err := ValidateListenAddr(s.HTTP); err != nil {
+			errs.Add("http", "%v", err)
+		}
+	}
+
 	seen := map[string]bool{}
 	for i, n := range s.EnabledNodes {
 		path := fmt.Sprintf("%s[%d]", p.EnabledNodes, i)
@@ -205,6 +211,22 @@ func validateEnv(errs *ErrorList, path string, env map[string]string) {
 			errs.Add(path+"."+k, "is set by fliswarm itself")
 		}
 	}
+}
+
+// ValidateListenAddr checks an address to listen on: host:port, with an
+// empty host for every interface and port 0 for any free port.
+func ValidateListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("expected host:port (e.g. 127.0.0.1:19997) or null to turn it off, found %q", addr)
+	}
+	if strings.ContainsAny(host, " /") {
+		return fmt.Errorf("expected a host name or address, found %q", host)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("expected a TCP port in %q", addr)
+	}
+	return nil
 }
 
 // ValidateDockerHost checks a Docker Engine address: tcp://host:port,

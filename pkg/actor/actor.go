@@ -43,6 +43,19 @@ type Reconciler interface {
 	SetDeviceConnected(node string, connected bool)
 }
 
+// Metrics counts what the actor does.
+type Metrics interface {
+	// CommandDone counts a command by verb and outcome (done, failed).
+	CommandDone(verb, outcome string)
+	// LinesRelayed counts camera lines relayed to users.
+	LinesRelayed(n int)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) CommandDone(string, string) {}
+func (noMetrics) LinesRelayed(int)           {}
+
 // cameraReporter is a Reconciler that also takes why a camera is not
 // connected (the NodeController does), for status.
 type cameraReporter interface {
@@ -100,6 +113,9 @@ type Options struct {
 	// OnUnsolicited are set by the actor; commands are bounded by the
 	// spec's command_timeout.
 	DeviceOptions device.Options
+	// Metrics is told of every command's outcome and of the camera lines
+	// relayed. Default: nobody.
+	Metrics Metrics
 	// ServerOptions are passed to the opscore server after the actor's own
 	// (logger, version): the users' backlog bound, stall time, and so on.
 	ServerOptions []opscore.Option
@@ -123,6 +139,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Version == "" {
 		o.Version = version.Version
+	}
+	if o.Metrics == nil {
+		o.Metrics = noMetrics{}
 	}
 	if o.Exec == nil {
 		o.Exec = runProgram
@@ -460,7 +479,9 @@ func (a *Actor) startDeviceLocked(name, addr string) *deviceEntry {
 	}
 	o.OnUnsolicited = func(r clu.Reply) {
 		a.busy.observe(name, r)
-		for _, l := range relayLines(r) {
+		lines := relayLines(r)
+		a.opts.Metrics.LinesRelayed(len(lines))
+		for _, l := range lines {
 			a.Broadcast(l.Code, l.Keywords...)
 		}
 	}

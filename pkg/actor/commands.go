@@ -84,9 +84,18 @@ func (a *Actor) Handle(ctx context.Context, cmd *opscore.Command) {
 	def, ok := lookupCommand(cmd.Verb)
 	if !ok {
 		a.fail(cmd, "Command %q not found.", cmd.Verb)
+		a.opts.Metrics.CommandDone("unknown", "failed")
 		return
 	}
 	def.run(a, ctx, cmd)
+	outcome := "failed"
+	switch cmd.Status() {
+	case opscore.Done:
+		outcome = "done"
+	case 0:
+		outcome = "running" // ends later (the server ends it if nobody does)
+	}
+	a.opts.Metrics.CommandDone(cmd.Verb, outcome)
 }
 
 // actorName is the actor's own name, the first value of the error
@@ -474,7 +483,9 @@ func (a *Actor) talk(ctx context.Context, cmd *opscore.Command) {
 		}
 		res, err := t.client.SendWithTimeout(ctx, camCmd, timeout, func(r clu.Reply) {
 			a.busy.observe(t.name, r)
-			writeLines(cmd, relayLines(r))
+			lines := relayLines(r)
+			writeLines(cmd, lines)
+			a.opts.Metrics.LinesRelayed(len(lines))
 			if p, ok := filenameOf(r); ok {
 				mu.Lock()
 				files = append(files, p)

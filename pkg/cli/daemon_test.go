@@ -75,6 +75,7 @@ actor: {name: fliswarm, host: 127.0.0.1, port: %d, tron_host: null, log_dir: fal
 registry: 127.0.0.1:%d
 image: sdss5/flicamera:latest
 ping_timeout: 0.1
+http: null
 enabled_nodes: [n1]
 nodes:
   n1: {host: 127.0.0.1, port: %d, docker-client: "tcp://127.0.0.1:%d", category: gfa}

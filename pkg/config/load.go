@@ -136,7 +136,7 @@ func Parse(data []byte, obs string, nodes []string) (*Loaded, error) {
 		paths = v1.Paths{Nodes: "nodes." + obs, EnabledNodes: "enabled_nodes." + obs}
 	}
 
-	var enabledSet, nodesSet bool
+	var enabledSet, nodesSet, httpSet bool
 	fields := map[string]func(string, any){
 		"actor":              func(p string, v any) { d.actor(p, v, &s.Actor) },
 		"registry":           d.nullableStr(&s.Registry),
@@ -159,6 +159,7 @@ func Parse(data []byte, obs string, nodes []string) (*Loaded, error) {
 		"pull_stall_timeout": d.seconds(&s.PullStallTimeout),
 		"status_interval":    d.seconds(&s.StatusInterval),
 		"reboot_command":     d.str(&s.RebootCommand),
+		"http":               func(p string, v any) { httpSet = true; d.nullableStr(&s.HTTP)(p, v) },
 		"power":              func(p string, v any) { s.Power = &v1.Power{}; d.power(p, v, s.Power) },
 		"tls":                d.tls(&s.TLS),
 		"ssh":                d.ssh(&s.SSH),
@@ -191,6 +192,9 @@ func Parse(data []byte, obs string, nodes []string) (*Loaded, error) {
 	if nodes != nil {
 		s.EnabledNodes = append([]string{}, nodes...)
 		paths.EnabledNodes = "--nodes"
+	}
+	if !httpSet {
+		s.HTTP = v1.DefaultHTTP // absent: on, loopback only; null: off
 	}
 	s.SetDefaults()
 	// Type errors first; semantic checks on fields that failed to decode

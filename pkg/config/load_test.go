@@ -110,6 +110,7 @@ func TestLoadEmbeddedDefault(t *testing.T) {
 		},
 		Volumes: map[string]v1.Volume{"data": {Driver: "local", Opts: map[string]string{
 			"type": "nfs", "o": "nfsvers=4,addr=sdss-hub,rw", "device": ":/data"}}},
+		HTTP: v1.DefaultHTTP,
 	}
 	want.SetDefaults()
 	if diff := cmp.Diff(want, l.Spec); diff != "" {
@@ -167,6 +168,7 @@ resync_interval: 10
 max_unavailable: 2
 command_timeout: 60
 status_interval: -1
+http: 0.0.0.0:8080
 `
 
 func TestLoadFlat(t *testing.T) {
@@ -198,6 +200,7 @@ func TestLoadFlat(t *testing.T) {
 		ReadyTimeout:   v1.Seconds(30), UpdateWait: v1.Seconds(600), PullStallTimeout: v1.Seconds(60),
 		CommandTimeout: v1.Seconds(60),
 		StatusInterval: v1.Seconds(-1),
+		HTTP:           "0.0.0.0:8080",
 		RebootCommand:  "sudo reboot",
 	}
 	if diff := cmp.Diff(want, l.Spec); diff != "" {
@@ -275,6 +278,7 @@ func TestLoadPerObservatory(t *testing.T) {
 			PingTimeout: v1.Seconds(0.2), Observatory: obs,
 			Power:         &v1.Power{Actor: "jaeger", Command: v1.PowerCommand{PowerOn: "ieb switch --on", PowerOff: "ieb switch --off"}},
 			RebootCommand: "sudo /sbin/reboot",
+			HTTP:          v1.DefaultHTTP,
 			Volumes: map[string]v1.Volume{"data": {Driver: "local", Opts: map[string]string{
 				"type": "nfs", "o": "nfsvers=4,addr=sdss5-hub,rw", "device": ":/data"}}},
 		}
@@ -381,6 +385,47 @@ func TestLogDirValues(t *testing.T) {
 	_, err := Parse([]byte(doc), "APO", nil)
 	if diff := cmp.Diff([]string{"actor.log_dir"}, problemPaths(t, err)); diff != "" {
 		t.Errorf("log_dir: true (-want +got):\n%s", diff)
+	}
+}
+
+func TestHTTPValues(t *testing.T) {
+	tests := []struct {
+		value string
+		want  string
+	}{
+		{"null", ""},
+		{`""`, ""},
+		{"127.0.0.1:0", "127.0.0.1:0"},
+		{":9100", ":9100"},
+		{"'[::1]:19997'", "[::1]:19997"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			doc := strings.Replace(flatFile, "http: 0.0.0.0:8080", "http: "+tt.value, 1)
+			l, err := Parse([]byte(doc), "APO", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Spec.HTTP != tt.want {
+				t.Errorf("http %s gave %q, want %q", tt.value, l.Spec.HTTP, tt.want)
+			}
+		})
+	}
+	for _, bad := range []string{"localhost", "127.0.0.1:http", "127.0.0.1:70000", "8080", "[1, 2]"} {
+		doc := strings.Replace(flatFile, "http: 0.0.0.0:8080", "http: "+bad, 1)
+		_, err := Parse([]byte(doc), "APO", nil)
+		if diff := cmp.Diff([]string{"http"}, problemPaths(t, err)); diff != "" {
+			t.Errorf("http: %s (-want +got):\n%s", bad, diff)
+		}
+	}
+	// Without the key: on, loopback only.
+	doc := strings.Replace(flatFile, "http: 0.0.0.0:8080\n", "", 1)
+	l, err := Parse([]byte(doc), "APO", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Spec.HTTP != v1.DefaultHTTP {
+		t.Errorf("no http key gave %q, want %q", l.Spec.HTTP, v1.DefaultHTTP)
 	}
 }
 
@@ -691,6 +736,7 @@ func TestRevisionChangesWithEveryField(t *testing.T) {
 		"volume opts":   func(s *v1.Swarm) { s.Volumes["data"].Opts["o"] = "ro" },
 		"enabled order": func(s *v1.Swarm) { s.EnabledNodes = []string{"n2", "n1"} },
 		"env":           func(s *v1.Swarm) { s.Env["X"] = "1" },
+		"http":          func(s *v1.Swarm) { s.HTTP = "" },
 	}
 	for name, edit := range edits {
 		t.Run(name, func(t *testing.T) {

@@ -428,6 +428,13 @@ func TestDisconnectEndsEveryCommandInFlight(t *testing.T) {
 	if !errors.Is(err, ErrNotConnected) || !strings.Contains(err.Error(), "gfa1") {
 		t.Errorf("Send after drop = %v, want ErrNotConnected naming gfa1", err)
 	}
+	// Connected() turns false as soon as the session fails; OnState(false)
+	// is told when the session's loop has ended, a moment later.
+	eventually(t, "OnState(false)", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(states) >= 2
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if !slices.Equal(states, []bool{true, false}) {

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/signal"
@@ -20,8 +21,10 @@ import (
 	"github.com/sdss/fliswarm/pkg/config"
 	"github.com/sdss/fliswarm/pkg/control"
 	"github.com/sdss/fliswarm/pkg/daemon"
+	"github.com/sdss/fliswarm/pkg/metrics"
 	"github.com/sdss/fliswarm/pkg/opscore"
 	"github.com/sdss/fliswarm/pkg/version"
+	"github.com/sdss/fliswarm/pkg/web"
 )
 
 // Options configure the daemon.
@@ -43,12 +46,15 @@ type Manager struct {
 	log  logr.Logger
 	ctl  *controllers.NodeController
 	act  *actor.Actor
+	met  *metrics.Metrics
+	web  *web.Server
 
 	mu        sync.Mutex
 	loaded    *config.Loaded
 	configErr string
 	started   time.Time
 	warner    securityWarner
+	httpAddr  net.Addr
 
 	group *group
 }
@@ -58,8 +64,10 @@ func New(opts Options) (*Manager, error) {
 	m := &Manager{opts: opts, log: opts.Logger, loaded: opts.Config}
 	m.warner = securityWarner{log: opts.Logger}
 	m.warner.check(opts.Config.Spec)
+	m.met = metrics.New(func() []v1.NodeStatus { return m.ctl.Status() })
 	m.ctl = controllers.New(opts.Config.Spec, opts.Config.Revision, controllers.Options{
-		Logger: opts.Logger.WithName("reconciler"),
+		Logger:  opts.Logger.WithName("reconciler"),
+		Metrics: m.met,
 		// A (re)started camera is reconnected at once, not after the
 		// device client's backoff.
 		OnCameraStarted: func(node string) { m.act.ContainerStarted(node) },
@@ -69,12 +77,22 @@ func New(opts Options) (*Manager, error) {
 	m.ctl.Store().TrackCamera()
 	m.act = actor.New(actor.Options{
 		Reconciler:    m.ctl,
-		ServerOptions: serverOptions(opts.Config.Spec.Actor),
+		Metrics:       m.met,
+		ServerOptions: append(serverOptions(opts.Config.Spec.Actor), opscore.WithObserver(m.met)),
 		Logger:        opts.Logger.WithName("actor"),
 		Version:       version.Version,
 	})
+	m.web = web.New(web.Options{
+		Status:    m.Status,
+		Subscribe: m.ctl.Store().Subscribe,
+		Metrics:   m.met.Handler(),
+		Logger:    opts.Logger.WithName("http"),
+	})
 	return m, nil
 }
+
+// Metrics is the daemon's metrics registry and recorders.
+func (m *Manager) Metrics() *metrics.Metrics { return m.met }
 
 // serverOptions are the actor port's settings from the configuration. They
 // apply from the start; a change takes a restart of fliswarm.
@@ -113,6 +131,27 @@ func (m *Manager) Start(ctx context.Context) error {
 		return err
 	}
 	g.Go(func() error { return srv.Serve(ctx) })
+	if addr := m.opts.Config.Spec.HTTP; addr != "" {
+		// Bound before Start returns, so that a port in use fails the
+		// start; a failure while serving is logged and leaves the cameras
+		// managed.
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			g.stop(fmt.Errorf("http %s: %w", addr, err))
+			_ = g.Wait()
+			return fmt.Errorf("status page and metrics (http: %s): %w", addr, err)
+		}
+		m.mu.Lock()
+		m.httpAddr = l.Addr()
+		m.mu.Unlock()
+		m.log.Info("serving the status page and metrics", "url", "http://"+l.Addr().String()+"/")
+		g.Go(func() error {
+			if err := m.web.Serve(ctx, l); err != nil {
+				m.log.Error(err, "http server stopped")
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { return m.ctl.Run(ctx) })
 	if m.opts.ConfigPath != "" {
 		g.Go(func() error { m.watchConfig(ctx); return nil })
@@ -127,7 +166,7 @@ func (m *Manager) Wait() error { return m.group.Wait() }
 // Status implements control.Backend.
 func (m *Manager) Status() v1.DaemonStatus {
 	m.mu.Lock()
-	l, cerr := m.loaded, m.configErr
+	l, cerr, httpAddr := m.loaded, m.configErr, m.httpAddr
 	m.mu.Unlock()
 	nodes := m.ctl.Status()
 	return v1.DaemonStatus{
@@ -135,6 +174,7 @@ func (m *Manager) Status() v1.DaemonStatus {
 			Running: true, Pid: os.Getpid(), Version: version.Version,
 			Config: l.Source, Revision: l.Revision, StartedAt: m.started,
 			ConfigError: cerr, ActorAddr: addrString(m.act.Addr()),
+			HTTPAddr: addrString(httpAddr),
 		},
 		Nodes: nodes,
 	}
@@ -194,6 +234,9 @@ func (m *Manager) reload() {
 	}
 	m.log.Info("configuration changed", "from", m.loaded.Revision, "to", l.Revision)
 	m.warner.check(l.Spec)
+	if l.Spec.HTTP != m.loaded.Spec.HTTP {
+		m.log.Info("http changed: the status page moves when the daemon restarts", "serving", addrString(m.httpAddr), "configured", l.Spec.HTTP)
+	}
 	m.loaded = l
 	m.ctl.SetSpec(l.Spec, l.Revision)
 	m.act.SetSpec(l.Spec)

@@ -58,3 +58,26 @@ func (s *Server) refuse(nc net.Conn, why string) {
 	_, _ = nc.Write(append(AppendReply(nil, 0, 0, Failed, ErrorKW(s.actor, why)), '\n'))
 	_ = nc.Close()
 }
+
+// Observer is told of the server's users, for metrics. Its methods are
+// called with the server's lock held: they must be quick.
+type Observer interface {
+	// UsersChanged gives the number of users connected.
+	UsersChanged(n int)
+	// UserDropped counts a user disconnected for not reading.
+	UserDropped()
+}
+
+// WithObserver sets who is told of the users (default: nobody).
+func WithObserver(o Observer) Option {
+	return func(s *Server) {
+		if o != nil {
+			s.observer = o
+		}
+	}
+}
+
+type noObserver struct{}
+
+func (noObserver) UsersChanged(int) {}
+func (noObserver) UserDropped()     {}

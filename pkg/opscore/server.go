@@ -147,6 +147,7 @@ type Server struct {
 	maxCmds    int
 	maxUsers   int
 	allowed    []netip.Prefix
+	observer   Observer
 
 	badLog logLimiter
 
@@ -175,6 +176,7 @@ func NewServer(addr string, h Handler, opts ...Option) *Server {
 		stall:      DefaultStallTimeout,
 		maxCmds:    DefaultMaxCommands,
 		listening:  make(chan struct{}),
+		observer:   noObserver{},
 		users:      make(map[int]*conn),
 	}
 	s.badLog.now = time.Now
@@ -358,6 +360,7 @@ func (s *Server) register(c *conn) {
 	}
 	c.id = id
 	s.users[id] = c
+	s.observer.UsersChanged(len(s.users))
 
 	c.reply(id, 0, Info, KW("yourUserID", id), KW("num_users", len(s.users)))
 	ids := make([]int, 0, len(s.users))
@@ -380,6 +383,7 @@ func (s *Server) unregister(c *conn) {
 	defer s.mu.Unlock()
 	if s.users[c.id] == c {
 		delete(s.users, c.id)
+		s.observer.UsersChanged(len(s.users))
 	}
 }
 
@@ -498,6 +502,7 @@ func (c *conn) enqueue(line []byte) {
 	}
 	if backlog := len(c.obuf) + c.writing + len(line); backlog > c.srv.maxBacklog {
 		c.omu.Unlock()
+		c.srv.observer.UserDropped()
 		c.abort("backlog over the limit: the client is not reading fast enough",
 			"backlogBytes", backlog, "maxBacklogBytes", c.srv.maxBacklog)
 		return
@@ -599,6 +604,7 @@ func (c *conn) writeAll(b []byte) bool {
 		case err == nil:
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			if stalled := time.Since(last); stalled >= stall {
+				c.srv.observer.UserDropped()
 				c.abort("no write progress: the client is not reading",
 					"stalledFor", stalled.Round(time.Millisecond).String(), "backlogBytes", c.backlog())
 				return false

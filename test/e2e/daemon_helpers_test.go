@@ -75,6 +75,9 @@ type env struct {
 	daemon  *exec.Cmd
 	logPath string
 	exited  chan error
+
+	// http is the address of the daemon's status page and metrics.
+	http string
 }
 
 func newEnv(t testing.TB, bed *testbed.Bed, mutate func(cfg map[string]any)) *env {
@@ -86,10 +89,12 @@ func newEnv(t testing.TB, bed *testbed.Bed, mutate func(cfg map[string]any)) *en
 	t.Cleanup(func() { removeCameras(t, bed) })
 	port := freePort(t)
 	e.actor = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	e.http = net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	e.writeConfig(func(cfg map[string]any) {
 		actor := cfg["actor"].(map[string]any)
 		actor["port"] = port
 		actor["log_dir"] = false
+		cfg["http"] = e.http
 		cfg["resync_interval"] = 5
 		if mutate != nil {
 			mutate(cfg)
