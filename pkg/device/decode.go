@@ -18,7 +18,7 @@ const maxQuoted = 4096
 // command_id. A line with no header is skipped, as the protocol says; a
 // line that cannot be decoded becomes an undecodable-line reply.
 func (c *Client) decode(line []byte) (clu.Reply, int, bool, error) {
-	r, err := parseReply(line)
+	r, err := clu.ParseReply(line)
 	if err == nil {
 		return r, r.Header.CommandID, clu.IsTerminal(r.Header.MessageCode), nil
 	}
