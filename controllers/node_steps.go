@@ -132,7 +132,9 @@ func (r *NodeReconciler) crashGate(ctx context.Context, eng Engine, node string,
 		return Result{}, Outcome{}, false
 	}
 	now := r.clock.Now()
-	if mem.crash.observeStop(k.ID, k.StartedAt, k.FinishedAt, k.ExitCode, now) {
+	// The camera's last words are read once it loops (its restart then
+	// waits anyway): a first stop is restarted without that extra call.
+	if mem.crash.observeStop(k.ID, k.StartedAt, k.FinishedAt, k.ExitCode, now) && mem.crash.looping() {
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		mem.crash.logs, _ = eng.ContainerLogs(lctx, k.ID, crashLogLines)
 		cancel()
