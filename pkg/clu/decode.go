@@ -10,6 +10,8 @@ import (
 	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/sdss/fliswarm/pkg/internal/jsonnum"
 )
 
 // ErrNoHeader is returned for a line with no header or an empty one; the
@@ -472,47 +474,14 @@ func (d *decoder) object(depth int) (Object, bool) {
 
 // number reads a number in JSON syntax and returns its text.
 func (d *decoder) number() (string, bool) {
-	s, start := d.s, d.pos
-	i := start
-	if i < len(s) && s[i] == '-' {
-		i++
+	start := d.pos
+	n, at, problem := jsonnum.Scan(d.s[start:])
+	if problem != "" {
+		d.pos = start + at
+		return "", d.fail("%s %s", d.describe(), problem)
 	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && s[i] >= '1' && s[i] <= '9':
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	default:
-		d.pos = i
-		return "", d.fail("%s in a number", d.describe())
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		if i >= len(s) || s[i] < '0' || s[i] > '9' {
-			d.pos = i
-			return "", d.fail("%s after a decimal point", d.describe())
-		}
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		if i >= len(s) || s[i] < '0' || s[i] > '9' {
-			d.pos = i
-			return "", d.fail("%s in an exponent", d.describe())
-		}
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-	}
-	d.pos = i
-	return s[start:i], true
+	d.pos = start + n
+	return d.s[start:d.pos], true
 }
 
 // str reads a string literal (at its opening quote) and returns it
