@@ -191,3 +191,16 @@ func waitPort(t testing.TB, addr string, timeout time.Duration) {
 	}
 	t.Fatalf("%s did not accept connections within %s", addr, timeout)
 }
+
+// ensureVolume creates the data volume on an engine as fliswarm does (a
+// bind of the bed's data directory), so that a baseline container run
+// with `-v data:...` does not create a volume fliswarm would then want
+// to replace.
+func ensureVolume(bed *testbed.Bed, n testbed.Node) error {
+	out, err := dockerCLI(n.DockerHost, "volume", "create", "--driver", "local", "--opt", "type=none", "--opt", "o=bind",
+		"--opt", "device="+bed.DataDir, "data").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: volume create: %v: %s", n.Name, err, out)
+	}
+	return nil
+}

@@ -67,6 +67,9 @@ func benchRecovery(b *testing.B, bed *testbed.Bed, tab *table) {
 	// Docker's policy, crashed the same way at the same time.
 	const basePort = 19990
 	_ = runDocker(n, "rm", "-f", "bench-restart-always")
+	if err := ensureVolume(bed, n); err != nil {
+		b.Fatal(err)
+	}
 	args := runArgs(bed, logical{name: "bench", engine: n, port: basePort})
 	args = append([]string{"run", "-d", "--name", "bench-restart-always", "--restart", "always"}, args[4:]...)
 	if out, err := dockerCLI(n.DockerHost, args...).CombinedOutput(); err != nil {
@@ -170,7 +173,12 @@ func crashLoop(b *testing.B, bed *testbed.Bed, tab *table, window time.Duration)
 	_ = runDocker(theirs, "rm", "-f", dockerName)
 	args := runArgs(bed, logical{name: "x", engine: theirs, port: 19983})
 	args = append([]string{"run", "-d", "--name", dockerName, "--restart", "always", "-e", "FLICAMERA_EXPOSURE_SCALE=fast"}, args[4:]...)
-	// The image must be there before the window starts, for both.
+	// The image and the volume must be there before the window starts, for both.
+	for _, n := range []testbed.Node{ours, theirs} {
+		if err := ensureVolume(bed, n); err != nil {
+			b.Fatal(err)
+		}
+	}
 	if out, err := dockerCLI(theirs.DockerHost, "pull", "-q", bed.ImageRef).CombinedOutput(); err != nil {
 		b.Fatalf("pull: %v\n%s", err, out)
 	}
