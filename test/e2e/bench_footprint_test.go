@@ -71,7 +71,8 @@ func (p *countingProxy) snapshot() map[string]int {
 }
 
 // fleet is a daemon managing cams, one of them (the first) reaching its
-// engine through a counting proxy; resync_interval is the default (30 s).
+// engine through a counting proxy; resync_interval is the default (30 s)
+// and the daemon logs as the service does (start --foreground).
 type fleet struct {
 	e     *env
 	cams  []logical
@@ -85,6 +86,7 @@ func startFleet(b *testing.B, bed *testbed.Bed, cams []logical) *fleet {
 		withCameras(cams, map[string]string{cams[0].name: "tcp://" + px.addr}, nil)(cfg)
 		delete(cfg, "resync_interval")
 	})
+	e.mode = "--foreground" // as the service runs it: info-level JSON logs
 	e.startDaemon()
 	return &fleet{e: e, cams: cams, proxy: px, pid: e.daemon.Process.Pid}
 }
