@@ -220,8 +220,11 @@ func crashLoop(b *testing.B, bed *testbed.Bed, tab *table, window time.Duration)
 	e := newEnv(b, bed, withCameras([]logical{loop}, nil, map[string]string{"FLICAMERA_EXPOSURE_SCALE": "fast"}))
 	dockerName := "bench-loop-docker"
 	_ = runDocker(theirs, "rm", "-f", dockerName)
+	// The camera's own settings, then the one it cannot use (the last -e
+	// of a name wins), then the image.
 	args := runArgs(bed, logical{name: "x", engine: theirs, port: 19983})
-	args = append([]string{"run", "-d", "--name", dockerName, "--restart", "always", "-e", "FLICAMERA_EXPOSURE_SCALE=fast"}, args[4:]...)
+	args = append(append([]string{"run", "-d", "--name", dockerName, "--restart", "always"}, args[4:len(args)-1]...),
+		"-e", "FLICAMERA_EXPOSURE_SCALE=fast", bed.ImageRef)
 	// The image and the volume must be there before the window starts, for both.
 	for _, n := range []testbed.Node{ours, theirs} {
 		if err := ensureVolume(bed, n); err != nil {
