@@ -77,12 +77,15 @@ chromium:
 	  apt-get -o DPkg::Lock::Timeout=600 install -y chromium || \
 	  { apt-get -o DPkg::Lock::Timeout=600 update && apt-get -o DPkg::Lock::Timeout=600 install -y chromium; }; }
 
-## bench: benchmarks on the test bed; each reports medians over samples taken in one run beside a baseline measured in the same run
+## bench: the benchmark table on the test bed (test/e2e BenchmarkTable): every figure a median over samples
+## taken in one run beside a baseline measured in the same run; prints one table and writes it to
+## test/bench-results/<date>.md and latest.md. Uses the bed the TESTBED_* variables describe (the default
+## bed when none is set); BENCH_IDLE, BENCH_CRASHLOOP, BENCH_FLOOD tune it; BENCH_KEEP_BED=1 leaves the bed up.
 bench: build
 	$(TESTBED) up
 	FLISWARM_E2E=1 FLISWARM_BIN=$(CURDIR)/$(BIN)/fliswarm \
-	  $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m -v ./test/e2e/ 2>&1 | tee bench.out; \
-	  status=$${PIPESTATUS[0]}; $(TESTBED) down; exit $$status
+	  $(GO) test -run '^$$' -bench '^BenchmarkTable$$' -benchtime 1x -count 1 -timeout 30m -v ./test/e2e/ 2>&1 | tee bench.out; \
+	  status=$${PIPESTATUS[0]}; [ "$(BENCH_KEEP_BED)" = 1 ] || $(TESTBED) down; exit $$status
 
 ## bench-relay: the relay on loopback, no test bed (simulated cameras on 127.0.0.1): talk ping latency against the direct ping, flood lines/s, CPU per line, heap; RELAY_FLOOD lines (default 1000000)
 RELAY_FLOOD ?= 1000000

@@ -68,10 +68,10 @@ func TestCrashLoopBacksOff(t *testing.T) {
 		t.Fatalf("phase %s (%s), want CrashLoopBackOff", st.Phase, st.Message)
 	}
 	cl := st.CrashLoop
-	if cl.Restarts != 2 || cl.LastExitCode != 2 || cl.Backoff.D() != time.Second {
-		t.Fatalf("crash loop %+v, want 2 stops, exit code 2, backoff 1s", *cl)
+	if cl.Restarts != 2 || cl.LastExitCode != 2 || cl.Backoff.D() != 100*time.Millisecond {
+		t.Fatalf("crash loop %+v, want 2 stops, exit code 2, backoff 100ms", *cl)
 	}
-	if want := h.clock.Now().Add(time.Second); cl.NextAttempt.Sub(want).Abs() > time.Millisecond {
+	if want := h.clock.Now().Add(100 * time.Millisecond); cl.NextAttempt.Sub(want).Abs() > time.Millisecond {
 		t.Fatalf("next attempt %v, want about %v", cl.NextAttempt, want)
 	}
 	if len(cl.LastLog) == 0 || !strings.Contains(cl.LastLog[len(cl.LastLog)-1], "exiting with code 2") {
@@ -92,16 +92,17 @@ func TestCrashLoopBacksOff(t *testing.T) {
 		t.Fatalf("die events bypassed the backoff: %d starts", n)
 	}
 
-	// A minute of fake time: starts at 0, 0, 1, 3, 7, 15, 31 s.
+	// A minute of fake time: starts at 0, 0, 0.1, 0.3, 0.7, 1.5, 3.1, 6.3,
+	// 12.7, 25.5, 51.1 s.
 	h.advance(time.Minute - time.Millisecond)
 	n := e.Calls("StartContainer")
 	t.Logf("%d starts in the first minute", n)
-	if n < 5 || n > 10 {
-		t.Fatalf("%d starts in the first minute, want 5 to 10", n)
+	if n < 8 || n > 13 {
+		t.Fatalf("%d starts in the first minute, want 8 to 13", n)
 	}
 	st = h.status("gfa1")
-	if st.Phase != v1.PhaseCrashLoopBackOff || st.CrashLoop.Backoff.D() != 32*time.Second {
-		t.Fatalf("after a minute: phase %s, crash loop %+v; want a 32s backoff", st.Phase, st.CrashLoop)
+	if st.Phase != v1.PhaseCrashLoopBackOff || st.CrashLoop.Backoff.D() != 51200*time.Millisecond {
+		t.Fatalf("after a minute: phase %s, crash loop %+v; want a 51.2s backoff", st.Phase, st.CrashLoop)
 	}
 	// One log line per attempt, not one per event.
 	if n, starts := h.logCount("camera keeps stopping"), e.Calls("StartContainer"); n > starts {
@@ -134,9 +135,9 @@ func TestCrashLoopOperatorBypassesOnce(t *testing.T) {
 func TestCrashLoopResetsAfterARun(t *testing.T) {
 	h, name := crashHarness(t)
 	e := h.eng("gfa1")
-	h.advance(10 * time.Second) // starts at 1, 3, 7 s
+	h.advance(10 * time.Second) // starts at 0.1, 0.3, 0.7, 1.5, 3.1, 6.3 s
 	e.SetCrash(0)               // the camera is mended
-	h.advance(10 * time.Second) // started at 15 s, and runs
+	h.advance(10 * time.Second) // started at 12.7 s, and runs
 	if c := h.camera("gfa1"); c.State != "running" {
 		t.Fatalf("camera %s after the fix", c.State)
 	}

@@ -87,6 +87,7 @@ func New(opts Options) (*Manager, error) {
 		Subscribe: m.ctl.Store().Subscribe,
 		Metrics:   m.met.Handler(),
 		Logger:    opts.Logger.WithName("http"),
+		Pprof:     os.Getenv("FLISWARM_PPROF") == "1",
 	})
 	return m, nil
 }

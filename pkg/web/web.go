@@ -22,6 +22,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -51,6 +52,9 @@ type Options struct {
 	// MinInterval is the shortest time between two pushes to the page
 	// when no node's phase changed. Default DefaultMinInterval.
 	MinInterval time.Duration
+	// Pprof serves Go's profiles under /debug/pprof/ (off by default; the
+	// daemon turns it on when FLISWARM_PPROF=1, for profiling benchmarks).
+	Pprof bool
 	// EventsPerNode is how many recent events are kept for each node.
 	// Default DefaultEventsPerNode.
 	EventsPerNode int
@@ -85,6 +89,13 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /events", s.events)
 	if opts.Metrics != nil {
 		s.mux.Handle("GET /metrics", opts.Metrics)
+	}
+	if opts.Pprof {
+		s.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		s.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		s.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		s.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		s.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(staticFS())))
 	s.mux.HandleFunc("GET /{$}", s.page)

@@ -78,6 +78,10 @@ type env struct {
 
 	// http is the address of the daemon's status page and metrics.
 	http string
+	// mode is how startDaemon runs the daemon: "--debug" (default,
+	// readable debug logs) or "--foreground" (JSON logs at info level,
+	// as the service runs it).
+	mode string
 }
 
 func newEnv(t testing.TB, bed *testbed.Bed, mutate func(cfg map[string]any)) *env {
@@ -176,7 +180,11 @@ func (e *env) startDaemon() {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cmd := exec.Command(fliswarmBin(e.t), "-c", e.config, "--run-dir", e.runDir, "start", "--debug")
+	mode := e.mode
+	if mode == "" {
+		mode = "--debug"
+	}
+	cmd := exec.Command(fliswarmBin(e.t), "-c", e.config, "--run-dir", e.runDir, "start", mode)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)
