@@ -165,8 +165,12 @@ func (m *matrix) run(f fault) faultRow {
 	m.sampler.reset()
 	m.mark()
 	err := f.inject(m)
-	if err == nil && f.heal != nil {
-		err = f.heal(m)
+	if f.heal != nil {
+		// Undo the fault even when injecting it went wrong, so that one
+		// failure does not spill into the next faults.
+		if herr := f.heal(m); err == nil {
+			err = herr
+		}
 		m.mark()
 	}
 	start := m.faultAt
