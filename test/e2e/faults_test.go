@@ -231,9 +231,12 @@ func renderTable(rows []faultRow) string {
 // prober sends `talk status` to every camera, one after another, all the
 // time, and counts the commands that got no terminal reply within 30 s.
 type prober struct {
-	e          *env
-	t          *testing.T
-	paused     atomic.Bool
+	e      *env
+	t      *testing.T
+	paused atomic.Bool
+	// pauses counts pause(): a command sent before a pause (the daemon
+	// killed under it) is not held against the daemon.
+	pauses     atomic.Int64
 	unanswered atomic.Int64
 	sent       atomic.Int64
 	quit       chan struct{}
@@ -270,6 +273,7 @@ func (p *prober) loop() {
 			}
 		}
 		id++
+		sentIn := p.pauses.Load()
 		if _, err := fmt.Fprintf(u.conn, "%d talk status\n", id); err != nil {
 			u.conn.Close()
 			u = nil
@@ -281,8 +285,8 @@ func (p *prober) loop() {
 			if _, ok := u.final(id); ok {
 				break
 			}
-			if time.Now().After(deadline) || p.paused.Load() {
-				if !p.paused.Load() {
+			if time.Now().After(deadline) || p.paused.Load() || p.pauses.Load() != sentIn {
+				if !p.paused.Load() && p.pauses.Load() == sentIn {
 					p.unanswered.Add(1)
 					p.t.Logf("prober: talk status %d got no terminal reply", id)
 				}
@@ -295,7 +299,7 @@ func (p *prober) loop() {
 	}
 }
 
-func (p *prober) pause()                 { p.paused.Store(true) }
+func (p *prober) pause()                 { p.pauses.Add(1); p.paused.Store(true) }
 func (p *prober) resume()                { p.paused.Store(false) }
 func (p *prober) unansweredCount() int64 { return p.unanswered.Load() }
 func (p *prober) stop()                  { close(p.quit); <-p.done }
