@@ -252,6 +252,7 @@ func startProber(t *testing.T, e *env) *prober {
 func (p *prober) loop() {
 	defer close(p.done)
 	var u *rawUser
+	var dialedIn int64 // p.pauses when u was dialed
 	id := 0
 	for {
 		select {
@@ -266,7 +267,14 @@ func (p *prober) loop() {
 			}
 			continue
 		}
+		if u != nil && p.pauses.Load() != dialedIn {
+			// A pause came and went while this loop slept: the
+			// connection may be to the daemon killed meanwhile.
+			u.conn.Close()
+			u = nil
+		}
 		if u == nil {
+			dialedIn = p.pauses.Load()
 			u = dialRawQuiet(p.e)
 			if u == nil {
 				continue
