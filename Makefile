@@ -16,7 +16,7 @@ CI_FUZZTIME  ?= 20s
 # The parsers of outside input fuzzed by every `make test`: the
 # configuration loader, the actor's command-line parser and the camera-line
 # decoder.
-CI_FUZZ      := ./pkg/config:FuzzParse ./pkg/opscore:FuzzParseLine ./pkg/clu:FuzzParseReply ./pkg/clu:FuzzParseReplyPython
+CI_FUZZ      := ./pkg/config:FuzzParse ./pkg/opscore:FuzzParseLine ./pkg/clu:FuzzParseReply
 
 .PHONY: all build test unit fuzz-ci e2e e2e-secure bench bench-relay lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools chromium
 
