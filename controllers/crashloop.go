@@ -6,19 +6,28 @@ import (
 
 // CrashBackoff is the crash-loop schedule, as the kubelet's but faster at
 // first: the first restart of a camera that stopped is immediate; each
-// further stop soon after a start doubles the wait, from Initial up to
+// further stop soon after a start multiplies the wait, from Initial up to
 // Max; a camera that ran for ResetAfter starts the count again.
+//
+// The wait doubles after a camera that came up (the actor connected to
+// it) and then stopped: a camera that crashes while it works is worth
+// restarting soon, as it may well work again. It grows by
+// NeverUpFactor after a camera that stopped before it ever came up (an
+// environment or a device it cannot use): that rarely mends itself within
+// seconds, and each start costs the node a container start.
 type CrashBackoff struct {
 	Initial, Max, ResetAfter time.Duration
+	NeverUpFactor            float64
 }
 
-// DefaultCrashBackoff is 0.1 s doubling to 5 minutes, reset after 10
-// minutes of running. Each wait is half Docker's `--restart always` wait
-// after the same stop (0.1 s doubling to 1 minute), so a camera killed
-// several times in a row is never back later than under Docker's policy,
-// while the 5-minute ceiling makes a camera that loops for minutes cost
-// fewer starts than Docker's (make bench measures both).
-var DefaultCrashBackoff = CrashBackoff{Initial: 100 * time.Millisecond, Max: 5 * time.Minute, ResetAfter: 10 * time.Minute}
+// DefaultCrashBackoff is 0.1 s doubling to 5 minutes (quadrupling for a
+// camera that never came up), reset after 10 minutes of running. Each
+// doubling wait is half Docker's `--restart always` wait after the same
+// stop (0.1 s doubling to 1 minute), so a camera killed several times in
+// a row is never back later than under Docker's policy; a camera that
+// cannot start is started fewer times than under Docker's policy (make
+// bench measures both).
+var DefaultCrashBackoff = CrashBackoff{Initial: 100 * time.Millisecond, Max: 5 * time.Minute, ResetAfter: 10 * time.Minute, NeverUpFactor: 4}
 
 // crashTracker follows one node's camera stops. It is pure bookkeeping
 // on times it is given.
@@ -32,14 +41,17 @@ type crashTracker struct {
 	lastStop  string
 	stoppedAt time.Time
 	exitCode  int
+	// cameUp: the camera of the last stop had come up before it stopped.
+	cameUp bool
 	logs      []string
 	// announced is the stop whose wait was logged.
 	announced string
 }
 
 // observeStop counts a stop of container id that ran from started to
-// finished, once. It reports whether this stop is new.
-func (c *crashTracker) observeStop(id string, started, finished time.Time, exitCode int, now time.Time) bool {
+// finished, once; cameUp says whether its camera came up before. It
+// reports whether this stop is new.
+func (c *crashTracker) observeStop(id string, started, finished time.Time, exitCode int, cameUp bool, now time.Time) bool {
 	if finished.IsZero() {
 		finished = now
 	}
@@ -54,7 +66,7 @@ func (c *crashTracker) observeStop(id string, started, finished time.Time, exitC
 	} else {
 		c.stops++
 	}
-	c.stoppedAt, c.exitCode = finished, exitCode
+	c.stoppedAt, c.exitCode, c.cameUp = finished, exitCode, cameUp
 	return true
 }
 
@@ -63,7 +75,11 @@ func (c *crashTracker) wait() time.Duration {
 	if c.stops <= 1 {
 		return 0
 	}
-	return doubling(c.policy.Initial, c.policy.Max, c.stops-2)
+	factor := 2.0
+	if !c.cameUp && c.policy.NeverUpFactor > factor {
+		factor = c.policy.NeverUpFactor
+	}
+	return growing(c.policy.Initial, c.policy.Max, factor, c.stops-2)
 }
 
 // nextStart is when the camera may be started again.

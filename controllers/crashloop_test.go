@@ -11,12 +11,12 @@ import (
 )
 
 func TestCrashTrackerSchedule(t *testing.T) {
-	c := crashTracker{policy: CrashBackoff{Initial: time.Second, Max: 8 * time.Second, ResetAfter: time.Minute}}
+	c := crashTracker{policy: CrashBackoff{Initial: time.Second, Max: 8 * time.Second, ResetAfter: time.Minute, NeverUpFactor: 4}}
 	t0 := epoch
 	var waits []time.Duration
 	for i := range 7 {
 		start := t0.Add(time.Duration(i) * time.Minute)
-		if !c.observeStop("c1", start, start.Add(time.Second), 2, start.Add(time.Second)) {
+		if !c.observeStop("c1", start, start.Add(time.Second), 2, true, start.Add(time.Second)) {
 			t.Fatalf("stop %d not counted", i)
 		}
 		waits = append(waits, c.wait())
@@ -27,7 +27,7 @@ func TestCrashTrackerSchedule(t *testing.T) {
 	}
 	// The same stop seen twice counts once.
 	last := t0.Add(6 * time.Minute)
-	if c.observeStop("c1", last, last.Add(time.Second), 2, last) || c.stops != 7 {
+	if c.observeStop("c1", last, last.Add(time.Second), 2, true, last) || c.stops != 7 {
 		t.Fatalf("a stop observed twice was counted twice (stops %d)", c.stops)
 	}
 	// A run of ResetAfter forgets the loop, and so does a stop after one.
@@ -40,9 +40,22 @@ func TestCrashTrackerSchedule(t *testing.T) {
 		t.Fatal("a camera that ran ResetAfter is still backed off")
 	}
 	c.stops = 5
-	c.observeStop("c2", last, last.Add(2*time.Minute), 1, last.Add(2*time.Minute))
+	c.observeStop("c2", last, last.Add(2*time.Minute), 1, true, last.Add(2*time.Minute))
 	if c.stops != 1 || c.wait() != 0 {
 		t.Fatalf("a stop after a long run: stops %d, wait %v; want 1, 0", c.stops, c.wait())
+	}
+	// A camera that stops before it ever comes up backs off by
+	// NeverUpFactor.
+	c.forget()
+	waits = waits[:0]
+	for i := range 5 {
+		start := t0.Add(time.Hour + time.Duration(i)*time.Minute)
+		c.observeStop("c3", start, start.Add(time.Millisecond), 2, false, start.Add(time.Millisecond))
+		waits = append(waits, c.wait())
+	}
+	want = []time.Duration{0, time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second}
+	if !slices.Equal(waits, want) {
+		t.Fatalf("never up: waits %v, want %v", waits, want)
 	}
 }
 
@@ -92,17 +105,17 @@ func TestCrashLoopBacksOff(t *testing.T) {
 		t.Fatalf("die events bypassed the backoff: %d starts", n)
 	}
 
-	// A minute of fake time: starts at 0, 0, 0.1, 0.3, 0.7, 1.5, 3.1, 6.3,
-	// 12.7, 25.5, 51.1 s.
+	// A minute of fake time; the camera never comes up, so the waits
+	// quadruple: starts at 0, 0, 0.1, 0.5, 2.1, 8.5, 34.1 s.
 	h.advance(time.Minute - time.Millisecond)
 	n := e.Calls("StartContainer")
 	t.Logf("%d starts in the first minute", n)
-	if n < 8 || n > 13 {
-		t.Fatalf("%d starts in the first minute, want 8 to 13", n)
+	if n != 7 {
+		t.Fatalf("%d starts in the first minute, want 7", n)
 	}
 	st = h.status("gfa1")
-	if st.Phase != v1.PhaseCrashLoopBackOff || st.CrashLoop.Backoff.D() != 51200*time.Millisecond {
-		t.Fatalf("after a minute: phase %s, crash loop %+v; want a 51.2s backoff", st.Phase, st.CrashLoop)
+	if st.Phase != v1.PhaseCrashLoopBackOff || st.CrashLoop.Backoff.D() != 102400*time.Millisecond {
+		t.Fatalf("after a minute: phase %s, crash loop %+v; want a 102.4s backoff", st.Phase, st.CrashLoop)
 	}
 	// One log line per attempt, not one per event.
 	if n, starts := h.logCount("camera keeps stopping"), e.Calls("StartContainer"); n > starts {
@@ -135,20 +148,20 @@ func TestCrashLoopOperatorBypassesOnce(t *testing.T) {
 func TestCrashLoopResetsAfterARun(t *testing.T) {
 	h, name := crashHarness(t)
 	e := h.eng("gfa1")
-	h.advance(10 * time.Second) // starts at 0.1, 0.3, 0.7, 1.5, 3.1, 6.3 s
+	h.advance(10 * time.Second) // starts at 0.1, 0.5, 2.1, 8.5 s
 	e.SetCrash(0)               // the camera is mended
-	h.advance(10 * time.Second) // started at 12.7 s, and runs
+	h.advance(30 * time.Second) // started at 34.1 s, and runs
 	if c := h.camera("gfa1"); c.State != "running" {
 		t.Fatalf("camera %s after the fix", c.State)
 	}
 	if h.status("gfa1").CrashLoop == nil {
 		t.Fatal("the crash loop was forgotten before ResetAfter")
 	}
-	h.advance(DefaultCrashBackoff.ResetAfter - 10*time.Second)
+	h.advance(DefaultCrashBackoff.ResetAfter - 30*time.Second)
 	if h.status("gfa1").CrashLoop == nil {
 		t.Fatal("the crash loop was forgotten before ResetAfter")
 	}
-	h.advance(10*time.Second + testSwarm().ResyncInterval.D()) // seen at the next resync
+	h.advance(30*time.Second + testSwarm().ResyncInterval.D()) // seen at the next resync
 	st := h.status("gfa1")
 	if st.CrashLoop != nil || st.Phase != v1.PhaseReady {
 		t.Fatalf("after ResetAfter of running: phase %s, crash loop %+v", st.Phase, st.CrashLoop)
@@ -159,5 +172,27 @@ func TestCrashLoopResetsAfterARun(t *testing.T) {
 	h.settle()
 	if e.Calls("StartContainer") != starts+1 || h.camera("gfa1").State != "running" {
 		t.Fatalf("a stop after a long run was not restarted at once")
+	}
+}
+
+// A camera that comes up each time and is then killed again and again is
+// restarted on the doubling schedule (half Docker's waits), not on the
+// steeper one of a camera that cannot start.
+func TestKilledCameraThatCameUpDoubles(t *testing.T) {
+	h, name := oneNode(t)
+	e := h.eng("gfa1")
+	for i, want := range []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+		e.Kill(name, 137)
+		h.settle()
+		var got time.Duration
+		if cl := h.status("gfa1").CrashLoop; cl != nil {
+			got = cl.Backoff.D()
+		}
+		if got != want {
+			t.Fatalf("kill %d: backoff %v, want %v", i+1, got, want)
+		}
+		h.advance(want)
+		h.probed()
+		h.requireReady("gfa1")
 	}
 }

@@ -38,11 +38,11 @@ func (r *NodeReconciler) execute(ctx context.Context, eng Engine, node string, s
 		if err := eng.RemoveContainer(ctx, a.ID, true); err != nil {
 			return "", err
 		}
-		return createAndStart(ctx, eng, want)
+		return r.createAndStart(ctx, eng, node, want)
 	case ActionCreateContainer:
-		return createAndStart(ctx, eng, want)
+		return r.createAndStart(ctx, eng, node, want)
 	case ActionStartContainer:
-		return a.ID, eng.StartContainer(ctx, a.ID)
+		return a.ID, r.start(ctx, eng, node, want.Container.Name, a.ID)
 	case ActionUnpauseContainer:
 		return "", eng.UnpauseContainer(ctx, a.ID)
 	}
@@ -52,9 +52,13 @@ func (r *NodeReconciler) execute(ctx context.Context, eng Engine, node string, s
 // createAndStart creates the container and starts it. A name still in use
 // (Docker removing the old container, or one created since we looked) is
 // removed, and the reconcile comes back for the create.
-func createAndStart(ctx context.Context, eng Engine, want Desired) (string, error) {
+func (r *NodeReconciler) createAndStart(ctx context.Context, eng Engine, node string, want Desired) (string, error) {
 	c := want.Container
+	r.expect.Expect(node, c.Name, "create")
 	id, err := eng.CreateContainer(ctx, c.Name, c.Config, c.HostConfig)
+	if err != nil {
+		r.expect.Forget(node, c.Name, "create")
+	}
 	if engine.IsConflict(err) {
 		cs, lerr := eng.ListContainers(ctx, nil, c.Name)
 		if lerr == nil && len(cs) > 0 {
@@ -67,7 +71,17 @@ func createAndStart(ctx context.Context, eng Engine, want Desired) (string, erro
 	if err != nil {
 		return "", err
 	}
-	return id, eng.StartContainer(ctx, id)
+	return id, r.start(ctx, eng, node, c.Name, id)
+}
+
+// start starts a container, expecting its `start` event (see Expectations).
+func (r *NodeReconciler) start(ctx context.Context, eng Engine, node, name, id string) error {
+	r.expect.Expect(node, name, "start")
+	err := eng.StartContainer(ctx, id)
+	if err != nil {
+		r.expect.Forget(node, name, "start")
+	}
+	return err
 }
 
 // pull pulls ref, reporting its progress in the store and, at most every

@@ -258,6 +258,10 @@ func (h *harness) start() {
 	h.settle()
 }
 
+// probed lets the time pass for the readiness probe of the cameras just
+// started (the reconciler comes back for it after firstProbe).
+func (h *harness) probed() { h.advance(firstProbe) }
+
 func (h *harness) eng(node string) *fakeEngine { return h.w.engines[node] }
 
 // idle reports that no key waits and none is being processed (delayed

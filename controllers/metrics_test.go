@@ -67,6 +67,7 @@ func TestReconcilerCountsActions(t *testing.T) {
 	spec := testSwarm("gfa1")
 	h := newHarness(t, spec, "r1", func(o *Options) { o.Metrics = m })
 	h.start()
+	h.probed()
 	h.requireReady("gfa1")
 	count := func(action string) int {
 		m.mu.Lock()
@@ -84,6 +85,7 @@ func TestReconcilerCountsActions(t *testing.T) {
 	}
 	h.eng("gfa1").Kill(spec.ContainerNameFor("gfa1"), 137)
 	h.settle()
+	h.probed()
 	h.requireReady("gfa1")
 	if count("start-container ok") != 1 {
 		t.Errorf("actions after a crash: %q; want one start-container ok", m.actions)

@@ -37,6 +37,7 @@ type NodeReconciler struct {
 	engines  *Engines
 	rollout  *Rollout
 	requests *Requests
+	expect   *Expectations
 	opts     Options
 	clock    Clock
 	log      logr.Logger
@@ -83,9 +84,9 @@ type startingCamera struct {
 	rollout  bool
 }
 
-func newNodeReconciler(store *Store, engines *Engines, rollout *Rollout, requests *Requests, opts Options) *NodeReconciler {
+func newNodeReconciler(store *Store, engines *Engines, rollout *Rollout, requests *Requests, expect *Expectations, opts Options) *NodeReconciler {
 	return &NodeReconciler{
-		store: store, engines: engines, rollout: rollout, requests: requests,
+		store: store, engines: engines, rollout: rollout, requests: requests, expect: expect,
 		opts: opts, clock: opts.Clock, log: opts.Logger, nodes: map[string]*nodeMemory{},
 	}
 }

@@ -29,9 +29,12 @@ type Options struct {
 	// Busy tells whether the node's camera is busy (exposing) and why; a
 	// change that would recreate it waits, up to update_wait.
 	Busy func(node string) (bool, string)
-	// OnCameraStarted is called when a camera fliswarm started answers
-	// (the actor connects to it at once).
-	OnCameraStarted func(node string)
+	// OnContainerStarted is called as soon as fliswarm has started a
+	// node's camera container (the actor then dials the camera until it
+	// listens), OnCameraStarted when that camera answers the readiness
+	// probe (the actor connects at once, if it has not yet).
+	OnContainerStarted func(node string)
+	OnCameraStarted    func(node string)
 	// CrashBackoff is the crash-loop schedule; default DefaultCrashBackoff.
 	CrashBackoff CrashBackoff
 	// RateLimiter spaces the retries of failed reconciles; default
@@ -102,8 +105,9 @@ func New(spec *v1.Swarm, revision string, opts Options) *NodeController {
 	c.engines = NewEngines(opts.NewEngine)
 	c.rollout = NewRollout(spec.MaxUnavailable, c.queue.Add)
 	c.requests = NewRequests(c.queue.Add)
-	c.events = NewEventSource(c.engines, c.store, c.queue.Add, opts.Logger.WithName("events"))
-	c.rec = newNodeReconciler(c.store, c.engines, c.rollout, c.requests, opts)
+	expect := NewExpectations(opts.Clock)
+	c.events = NewEventSource(c.engines, c.store, expect, c.queue.Add, opts.Logger.WithName("events"))
+	c.rec = newNodeReconciler(c.store, c.engines, c.rollout, c.requests, expect, opts)
 	c.rollout.SetRevision(revision)
 	return c
 }

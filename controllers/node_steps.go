@@ -134,7 +134,8 @@ func (r *NodeReconciler) crashGate(ctx context.Context, eng Engine, node string,
 	now := r.clock.Now()
 	// The camera's last words are read once it loops (its restart then
 	// waits anyway): a first stop is restarted without that extra call.
-	if mem.crash.observeStop(k.ID, k.StartedAt, k.FinishedAt, k.ExitCode, now) && mem.crash.looping() {
+	came := mem.answered == k.ID || r.store.CameraSeen(node)
+	if mem.crash.observeStop(k.ID, k.StartedAt, k.FinishedAt, k.ExitCode, came, now) && mem.crash.looping() {
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		mem.crash.logs, _ = eng.ContainerLogs(lctx, k.ID, crashLogLines)
 		cancel()
@@ -236,6 +237,10 @@ func (r *NodeReconciler) noteStarted(node string, mem *nodeMemory, spec *v1.Swar
 		rollout: r.rollout.Holds(node) && target == spec,
 	}
 	mem.answered = ""
+	r.store.ContainerStarted(node)
+	if r.opts.OnContainerStarted != nil {
+		r.opts.OnContainerStarted(node)
+	}
 }
 
 // record stores what this reconcile observed and did.

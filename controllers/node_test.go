@@ -16,6 +16,7 @@ func oneNode(t *testing.T) (*harness, string) {
 	spec := testSwarm("gfa1")
 	h := newHarness(t, spec, "r1")
 	h.start()
+	h.probed()
 	h.requireReady("gfa1")
 	return h, spec.ContainerNameFor("gfa1")
 }
@@ -32,6 +33,7 @@ func TestDieEventRestartsTheCameraAtOnce(t *testing.T) {
 	if !h.clock.Now().Equal(now) {
 		t.Fatal("the clock moved")
 	}
+	h.probed()
 	h.requireReady("gfa1")
 	if st := h.status("gfa1"); st.Restarts != 1 {
 		t.Fatalf("restarts %d, want 1", st.Restarts)
@@ -140,6 +142,7 @@ func TestUnreachableNodeAnswersAtOnce(t *testing.T) {
 	spec := testSwarm("gfa1", "gfa2")
 	h := newHarness(t, spec, "r1")
 	h.start()
+	h.probed()
 	h.requireReady("gfa1", "gfa2")
 	h.w.set(func() { h.w.hostDown[spec.Nodes["gfa1"].Host] = true })
 	refused := errors.New("dial tcp: connect: connection refused")
@@ -186,6 +189,7 @@ func TestNodesNotEnabledAreRefusedAndLeftAlone(t *testing.T) {
 	}
 	h2 := newHarness(t, spec, "r1")
 	h2.start()
+	h2.probed()
 	h2.requireReady("gfa1")
 	if r := h2.ctl.ConvergeResults(ctx, []string{"gfa2"}, true)[0]; !strings.Contains(r.Error, "gfa2: node is not enabled") {
 		t.Fatalf("daemon: error %q", r.Error)
@@ -195,5 +199,39 @@ func TestNodesNotEnabledAreRefusedAndLeftAlone(t *testing.T) {
 		if n := hh.eng("gfa2").Calls("CreateContainer"); n != 0 || hh.eng("gfa2").Calls("StartContainer") != 0 {
 			t.Fatalf("a camera was created on a node that is not enabled (%d creates)", n)
 		}
+	}
+}
+
+// The start event of a camera the reconciler started itself does not make
+// it reconcile the node again; a start nobody expected does, and so does
+// the start after an expectation has lapsed.
+func TestOwnStartEventIsNotReconciledAgain(t *testing.T) {
+	h, name := oneNode(t)
+	e := h.eng("gfa1")
+	lists := e.Calls("ListContainers")
+	e.Kill(name, 137)
+	h.settle()
+	// One reconcile: it reads the node before and after acting.
+	if n := e.Calls("ListContainers") - lists; n != 2 {
+		t.Fatalf("%d container listings for a die and the restart that followed, want 2 (one reconcile)", n)
+	}
+	startEvent := func() {
+		e.mu.Lock()
+		ev := e.event(e.find(name), "start")
+		e.mu.Unlock()
+		e.emit(ev)
+		h.settle()
+	}
+	lists = e.Calls("ListContainers")
+	startEvent() // an operator's `docker start`
+	if n := e.Calls("ListContainers") - lists; n != 1 {
+		t.Fatalf("%d reconciles for a start nobody expected, want 1", n)
+	}
+	h.ctl.rec.expect.Expect("gfa1", name, "start")
+	h.advance(expectationTTL)
+	lists = e.Calls("ListContainers")
+	startEvent()
+	if n := e.Calls("ListContainers") - lists; n != 1 {
+		t.Fatalf("%d reconciles for a start expected too long ago, want 1", n)
 	}
 }

@@ -58,8 +58,11 @@ func (b *ItemBackoff) NumRequeues(key string) int {
 }
 
 // doubling is base·2^n, capped at max.
-func doubling(base, max time.Duration, n int) time.Duration {
-	d := float64(base) * math.Pow(2, float64(n))
+func doubling(base, max time.Duration, n int) time.Duration { return growing(base, max, 2, n) }
+
+// growing is base·factor^n, capped at max.
+func growing(base, max time.Duration, factor float64, n int) time.Duration {
+	d := float64(base) * math.Pow(factor, float64(n))
 	if d > float64(max) {
 		return max
 	}

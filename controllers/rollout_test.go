@@ -24,6 +24,7 @@ func rolloutHarness(t *testing.T, tweak func(*v1.Swarm)) (*harness, *v1.Swarm) {
 	}
 	h := newHarness(t, spec, "r1")
 	h.start()
+	h.probed()
 	h.requireReady(threeNodes...)
 	return h, spec
 }

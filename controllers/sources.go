@@ -23,6 +23,7 @@ import (
 type EventSource struct {
 	engines *Engines
 	store   *Store
+	expect  *Expectations
 	enqueue func(node string)
 	log     logr.Logger
 
@@ -38,8 +39,8 @@ type watch struct {
 }
 
 // NewEventSource returns a source that enqueues with enqueue.
-func NewEventSource(engines *Engines, store *Store, enqueue func(string), log logr.Logger) *EventSource {
-	return &EventSource{engines: engines, store: store, enqueue: enqueue, log: log, watches: map[string]*watch{}}
+func NewEventSource(engines *Engines, store *Store, expect *Expectations, enqueue func(string), log logr.Logger) *EventSource {
+	return &EventSource{engines: engines, store: store, expect: expect, enqueue: enqueue, log: log, watches: map[string]*watch{}}
 }
 
 // Start begins watching every managed node; Sync follows later changes.
@@ -145,8 +146,10 @@ func (s *EventSource) relevant(node string, ev engine.Event) bool {
 			return false
 		}
 		switch ev.Action {
-		case "die", "destroy", "stop", "kill", "oom", "pause", "unpause", "start", "create":
+		case "die", "destroy", "stop", "kill", "oom", "pause", "unpause":
 			return true
+		case "start", "create": // unless the reconciler's own
+			return !s.expect.Expected(node, ev.Name, ev.Action)
 		}
 	case "volume":
 		_, ours := spec.Volumes[ev.Name]

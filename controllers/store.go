@@ -33,6 +33,9 @@ type Store struct {
 type cameraState struct {
 	connected bool
 	message   string
+	// seen: the actor has been connected to the camera since its
+	// container was last started (see CameraSeen).
+	seen bool
 }
 
 // NewStore returns a store holding spec.
@@ -141,7 +144,7 @@ func (s *Store) TrackCamera() {
 func (s *Store) SetCamera(node string, connected bool, message string) {
 	s.mu.Lock()
 	old := s.camera[node]
-	s.camera[node] = cameraState{connected: connected, message: message}
+	s.camera[node] = cameraState{connected: connected, message: message, seen: old.seen || connected}
 	s.mu.Unlock()
 	if old.connected != connected || old.message != message {
 		s.notify(node)
@@ -153,6 +156,25 @@ func (s *Store) CameraConnected(node string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.camera[node].connected
+}
+
+// CameraSeen reports whether the actor has been connected to the node's
+// camera since ContainerStarted: whether the camera came up at all before
+// it stopped.
+func (s *Store) CameraSeen(node string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.camera[node].seen
+}
+
+// ContainerStarted records that the node's camera container was just
+// started: its camera has not been seen since.
+func (s *Store) ContainerStarted(node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.camera[node]
+	cs.seen = false
+	s.camera[node] = cs
 }
 
 // SetRollout records a node's part in a rollout; nil clears it.

@@ -342,10 +342,19 @@ func (a *Actor) SetSpec(spec *v1.Swarm) {
 }
 
 // ContainerStarted tells the actor that node's camera container was just
-// (re)started: its camera client dials at once instead of waiting out its
-// backoff.
+// (re)started: its camera client dials at once, and again every few tens
+// of milliseconds until the camera listens, instead of waiting out its
+// backoff (see device.Client.Started).
 func (a *Actor) ContainerStarted(node string) {
 	a.busy.forget(node) // a new camera is idle
+	if c := a.device(node); c != nil {
+		c.Started()
+	}
+}
+
+// CameraAnswers tells the actor that node's camera, which fliswarm
+// started, answers: its client dials at once if it is not connected yet.
+func (a *Actor) CameraAnswers(node string) {
 	if c := a.device(node); c != nil {
 		c.Kick()
 	}
@@ -454,6 +463,7 @@ func (a *Actor) startDeviceLocked(name, addr string) *deviceEntry {
 
 	o := a.opts.DeviceOptions
 	o.Logger = a.log.WithName("device")
+	o.InlineReplies = true // talk's relay only queues lines (see talk)
 	type state struct {
 		connected bool
 		reason    string

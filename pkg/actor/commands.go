@@ -469,30 +469,68 @@ func (a *Actor) talk(ctx context.Context, cmd *opscore.Command) {
 	}
 
 	var (
-		mu    sync.Mutex
-		files []any
-		good  []string
-		bad   []string
-		wg    sync.WaitGroup
+		mu      sync.Mutex
+		files   []any
+		good    []string
+		bad     []string
+		pending = len(targets)
+		wg      sync.WaitGroup
 	)
+	// end records one camera's outcome; the last one ends the command.
+	// When a camera ends its command, end runs on that camera's reader
+	// goroutine (see device.Options.InlineReplies) inside the reply's
+	// Batch, so the relayed lines and the command's end reach the user in
+	// one write, without waking the command's goroutine first.
+	end := func(name string, ok bool) {
+		mu.Lock()
+		if ok {
+			good = append(good, name)
+		} else {
+			bad = append(bad, name)
+		}
+		pending--
+		last := pending == 0
+		mu.Unlock()
+		if !last || ctx.Err() != nil {
+			return // more cameras to hear from, or the user is gone
+		}
+		if len(files) > 0 {
+			cmd.Write(opscore.Info, opscore.KW("filename_bundle", files...))
+		}
+		if len(good) == 0 {
+			slices.Sort(bad)
+			a.fail(cmd, "Command %q failed on every camera (%s).", camCmd, strings.Join(bad, ", "))
+			return
+		}
+		cmd.Finish()
+	}
 	exposing := isExpose(camCmd)
 	run := func(t target) {
 		if exposing {
 			a.busy.begin(t.name)
 			defer a.busy.end(t.name)
 		}
-		res, err := t.client.SendWithTimeout(ctx, camCmd, timeout, func(r clu.Reply) {
-			a.busy.observe(t.name, r)
-			lines := relayLines(r)
-			writeLines(cmd, lines)
-			a.opts.Metrics.LinesRelayed(len(lines))
-			if p, ok := filenameOf(r); ok {
-				mu.Lock()
-				files = append(files, p)
-				mu.Unlock()
-			}
+		ended := false // by the camera's terminal reply; onReply calls come one at a time
+		_, err := t.client.SendWithTimeout(ctx, camCmd, timeout, func(r clu.Reply) {
+			cmd.Batch(func() {
+				a.busy.observe(t.name, r)
+				lines := relayLines(r)
+				writeLines(cmd, lines)
+				a.opts.Metrics.LinesRelayed(len(lines))
+				if p, ok := filenameOf(r); ok {
+					mu.Lock()
+					files = append(files, p)
+					mu.Unlock()
+				}
+				if clu.IsTerminal(r.Header.MessageCode) {
+					ended = true
+					end(t.name, r.Header.MessageCode == clu.CodeDone)
+				}
+			})
 		})
 		switch {
+		case ended:
+			return
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, device.ErrNotConnected):
@@ -500,34 +538,16 @@ func (a *Actor) talk(ctx context.Context, cmd *opscore.Command) {
 		case err != nil:
 			cmd.Write(opscore.Warning, opscore.KW("error", t.name, err.Error()))
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		if err == nil && res.OK() {
-			good = append(good, t.name)
-		} else {
-			bad = append(bad, t.name)
-		}
+		end(t.name, false)
 	}
 	if len(targets) == 1 {
 		run(targets[0]) // no goroutine hop for the common single-camera talk
-	} else {
-		for _, t := range targets {
-			wg.Go(func() { run(t) })
-		}
-		wg.Wait()
-	}
-	if ctx.Err() != nil {
-		return // the user is gone
-	}
-	if len(files) > 0 {
-		cmd.Write(opscore.Info, opscore.KW("filename_bundle", files...))
-	}
-	if len(good) == 0 {
-		slices.Sort(bad)
-		a.fail(cmd, "Command %q failed on every camera (%s).", camCmd, strings.Join(bad, ", "))
 		return
 	}
-	cmd.Finish()
+	for _, t := range targets {
+		wg.Go(func() { run(t) })
+	}
+	wg.Wait()
 }
 
 // ---- reconnect ----

@@ -125,6 +125,13 @@ type Options struct {
 	// called from the connection's reader goroutine: it must return
 	// quickly and must not wait for a Send of this Client to finish.
 	OnUnsolicited func(clu.Reply)
+	// InlineReplies gives a command's replies to its onReply on the
+	// connection's reader goroutine, as they are read, instead of on the
+	// goroutine waiting in SendWithTimeout: one goroutine hand-over fewer
+	// per reply, for an onReply that never waits (the actor's relay, which
+	// only queues lines). A slow onReply then delays every reply of this
+	// camera.
+	InlineReplies bool
 	// OnState is told about the connection: (true, nil) when a connection
 	// is established and verified, (false, cause) when it ends and after
 	// every failed connection attempt, so the caller can record the latest
@@ -286,6 +293,18 @@ func (c *Client) InFlight() int {
 // overrides Pause.
 func (c *Client) Kick() { c.keeper.Kick() }
 
+// Started tells the client that the camera's container was just started:
+// it dials now and, while the camera's port does not answer yet, again
+// every StartedRetry for StartedWindow, instead of backing off (a camera
+// is back as soon as it listens). Like Kick, it never overrides Pause.
+func (c *Client) Started() { c.keeper.KickFor(StartedRetry, StartedWindow) }
+
+// StartedRetry and StartedWindow: see Started.
+const (
+	StartedRetry  = 25 * time.Millisecond
+	StartedWindow = 3 * time.Second
+)
+
 // Disconnect drops the current connection, if any. Every command in flight
 // ends with ErrDisconnected. Run reconnects after its backoff wait (or at
 // the next Kick).
@@ -358,6 +377,7 @@ func (c *Client) serve(ctx context.Context, conn net.Conn) bool {
 			c.unsolicited(r)
 		},
 		OnDiscard: func(clu.Reply) { c.discarded.Add(1) },
+		Inline:    c.opts.InlineReplies,
 	})
 
 	c.mu.Lock()
@@ -524,7 +544,8 @@ func (c *Client) Send(ctx context.Context, command string, onReply func(clu.Repl
 // Every reply carrying the id, the terminal one included, is given to
 // onReply (which may be nil) in arrival order, from SendWithTimeout's own
 // goroutine: a slow onReply delays only this command, never the
-// connection's reader. SendWithTimeout returns only after its last onReply call has
+// connection's reader (with Options.InlineReplies, from the reader
+// instead). SendWithTimeout returns only after its last onReply call has
 // returned, and every reply received before the command ended is delivered.
 //
 // It returns the Result with a nil error when the camera sends a terminal

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -90,55 +89,23 @@ func (c *Client) ListContainers(ctx context.Context, labels map[string]string, n
 	return out, nil
 }
 
-// listIDs returns the IDs of the containers the engine's filters select
-// for labels and names, de-duplicated, in no particular order.
+// listIDs returns the IDs of the containers selected by labels or names
+// (see selected). It is one request: a node holds a handful of containers,
+// so all of them are listed and selected here, rather than one filtered
+// list for the labels and another for the names.
 func (c *Client) listIDs(ctx context.Context, labels map[string]string, names []string) ([]string, error) {
-	var queries []client.Filters
-	if len(labels) > 0 {
-		queries = append(queries, labelFilters(labels))
+	res, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true})
+	if err != nil {
+		return nil, err
 	}
-	if len(names) > 0 {
-		queries = append(queries, nameFilters(names))
-	}
-	if len(queries) == 0 {
-		queries = append(queries, nil) // everything
-	}
-	seen := map[string]bool{}
 	var ids []string
-	for _, f := range queries {
-		res, err := c.api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: f})
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range res.Items {
-			if !seen[s.ID] {
-				seen[s.ID] = true
-				ids = append(ids, s.ID)
-			}
+	for _, s := range res.Items {
+		if slices.ContainsFunc(s.Names, func(n string) bool { return selected(s.Labels, n, labels, names) }) ||
+			len(s.Names) == 0 && selected(s.Labels, "", labels, names) {
+			ids = append(ids, s.ID)
 		}
 	}
 	return ids, nil
-}
-
-// labelFilters selects containers carrying every label (the engine ANDs
-// values of the "label" filter).
-func labelFilters(labels map[string]string) client.Filters {
-	f := client.Filters{}
-	for _, k := range slices.Sorted(maps.Keys(labels)) {
-		f.Add("label", k+"="+labels[k])
-	}
-	return f
-}
-
-// nameFilters selects containers whose name is one of names (the engine
-// ORs values of the "name" filter, each a regular expression matched
-// against the name with its leading "/").
-func nameFilters(names []string) client.Filters {
-	f := client.Filters{}
-	for _, n := range names {
-		f.Add("name", "^/"+regexp.QuoteMeta(strings.TrimPrefix(n, "/"))+"$")
-	}
-	return f
 }
 
 // selected tells whether a container with these labels and name is

@@ -15,7 +15,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
-	"github.com/moby/moby/client"
 )
 
 func TestParseAddress(t *testing.T) {
@@ -177,19 +176,6 @@ func TestSelected(t *testing.T) {
 				t.Errorf("selected(%v, %q, %v, %v) = %v, want %v", tt.have, tt.cname, tt.labels, tt.names, got, tt.want)
 			}
 		})
-	}
-}
-
-func TestFilters(t *testing.T) {
-	got := labelFilters(map[string]string{"b": "2", "a": "1"})
-	want := client.Filters{"label": {"a=1": true, "b=2": true}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("labelFilters (-want +got):\n%s", diff)
-	}
-	got = nameFilters([]string{"flicamera-gfa1", "/x.y"})
-	want = client.Filters{"name": {`^/flicamera-gfa1$`: true, `^/x\.y$`: true}}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("nameFilters (-want +got):\n%s", diff)
 	}
 }
 

@@ -18,8 +18,10 @@ type Keeper struct {
 	initial, max time.Duration
 	kick         chan struct{} // buffered(1)
 
-	mu     sync.Mutex
-	paused bool
+	mu        sync.Mutex
+	paused    bool
+	fastUntil time.Time     // see KickFor
+	fastEvery time.Duration // see KickFor
 }
 
 // NewKeeper returns a Keeper with the given backoff bounds.
@@ -42,6 +44,29 @@ func (k *Keeper) Kick() {
 	case k.kick <- struct{}{}:
 	default:
 	}
+}
+
+// KickFor is Kick for a peer that was just started and will listen any
+// moment: while dials fail, the keeper dials again every `every` (instead
+// of backing off) until `window` has passed. A good connection ends it.
+func (k *Keeper) KickFor(every, window time.Duration) {
+	k.mu.Lock()
+	k.fastUntil, k.fastEvery = time.Now().Add(window), every
+	k.mu.Unlock()
+	k.Kick()
+}
+
+// fast returns the retry interval while a KickFor window lasts.
+func (k *Keeper) fast(connected bool) (time.Duration, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if connected {
+		k.fastUntil = time.Time{}
+	}
+	if k.fastUntil.IsZero() || !time.Now().Before(k.fastUntil) {
+		return 0, false
+	}
+	return k.fastEvery, true
 }
 
 // Pause keeps the keeper from dialling until Resume (the caller drops the
@@ -97,10 +122,14 @@ func (k *Keeper) Run(ctx context.Context,
 		var wait time.Duration
 		if err != nil {
 			wait = bo.NextBackOff()
+			if d, ok := k.fast(false); ok {
+				wait = d
+			}
 			if failed != nil {
 				failed(err, wait)
 			}
 		} else {
+			k.fast(true)
 			if serve(ctx, conn) {
 				bo.Reset()
 			}

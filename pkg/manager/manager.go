@@ -70,7 +70,8 @@ func New(opts Options) (*Manager, error) {
 		Metrics: m.met,
 		// A (re)started camera is reconnected at once, not after the
 		// device client's backoff.
-		OnCameraStarted: func(node string) { m.act.ContainerStarted(node) },
+		OnContainerStarted: func(node string) { m.act.ContainerStarted(node) },
+		OnCameraStarted:    func(node string) { m.act.CameraAnswers(node) },
 		// A camera in the middle of an exposure is not replaced.
 		Busy: func(node string) (bool, string) { return m.act.Busy(node) },
 	})

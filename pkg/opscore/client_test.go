@@ -1,6 +1,7 @@
 package opscore
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -241,5 +242,28 @@ func TestDialRefused(t *testing.T) {
 	ln.Close()
 	if _, err := Dial(context.Background(), addr); err == nil {
 		t.Error("Dial to a closed port succeeded")
+	}
+}
+
+func TestExchange(t *testing.T) {
+	h := newTestHandler()
+	s := startServer(t, h)
+	nc, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	rd := bufio.NewReader(nc)
+	for id := 1; id <= 3; id++ {
+		r, err := Exchange(nc, rd, id, "ping")
+		if err != nil || r.CmdID != id || r.Code != Done {
+			t.Fatalf("Exchange %d: %+v, %v", id, r, err)
+		}
+	}
+	if r, err := Exchange(nc, rd, 4, "nosuchverb"); err != nil || r.Code != Failed {
+		t.Fatalf("unknown verb: %+v, %v", r, err)
+	}
+	if _, err := Exchange(nc, rd, 5, "a\nb"); err == nil {
+		t.Fatal("a body with a newline was sent")
 	}
 }

@@ -1,6 +1,7 @@
 package opscore
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -36,14 +37,19 @@ type Command struct {
 	UserID int
 
 	actor string
-	// send gets each reply line, newline included, in a buffer it must
-	// copy from before returning.
-	send func(line []byte)
+	// send gets reply lines, each ending in a newline, in a buffer it
+	// must copy from before returning; final says the last one ends the
+	// command.
+	send func(lines []byte, final bool)
 	log  logr.Logger
 
 	mu       sync.Mutex
 	final    Code
 	finished chan struct{}
+
+	batching   int    // Batch calls under way
+	batch      []byte // their lines
+	batchFinal bool   // the batch ends the command
 }
 
 // NewCommand makes a Command outside a Server, for running a Handler
@@ -53,14 +59,20 @@ type Command struct {
 // `>` reply; a nil send drops every reply. The command's failures name the
 // actor DefaultActorName (see Failf).
 func NewCommand(l Line, userID int, send func(line string)) *Command {
-	var f func([]byte)
+	var f func([]byte, bool)
 	if send != nil {
-		f = func(b []byte) { send(string(b[:len(b)-1])) }
+		f = func(b []byte, _ bool) {
+			for len(b) > 0 {
+				i := bytes.IndexByte(b, '\n')
+				send(string(b[:i]))
+				b = b[i+1:]
+			}
+		}
 	}
 	return newCommand(l, userID, DefaultActorName, f, logr.Discard())
 }
 
-func newCommand(l Line, userID int, actor string, send func([]byte), log logr.Logger) *Command {
+func newCommand(l Line, userID int, actor string, send func([]byte, bool), log logr.Logger) *Command {
 	return &Command{
 		Line:     l,
 		UserID:   userID,
@@ -108,12 +120,41 @@ func (c *Command) Write(code Code, kws ...Keyword) {
 		c.final = code
 		close(c.finished)
 	}
-	if c.send != nil {
+	switch {
+	case c.send == nil:
+	case c.batching > 0:
+		c.batch = append(AppendReply(c.batch, c.UserID, c.ID, code, kws...), '\n')
+		c.batchFinal = code.Terminal()
+	default:
 		b := getScratch()
 		*b = append(AppendReply(*b, c.UserID, c.ID, code, kws...), '\n')
-		c.send(*b)
+		c.send(*b, code.Terminal())
 		putScratch(b)
 	}
+}
+
+// Batch runs f and sends the replies written meanwhile (by f or anyone
+// else) together when it returns, in order: a reply relayed with the
+// command's end reaches the user in one write.
+func (c *Command) Batch(f func()) {
+	c.mu.Lock()
+	c.batching++
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.batching--; c.batching > 0 || len(c.batch) == 0 {
+			return
+		}
+		if c.send != nil {
+			c.send(c.batch, c.batchFinal)
+		}
+		c.batch, c.batchFinal = c.batch[:0], false
+		if cap(c.batch) > 64<<10 {
+			c.batch = nil
+		}
+	}()
+	f()
 }
 
 // Finish ends the command successfully (`:`).

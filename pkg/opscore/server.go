@@ -318,7 +318,7 @@ func (s *Server) RunBroadcast(ctx context.Context, body string) error {
 		return &ParseError{Reason: "no command given"}
 	}
 	l := Line{Verb: words[0], Args: words[1:], Raw: trimBlanks(body)}
-	cmd := newCommand(l, 0, s.actor, s.broadcastLine, s.log)
+	cmd := newCommand(l, 0, s.actor, func(b []byte, _ bool) { s.broadcastLine(b) }, s.log)
 	s.run(ctx, cmd)
 	return nil
 }
@@ -328,7 +328,7 @@ func (s *Server) broadcastLine(line []byte) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for _, c := range s.users {
-		c.enqueue(line)
+		c.queue(line)
 	}
 }
 
@@ -372,7 +372,7 @@ func (s *Server) register(c *conn) {
 		line := AppendReply(nil, 0, 0, Info, KW("UserInfo", uid, s.users[uid].host))
 		line = append(line, '\n')
 		for _, u := range s.users {
-			u.enqueue(line)
+			u.queue(line)
 		}
 	}
 	c.reply(id, 0, Info, KW("version", Quoted(s.version)))
@@ -404,6 +404,8 @@ type conn struct {
 	obuf    []byte
 	writing int
 	closed  bool // aborted: queue nothing more
+	inline  bool // a command's last lines are being written by their sender
+	raw     rawWriter
 
 	wake       chan struct{} // a token when obuf stops being empty
 	quit       chan struct{} // closed by abort
@@ -429,6 +431,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		drain:      make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
+	c.raw = newRawWriter(nc)
 	c.host = c.addr
 	if h, _, err := net.SplitHostPort(c.addr); err == nil {
 		c.host = h
@@ -488,13 +491,23 @@ func (c *conn) abort(reason string, keysAndValues ...any) {
 func (c *conn) reply(uid, cmdID int, code Code, kws ...Keyword) {
 	b := getScratch()
 	*b = append(AppendReply(*b, uid, cmdID, code, kws...), '\n')
-	c.enqueue(*b)
+	c.enqueue(*b, code.Terminal())
 	putScratch(b)
 }
 
-// enqueue copies a line (newline included) to the backlog without ever
-// blocking; a user whose backlog would exceed the bound is dropped.
-func (c *conn) enqueue(line []byte) {
+// queue copies lines to the backlog for the writer (see enqueue).
+func (c *conn) queue(lines []byte) { c.enqueue(lines, false) }
+
+// enqueue copies lines (each ending in a newline) to the backlog without
+// ever blocking; a user whose backlog would exceed the bound is dropped.
+//
+// A command's last lines (final) are the ones a client waits for: when
+// nothing is queued or being written, the sender writes them itself, as
+// far as the socket takes them without waiting, and leaves the rest to the
+// writer. That saves a hand-over to the writer on every command's round
+// trip. Other lines always go through the writer, which sends everything
+// queued in one write (a flood is not written a line per syscall).
+func (c *conn) enqueue(line []byte, final bool) {
 	c.omu.Lock()
 	if c.closed {
 		c.omu.Unlock()
@@ -507,14 +520,37 @@ func (c *conn) enqueue(line []byte) {
 			"backlogBytes", backlog, "maxBacklogBytes", c.srv.maxBacklog)
 		return
 	}
+	if final && c.raw != nil && len(c.obuf) == 0 && c.writing == 0 && !c.inline {
+		c.inline, c.writing = true, len(line)
+		c.omu.Unlock()
+		n := c.raw.tryWrite(line)
+		c.omu.Lock()
+		c.inline, c.writing = false, 0
+		if n < len(line) && !c.closed {
+			// The socket is full: what is left goes before anything queued
+			// meanwhile.
+			rest := make([]byte, 0, len(line)-n+len(c.obuf))
+			c.obuf = append(append(rest, line[n:]...), c.obuf...)
+		}
+		pending := len(c.obuf) > 0 && !c.closed
+		c.omu.Unlock()
+		if pending {
+			c.wakeWriter()
+		}
+		return
+	}
 	wasEmpty := len(c.obuf) == 0
 	c.obuf = append(c.obuf, line...)
 	c.omu.Unlock()
 	if wasEmpty {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+		c.wakeWriter()
+	}
+}
+
+func (c *conn) wakeWriter() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -530,22 +566,21 @@ func (c *conn) backlog() int {
 func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	var spare []byte
-	// take swaps the backlog for the spare buffer; nil when it is empty.
-	take := func() []byte {
+	// take swaps the backlog for the spare buffer; nil when it is empty,
+	// or while a sender writes (busy: it wakes the writer when done).
+	take := func() (b []byte, busy bool) {
 		c.omu.Lock()
 		defer c.omu.Unlock()
-		if len(c.obuf) == 0 || c.closed {
-			return nil
+		if len(c.obuf) == 0 || c.closed || c.inline {
+			return nil, c.inline && !c.closed
 		}
-		b := c.obuf
+		b = c.obuf
 		c.obuf = spare[:0]
 		c.writing = len(b)
-		return b
+		return b, false
 	}
+	// done keeps b for the next take; writeAll has brought writing to 0.
 	done := func(b []byte) {
-		c.omu.Lock()
-		c.writing = 0
-		c.omu.Unlock()
 		if cap(b) <= keepBuffer {
 			spare = b[:0]
 		} else {
@@ -555,21 +590,32 @@ func (c *conn) writeLoop() {
 	for {
 		select {
 		case <-c.wake:
-			for b := take(); b != nil; b = take() {
+			for b, _ := take(); b != nil; b, _ = take() {
 				if !c.writeAll(b) {
 					return
 				}
 				done(b)
 			}
 		case <-c.drain:
-			_ = c.nc.SetWriteDeadline(time.Now().Add(drainTimeout))
-			for b := take(); b != nil; b = take() {
+			end := time.Now().Add(drainTimeout)
+			_ = c.nc.SetWriteDeadline(end)
+			for {
+				b, busy := take()
+				if b == nil {
+					if !busy || time.Now().After(end) {
+						return
+					}
+					time.Sleep(time.Millisecond) // a sender is writing
+					continue
+				}
 				if _, err := c.nc.Write(b); err != nil {
 					return
 				}
+				c.omu.Lock()
+				c.writing = 0
+				c.omu.Unlock()
 				done(b)
 			}
-			return
 		case <-c.quit:
 			return
 		}

@@ -76,6 +76,15 @@ func (h *testHandler) Handle(ctx context.Context, cmd *Command) {
 		}
 		<-ctx.Done()
 		h.cancelled <- cmd.ID
+	case "batch": // n numbered 1 KiB lines and the end, in one Batch
+		n, _ := strconv.Atoi(cmd.Args[0])
+		pad := strings.Repeat("x", 1024)
+		cmd.Batch(func() {
+			for i := range n {
+				cmd.Write(Info, KW("n", i), KW("pad", pad))
+			}
+			cmd.Finish(KW("n", n))
+		})
 	case "flood":
 		big := strings.Repeat("x", 4096)
 		for ctx.Err() == nil {
@@ -967,5 +976,68 @@ func TestErrorKW(t *testing.T) {
 	cmd.FailUnknown()
 	if want := []string{`2 3 f error=fliswarm,"Command \"v\" not found."`}; !cmp.Equal(got, want) {
 		t.Errorf("NewCommand replies %q, want %q", got, want)
+	}
+}
+
+// A command's end written by its sender (the socket full at first, so part
+// of it waits for the writer) reaches the user whole and in order, after
+// the lines queued before it.
+func TestFinalBatchLargerThanTheSocket(t *testing.T) {
+	h := newTestHandler()
+	s := startServer(t, h)
+	nc, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	rd := bufio.NewReader(nc)
+	for _, n := range []int{1, 16000, 3} { // 16 MiB: more than loopback's socket buffers take
+		if _, err := fmt.Fprintf(nc, "7 batch %d\n", n); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond) // the socket fills before anything is read
+		next := 0
+		for {
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := ParseReply(strings.TrimRight(line, "\n"))
+			if err != nil || r.CmdID != 7 || r.Code == Running {
+				continue
+			}
+			if len(r.Keywords) == 0 || r.Keywords[0].Values[0] != strconv.Itoa(next) {
+				t.Fatalf("batch %d: line %d is %.60s", n, next, line)
+			}
+			if r.Code == Done {
+				if next != n {
+					t.Fatalf("batch %d ended after %d lines", n, next)
+				}
+				break
+			}
+			next++
+		}
+	}
+}
+
+// Batch hands its lines over in one piece, marked final when the command
+// ends in it; lines written meanwhile by others join it, in order.
+func TestBatchSendsOnce(t *testing.T) {
+	type sent struct {
+		lines string
+		final bool
+	}
+	var got []sent
+	cmd := newCommand(Line{ID: 3, Verb: "x"}, 1, "a", func(b []byte, final bool) { got = append(got, sent{string(b), final}) }, logr.Discard())
+	cmd.Write(Running)
+	cmd.Batch(func() {
+		cmd.Write(Info, KW("a", 1))
+		cmd.Batch(func() { cmd.Write(Info, KW("b", 2)) })
+		cmd.Finish()
+	})
+	cmd.Write(Info, KW("late", 1))
+	want := []sent{{"1 3 > \n", false}, {"1 3 i a=1\n1 3 i b=2\n1 3 : \n", true}}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(sent{})); diff != "" {
+		t.Fatal(diff)
 	}
 }

@@ -218,7 +218,12 @@ func killSeries(ctx context.Context, eng *fsengine.Client, name string, back fun
 func crashLoop(b *testing.B, bed *testbed.Bed, tab *table, window time.Duration) (wait func()) {
 	ours, theirs := bed.Nodes[1%len(bed.Nodes)], bed.Nodes[2%len(bed.Nodes)]
 	loop := logical{name: "loop", engine: ours, port: 19982}
-	e := newEnv(b, bed, withCameras([]logical{loop}, nil, map[string]string{"FLICAMERA_EXPOSURE_SCALE": "fast"}))
+	px := startProxy(b, ours) // counts fliswarm's requests per start
+	e := newEnv(b, bed, func(cfg map[string]any) {
+		withCameras([]logical{loop}, map[string]string{loop.name: "tcp://" + px.addr},
+			map[string]string{"FLICAMERA_EXPOSURE_SCALE": "fast"})(cfg)
+		delete(cfg, "resync_interval") // the default, as the service runs
+	})
 	e.mode = "--foreground" // as the service runs it: info-level JSON logs
 	dockerName := "bench-loop-docker"
 	_ = runDocker(theirs, "rm", "-f", dockerName)
@@ -259,6 +264,15 @@ func crashLoop(b *testing.B, bed *testbed.Bed, tab *table, window time.Duration)
 		win := fmt.Sprintf(" (%s window)", window)
 		tab.set("loop-starts", row{ours: strconv.Itoa(so), base: "Docker `--restart always`: " + strconv.Itoa(st),
 			ratio: fmt.Sprintf("%.2f×", float64(so)/float64(max(st, 1))), goal: "fewer than Docker" + win, met: yes(so < st)})
+		var reqs int
+		counts := px.snapshot()
+		for path, c := range counts {
+			if !strings.HasPrefix(path, "GET /events") {
+				reqs += c
+			}
+		}
+		tab.detail("crash loop under fliswarm: %d API requests over the window (%.1f per start): %s; engine CPU per start: fliswarm %s, Docker's policy %s",
+			reqs, float64(reqs)/float64(max(so, 1)), fmtCounts(counts), fd(cpuOurs/time.Duration(max(so, 1))), fd(cpuTheirs/time.Duration(max(st, 1))))
 		tot := daemonCPU + cpuOurs
 		tab.set("loop-cpu", row{ours: fmt.Sprintf("%s (daemon %s + engine %s)", fd(tot), fd(daemonCPU), fd(cpuOurs)),
 			base: "Docker: engine " + fd(cpuTheirs), ratio: ratio(tot, cpuTheirs), goal: "less than Docker" + win, met: yes(tot < cpuTheirs)})

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,15 +17,16 @@ import (
 )
 
 // benchTalkPing interleaves `talk -n <cam> ping` through the daemon with
-// `ping` straight to the camera.
+// `ping` straight to the camera. Both are timed the same way, as a hub
+// would see them: one connection each, the line written and replies read
+// on the same goroutine until the command's terminal reply.
 func benchTalkPing(b *testing.B, tab *table, f *fleet, cam logical, n int) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	c, err := opscore.Dial(ctx, f.e.actor)
+	actor, err := net.DialTimeout("tcp", f.e.actor, 5*time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer c.Close()
+	defer actor.Close()
+	ard := bufio.NewReader(actor)
 	conn, err := net.DialTimeout("tcp", cam.addr(), 5*time.Second)
 	if err != nil {
 		b.Fatal(err)
@@ -46,20 +48,36 @@ func benchTalkPing(b *testing.B, tab *table, f *fleet, cam logical, n int) {
 			}
 		}
 	}
-	through := func() {
-		final, err := c.Send(ctx, "talk -n "+cam.name+" ping", nil)
-		if err != nil || final.Code != opscore.Done {
-			b.Fatalf("talk ping: %v %s", err, final.Line)
+	cmd := []byte(" talk -n " + cam.name + " ping\n")
+	var wbuf []byte
+	through := func(id int) {
+		wbuf = append(strconv.AppendInt(wbuf[:0], int64(id), 10), cmd...)
+		if _, err := actor.Write(wbuf); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			line, err := ard.ReadString('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			r, err := opscore.ParseReply(strings.TrimRight(line, "\r\n"))
+			if err != nil || r.CmdID != id || !r.Code.Terminal() {
+				continue
+			}
+			if r.Code != opscore.Done {
+				b.Fatalf("talk ping: %s", line)
+			}
+			return
 		}
 	}
 	for i := range 50 { // warm up both paths
-		through()
+		through(i + 1)
 		direct(i + 1)
 	}
 	var ours, base []time.Duration
 	for i := range n {
 		start := time.Now()
-		through()
+		through(i%1000 + 1)
 		ours = append(ours, time.Since(start))
 		start = time.Now()
 		direct(i%1000 + 1)
