@@ -43,7 +43,7 @@ type crashTracker struct {
 	exitCode  int
 	// cameUp: the camera of the last stop had come up before it stopped.
 	cameUp bool
-	logs      []string
+	logs   []string
 	// announced is the stop whose wait was logged.
 	announced string
 }
