@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 )
@@ -47,9 +48,10 @@ type Command struct {
 	final    Code
 	finished chan struct{}
 
-	batching   int    // Batch calls under way
+	batching   int    // Batch calls under way, and the start's hold
 	batch      []byte // their lines
 	batchFinal bool   // the batch ends the command
+	held       *time.Timer
 }
 
 // NewCommand makes a Command outside a Server, for running a Handler
@@ -125,11 +127,54 @@ func (c *Command) Write(code Code, kws ...Keyword) {
 	case c.batching > 0:
 		c.batch = append(AppendReply(c.batch, c.UserID, c.ID, code, kws...), '\n')
 		c.batchFinal = code.Terminal()
+		if c.batchFinal {
+			c.unholdLocked() // the end is not held
+		}
 	default:
 		b := getScratch()
 		*b = append(AppendReply(*b, c.UserID, c.ID, code, kws...), '\n')
 		c.send(*b, code.Terminal())
 		putScratch(b)
+	}
+}
+
+// holdStart holds the command's replies (its `>` first) for up to d: a
+// command that ends within d reaches its user in one write, `>` and end
+// together, instead of two. The replies are sent as soon as the command
+// ends, or when d has passed.
+func (c *Command) holdStart(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.batching++
+	c.held = time.AfterFunc(d, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.unholdLocked()
+	})
+}
+
+// unholdLocked ends the start's hold, if it still holds.
+func (c *Command) unholdLocked() {
+	if c.held == nil {
+		return
+	}
+	c.held.Stop()
+	c.held = nil
+	c.batching--
+	c.flushLocked()
+}
+
+// flushLocked sends the batch once no Batch or hold remains.
+func (c *Command) flushLocked() {
+	if c.batching > 0 || len(c.batch) == 0 {
+		return
+	}
+	if c.send != nil {
+		c.send(c.batch, c.batchFinal)
+	}
+	c.batch, c.batchFinal = c.batch[:0], false
+	if cap(c.batch) > 64<<10 {
+		c.batch = nil
 	}
 }
 
@@ -143,16 +188,8 @@ func (c *Command) Batch(f func()) {
 	defer func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if c.batching--; c.batching > 0 || len(c.batch) == 0 {
-			return
-		}
-		if c.send != nil {
-			c.send(c.batch, c.batchFinal)
-		}
-		c.batch, c.batchFinal = c.batch[:0], false
-		if cap(c.batch) > 64<<10 {
-			c.batch = nil
-		}
+		c.batching--
+		c.flushLocked()
 	}()
 	f()
 }

@@ -107,6 +107,17 @@ func WithStallTimeout(d time.Duration) Option {
 	}
 }
 
+// DefaultStartHold is how long a command's `>` is held back by default
+// (see WithStartHold).
+const DefaultStartHold = 2 * time.Millisecond
+
+// WithStartHold holds a command's `>` back for up to d, so that a command
+// that ends within d reaches its user in one write (its `>`, any replies
+// and its end) rather than one for the `>` and another for the rest; the
+// order of the replies is unchanged, and a longer command's `>` is only d
+// late. 0 sends every `>` at once. Default DefaultStartHold.
+func WithStartHold(d time.Duration) Option { return func(s *Server) { s.holdStart = max(d, 0) } }
+
 // WithMaxCommands sets how many commands of one user may run at once
 // (default 256); a command beyond that fails at once.
 func WithMaxCommands(n int) Option {
@@ -146,6 +157,7 @@ type Server struct {
 	stall      time.Duration
 	maxCmds    int
 	maxUsers   int
+	holdStart  time.Duration
 	allowed    []netip.Prefix
 	observer   Observer
 
@@ -175,6 +187,7 @@ func NewServer(addr string, h Handler, opts ...Option) *Server {
 		maxBacklog: DefaultMaxBacklog,
 		stall:      DefaultStallTimeout,
 		maxCmds:    DefaultMaxCommands,
+		holdStart:  DefaultStartHold,
 		listening:  make(chan struct{}),
 		observer:   noObserver{},
 		users:      make(map[int]*conn),
@@ -346,6 +359,9 @@ func (s *Server) run(ctx context.Context, cmd *Command) {
 			cmd.Failf("command ended without a reply")
 		}
 	}()
+	if s.holdStart > 0 {
+		cmd.holdStart(s.holdStart)
+	}
 	cmd.Write(Running)
 	s.handler.Handle(ctx, cmd)
 }

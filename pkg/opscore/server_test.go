@@ -302,7 +302,9 @@ func TestBroadcast(t *testing.T) {
 	a.expect("0 0 i UserInfo=1,127.0.0.1", "0 0 i UserInfo=2,127.0.0.1")
 
 	a.send("5 broadcast hi all\n")
-	a.expect("1 5 > ", `0 0 i text="hi all"`, "1 5 : ")
+	// The command's own replies are held until it ends (WithStartHold):
+	// the broadcast it made goes first.
+	a.expect(`0 0 i text="hi all"`, "1 5 > ", "1 5 : ")
 	b.expect(`0 0 i text="hi all"`)
 
 	s.Broadcast(Warning, KW("text", "bye"))
@@ -1040,4 +1042,26 @@ func TestBatchSendsOnce(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(sent{})); diff != "" {
 		t.Fatal(diff)
 	}
+}
+
+// Without the start hold, the `>` goes out before any broadcast the
+// command makes; with it, the `>` of a command still running comes when
+// the hold ends.
+func TestStartHold(t *testing.T) {
+	s := startServer(t, newTestHandler(), WithStartHold(0))
+	a := greeted(t, s, 1, 1)
+	a.send("5 broadcast hi all\n")
+	a.expect("1 5 > ", `0 0 i text="hi all"`, "1 5 : ")
+
+	h := newTestHandler()
+	s = startServer(t, h, WithStartHold(50*time.Millisecond))
+	a = greeted(t, s, 1, 1)
+	start := time.Now()
+	a.send("6 block\n")
+	a.expect("1 6 > ")
+	if el := time.Since(start); el < 40*time.Millisecond || el > 5*time.Second {
+		t.Fatalf("the `>` of a command still running came after %v, want about the 50 ms hold", el)
+	}
+	close(h.release)
+	a.expect("1 6 : ")
 }

@@ -80,6 +80,13 @@ func benchCold(b *testing.B, bed *testbed.Bed, tab *table, key string, cams []lo
 		r.goal, r.met = fmt.Sprintf("≤ %.1f×", floorGoal), yes(rf <= floorGoal)
 	}
 	tab.set(key+"-floor", r)
+	// The floor's own ratio to the serial steps bounds what any tool can
+	// reach here: on a bed whose engines share the machine's cores, the
+	// parallel starts queue for the same CPUs.
+	bound := float64(median(floor)) / float64(median(serial))
+	tab.set(key+"-bound", row{ours: fmt.Sprintf("%.2f×", bound), tail: "floor " + fd(median(floor)) + ", serial " + fd(median(serial)),
+		base: fmt.Sprintf("fliswarm: %.2f× serial", rs), goal: fmt.Sprintf("≤ %.1f× asked of fliswarm", serialGoal),
+		met: map[bool]string{true: "unreachable here", false: "reachable"}[bound > serialGoal]})
 }
 
 // runArgs is `docker run -d` of a camera as the original ran it.
