@@ -1,7 +1,6 @@
 package opscore
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -246,14 +245,7 @@ func TestDialRefused(t *testing.T) {
 }
 
 func TestExchange(t *testing.T) {
-	h := newTestHandler()
-	s := startServer(t, h)
-	nc, err := net.Dial("tcp", s.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	rd := bufio.NewReader(nc)
+	nc, rd := dialPlain(t, startServer(t, newTestHandler()))
 	for id := 1; id <= 3; id++ {
 		r, err := Exchange(nc, rd, id, "ping")
 		if err != nil || r.CmdID != id || r.Code != Done {

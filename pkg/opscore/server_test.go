@@ -136,6 +136,17 @@ type rawConn struct {
 	eof   chan struct{}
 }
 
+// dialPlain dials a user that reads on the test's own goroutine.
+func dialPlain(t *testing.T, s *Server) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return nc, bufio.NewReader(nc)
+}
+
 func dialRaw(t *testing.T, s *Server) *rawConn {
 	t.Helper()
 	nc, err := net.Dial("tcp", s.Addr().String())
@@ -985,14 +996,7 @@ func TestErrorKW(t *testing.T) {
 // of it waits for the writer) reaches the user whole and in order, after
 // the lines queued before it.
 func TestFinalBatchLargerThanTheSocket(t *testing.T) {
-	h := newTestHandler()
-	s := startServer(t, h)
-	nc, err := net.Dial("tcp", s.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	rd := bufio.NewReader(nc)
+	nc, rd := dialPlain(t, startServer(t, newTestHandler()))
 	for _, n := range []int{1, 16000, 3} { // 16 MiB: more than loopback's socket buffers take
 		if _, err := fmt.Fprintf(nc, "7 batch %d\n", n); err != nil {
 			t.Fatal(err)
