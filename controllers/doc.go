@@ -11,6 +11,9 @@
 //     events (and an engine's event stream coming back), the periodic
 //     resync, configuration changes (NodeController.SetSpec) and
 //     operators' requests, which wait for the outcome.
+//   - expectations.go: the engine events the reconciler's own actions
+//     will cause (its `start`, its `create`), which the event source does
+//     not reconcile again.
 //   - node.go, node_steps.go, observe.go, execute.go, probe.go, plan.go:
 //     the node reconciler. Reconcile(ctx, node) observes the node, plans
 //     (PlanNode, pure), acts and records, with no loop or sleep: it asks to
