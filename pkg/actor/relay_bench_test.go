@@ -273,20 +273,6 @@ func benchFlood(b *testing.B, a *Actor, n int) {
 	}
 	defer conn.Close()
 	br := bufio.NewReaderSize(conn, 256<<10)
-	// Greeting: the third line of ours is version=.
-	var uid string
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			b.Fatal(err)
-		}
-		if strings.Contains(line, "yourUserID=") {
-			uid = strings.Fields(line)[0]
-		}
-		if strings.Contains(line, "version=") {
-			break
-		}
-	}
 	runtime.GC()
 	heapBefore := heapBytes()
 	var peak atomic.Uint64
@@ -314,25 +300,15 @@ func benchFlood(b *testing.B, a *Actor, n int) {
 	if _, err := fmt.Fprintf(conn, "1 talk -n gfa1 sim-flood %d\n", n); err != nil {
 		b.Fatal(err)
 	}
-	prefixDone := []byte(uid + " 1 :")
-	prefixFail := []byte(uid + " 1 f")
 	floodMark := []byte(`text=gfa1,"flood `)
 	lines := 0
-	for {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			b.Fatalf("after %d flood lines: %v", lines, err)
-		}
+	final, err := opscore.ReadReplies(br, 1, func(line []byte) {
 		if bytes.Contains(line, floodMark) {
 			lines++
-			continue
 		}
-		if bytes.HasPrefix(line, prefixDone) {
-			break
-		}
-		if bytes.HasPrefix(line, prefixFail) {
-			b.Fatalf("flood failed after %d lines: %s", lines, line)
-		}
+	})
+	if err != nil || final.Code != opscore.Done {
+		b.Fatalf("flood ended after %d lines: %v %s", lines, err, final.Line)
 	}
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0

@@ -1,6 +1,7 @@
 package opscore
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -257,5 +258,21 @@ func TestExchange(t *testing.T) {
 	}
 	if _, err := Exchange(nc, rd, 5, "a\nb"); err == nil {
 		t.Fatal("a body with a newline was sent")
+	}
+}
+
+// ReadReplies hands over every line but the command's end, however long,
+// and stops at the end of the command asked about only.
+func TestReadReplies(t *testing.T) {
+	long := strings.Repeat("x", 100)
+	in := "1 0 i yourUserID=1\n1 2 : \n1 7 > \n1 7 i text=" + long + "\n1 7i : \n1 7 f text=no\n1 7 : \n"
+	var got []string
+	r, err := ReadReplies(bufio.NewReaderSize(strings.NewReader(in), 16), 7, func(l []byte) { got = append(got, string(l)) })
+	if err != nil || r.Code != Failed || r.CmdID != 7 {
+		t.Fatalf("end %+v, %v; want 1 7 f", r, err)
+	}
+	want := []string{"1 0 i yourUserID=1\n", "1 2 : \n", "1 7 > \n", "1 7 i text=" + long + "\n", "1 7i : \n"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatal(diff)
 	}
 }

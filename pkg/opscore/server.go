@@ -420,7 +420,6 @@ type conn struct {
 	obuf    []byte
 	writing int
 	closed  bool // aborted: queue nothing more
-	inline  bool // a command's last lines are being written by their sender
 	raw     rawWriter
 
 	wake       chan struct{} // a token when obuf stops being empty
@@ -536,12 +535,12 @@ func (c *conn) enqueue(line []byte, final bool) {
 			"backlogBytes", backlog, "maxBacklogBytes", c.srv.maxBacklog)
 		return
 	}
-	if final && c.raw != nil && len(c.obuf) == 0 && c.writing == 0 && !c.inline {
-		c.inline, c.writing = true, len(line)
+	if final && c.raw != nil && len(c.obuf) == 0 && c.writing == 0 {
+		c.writing = len(line) // keeps the writer off until it is done
 		c.omu.Unlock()
 		n := c.raw.tryWrite(line)
 		c.omu.Lock()
-		c.inline, c.writing = false, 0
+		c.writing = 0
 		if n < len(line) && !c.closed {
 			// The socket is full: what is left goes before anything queued
 			// meanwhile.
@@ -587,8 +586,9 @@ func (c *conn) writeLoop() {
 	take := func() (b []byte, busy bool) {
 		c.omu.Lock()
 		defer c.omu.Unlock()
-		if len(c.obuf) == 0 || c.closed || c.inline {
-			return nil, c.inline && !c.closed
+		// writing is not the writer's own here: a sender is writing.
+		if len(c.obuf) == 0 || c.closed || c.writing > 0 {
+			return nil, c.writing > 0 && !c.closed
 		}
 		b = c.obuf
 		c.obuf = spare[:0]

@@ -6,8 +6,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -48,26 +46,10 @@ func benchTalkPing(b *testing.B, tab *table, f *fleet, cam logical, n int) {
 			}
 		}
 	}
-	cmd := []byte(" talk -n " + cam.name + " ping\n")
-	var wbuf []byte
 	through := func(id int) {
-		wbuf = append(strconv.AppendInt(wbuf[:0], int64(id), 10), cmd...)
-		if _, err := actor.Write(wbuf); err != nil {
-			b.Fatal(err)
-		}
-		for {
-			line, err := ard.ReadString('\n')
-			if err != nil {
-				b.Fatal(err)
-			}
-			r, err := opscore.ParseReply(strings.TrimRight(line, "\r\n"))
-			if err != nil || r.CmdID != id || !r.Code.Terminal() {
-				continue
-			}
-			if r.Code != opscore.Done {
-				b.Fatalf("talk ping: %s", line)
-			}
-			return
+		final, err := opscore.Exchange(actor, ard, id, "talk -n "+cam.name+" ping")
+		if err != nil || final.Code != opscore.Done {
+			b.Fatalf("talk ping: %v %s", err, final.Line)
 		}
 	}
 	for i := range 50 { // warm up both paths
@@ -168,19 +150,6 @@ func benchFlood(b *testing.B, tab *table, f *fleet, cam logical, n int) (later f
 	}
 	defer conn.Close()
 	br := bufio.NewReaderSize(conn, 256<<10)
-	var uid string
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			b.Fatal(err)
-		}
-		if strings.Contains(line, "yourUserID=") {
-			uid = strings.Fields(line)[0]
-		}
-		if strings.Contains(line, "version=") {
-			break
-		}
-	}
 	time.Sleep(2 * time.Second)
 	rssBefore := procRSS(f.pid)
 	var peak atomic.Int64
@@ -202,24 +171,15 @@ func benchFlood(b *testing.B, tab *table, f *fleet, cam logical, n int) (later f
 	cpu0 := procCPU(f.pid)
 	start := time.Now()
 	fmt.Fprintf(conn, "1 talk -n %s sim-flood %d\n", cam.name, n)
-	done, fail := []byte(uid+" 1 :"), []byte(uid+" 1 f")
 	mark := []byte(`,"flood `)
 	lines := 0
-	for {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			b.Fatalf("after %d flood lines: %v", lines, err)
-		}
+	final, err := opscore.ReadReplies(br, 1, func(line []byte) {
 		if bytes.Contains(line, mark) {
 			lines++
-			continue
 		}
-		if bytes.HasPrefix(line, done) {
-			break
-		}
-		if bytes.HasPrefix(line, fail) {
-			b.Fatalf("flood failed after %d lines: %s", lines, line)
-		}
+	})
+	if err != nil || final.Code != opscore.Done {
+		b.Fatalf("flood ended after %d lines: %v %s", lines, err, final.Line)
 	}
 	el := time.Since(start)
 	cpu := procCPU(f.pid) - cpu0

@@ -362,18 +362,7 @@ func TestImageChangeWaitsForTheExposure(t *testing.T) {
 	if r.err != nil || r.final.Code != opscore.Done {
 		t.Errorf("the exposure was interrupted: %v %v", r.final, r.err)
 	}
-	e.eventually(time.Minute, "every node runs the new image", func() error {
-		for _, n := range bed.Nodes {
-			c, err := runningContainer(t, n)
-			if err != nil {
-				return err
-			}
-			if c.Image != bed.ImageV2Ref {
-				return fmt.Errorf("%s still runs %s", n.Name, c.Image)
-			}
-		}
-		return nil
-	})
+	waitImage(t, e, bed, bed.ImageV2Ref, time.Minute)
 	events.mu.Lock()
 	defer events.mu.Unlock()
 	for i, a := range events.events[n.Name] {

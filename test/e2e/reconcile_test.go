@@ -392,18 +392,7 @@ func TestRollingImageChange(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // the event streams are open
 
 	e.writeConfig(func(cfg map[string]any) { cfg["image"] = bed.ImageV2 })
-	e.eventually(3*time.Minute, "every node runs the new image", func() error {
-		for _, n := range bed.Nodes {
-			c, err := runningContainer(t, n)
-			if err != nil {
-				return err
-			}
-			if c.Image != bed.ImageV2Ref {
-				return fmt.Errorf("%s still runs %s", n.Name, c.Image)
-			}
-		}
-		return nil
-	})
+	waitImage(t, e, bed, bed.ImageV2Ref, 3*time.Minute)
 	waitAllReady(t, e, time.Minute)
 	time.Sleep(time.Second) // last events
 	mu.Lock()
@@ -633,4 +622,21 @@ func TestBadConfigEditLeavesCamerasUntouched(t *testing.T) {
 
 func runDocker(n testbed.Node, args ...string) error {
 	return dockerCLI(n.DockerHost, args...).Run()
+}
+
+// waitImage waits until every node of the bed runs a camera of image ref.
+func waitImage(t testing.TB, e *env, bed *testbed.Bed, ref string, timeout time.Duration) {
+	t.Helper()
+	e.eventually(timeout, "every node runs "+ref, func() error {
+		for _, n := range bed.Nodes {
+			c, err := runningContainer(t, n)
+			if err != nil {
+				return err
+			}
+			if c.Image != ref {
+				return fmt.Errorf("%s still runs %s", n.Name, c.Image)
+			}
+		}
+		return nil
+	})
 }
