@@ -219,7 +219,10 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 			if a.Type != ActionPullImage {
 				break
 			}
-			if _, err := r.act(ctx, eng, node, spec, want, a); err != nil {
+			r.rollout.Pulling(node, rev)
+			_, err := r.act(ctx, eng, node, spec, want, a)
+			r.rollout.Pulled(node)
+			if err != nil {
 				r.record(node, st, mem, taken, err)
 				return Result{}, Outcome{Actions: taken, Err: err}, err
 			}

@@ -10,10 +10,14 @@ import (
 // moment its old camera is stopped until its new camera answers, and a
 // node whose new camera fails keeps its slot and halts the rollout, so a
 // bad change takes down one camera, not all. A new revision lifts a halt.
+// No slot for a revision is given while a node is still pulling its image:
+// the new image is on every node whose pull has started before the first
+// camera goes down.
 type Rollout struct {
 	mu      sync.Mutex
 	max     int
 	holders map[string]string // node → revision it is rolling out
+	pulling map[string]string // node → revision whose image it pulls now
 	waiting []string
 	halt    *halt
 	// wake enqueues a node that waits for a slot.
@@ -27,7 +31,7 @@ type halt struct {
 // NewRollout returns a coordinator with max slots that calls wake for a
 // waiting node when a slot frees.
 func NewRollout(max int, wake func(node string)) *Rollout {
-	return &Rollout{max: max, holders: map[string]string{}, wake: wake}
+	return &Rollout{max: max, holders: map[string]string{}, pulling: map[string]string{}, wake: wake}
 }
 
 // SetMax changes the number of slots. Nodes holding a slot keep it; with
@@ -72,7 +76,11 @@ func (r *Rollout) Acquire(node, revision string) bool {
 	if r.halt != nil && r.halt.revision == revision {
 		return false
 	}
-	if len(r.holders) >= r.max {
+	pulling := false
+	for n, rev := range r.pulling {
+		pulling = pulling || n != node && rev == revision
+	}
+	if pulling || len(r.holders) >= r.max {
 		if !slices.Contains(r.waiting, node) {
 			r.waiting = append(r.waiting, node)
 		}
@@ -81,6 +89,23 @@ func (r *Rollout) Acquire(node, revision string) bool {
 	r.waiting = slices.DeleteFunc(r.waiting, func(n string) bool { return n == node })
 	r.holders[node] = revision
 	return true
+}
+
+// Pulling records that node pulls the image of revision before it asks
+// for a slot; Pulled that the pull ended (either way), which wakes the
+// nodes waiting for it.
+func (r *Rollout) Pulling(node, revision string) {
+	r.mu.Lock()
+	r.pulling[node] = revision
+	r.mu.Unlock()
+}
+
+// Pulled: see Pulling.
+func (r *Rollout) Pulled(node string) {
+	r.mu.Lock()
+	delete(r.pulling, node)
+	r.mu.Unlock()
+	r.wakeWaiting()
 }
 
 // Holds reports whether node holds a slot.

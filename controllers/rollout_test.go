@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -259,5 +260,24 @@ func TestRolloutSurvivesAFailedCreate(t *testing.T) {
 	}
 	if h.w.maxDown > 1 {
 		t.Fatalf("%d cameras down at once", h.w.maxDown)
+	}
+}
+
+// No slot is given for a revision while another node still pulls its
+// image; the end of that pull wakes the node that asked.
+func TestNoSlotWhileAnotherNodePulls(t *testing.T) {
+	var woken []string
+	r := NewRollout(1, func(n string) { woken = append(woken, n) })
+	r.Pulling("gfa2", "r2")
+	r.Pulling("fvc", "r1") // another revision does not hold r2 back
+	if r.Acquire("gfa1", "r2") {
+		t.Fatal("a slot was given while gfa2 still pulls r2")
+	}
+	r.Pulled("gfa2")
+	if !slices.Contains(woken, "gfa1") {
+		t.Fatalf("the end of the pull woke %v, not gfa1", woken)
+	}
+	if !r.Acquire("gfa1", "r2") {
+		t.Fatal("no slot once every pull of r2 ended")
 	}
 }
