@@ -65,34 +65,30 @@ func problemPaths(t *testing.T, err error) []string {
 
 const seedMarker = "# CLU-like actor configuration options"
 
-func TestEmbeddedDefaultIsTheSeedExample(t *testing.T) {
-	seed := filepath.Join(repoRoot(t), "..", "shared", "seed", "fliswarm-docs.txt")
-	doc, err := os.ReadFile(seed)
-	if errors.Is(err, os.ErrNotExist) {
-		t.Skipf("%s is absent (no ../shared beside the repository): cannot compare the embedded default with the documentation", seed)
+// TestDocumentationSampleIsTheSeedExample holds config/samples/documentation.yaml
+// to the original documentation's example, byte for byte, and loads it.
+func TestDocumentationSampleIsTheSeedExample(t *testing.T) {
+	unsetObservatory(t)
+	sample := filepath.Join(repoRoot(t), "config", "samples", "documentation.yaml")
+	got, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
 	}
+	doc, err := os.ReadFile(filepath.Join("testdata", "fliswarm-docs.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	i := bytes.Index(doc, []byte(seedMarker))
 	if i < 0 {
-		t.Fatalf("%s has no line %q", seed, seedMarker)
+		t.Fatalf("testdata/fliswarm-docs.txt has no line %q", seedMarker)
 	}
-	want := doc[i:]
-	if !bytes.Equal(config.Default, want) {
-		t.Errorf("config/default.yaml (%d bytes) differs from the documentation's example (%d bytes)\n%s",
-			len(config.Default), len(want), cmp.Diff(string(want), string(config.Default)))
+	if want := doc[i:]; !bytes.Equal(got, want) {
+		t.Errorf("%s (%d bytes) differs from the documentation's example (%d bytes)\n%s",
+			sample, len(got), len(want), cmp.Diff(string(want), string(got)))
 	}
-}
-
-func TestLoadEmbeddedDefault(t *testing.T) {
-	unsetObservatory(t)
-	l, err := Load(Options{})
+	l, err := Load(Options{Path: sample})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if l.Source != "embedded default" || l.Layout != "flat" {
-		t.Errorf("Source, Layout = %q, %q; want embedded default, flat", l.Source, l.Layout)
 	}
 	want := &v1.Swarm{
 		Actor: v1.Actor{Name: "fliswarm", Host: "127.0.0.1", Port: 19996, TronHost: "sdss-hub", TronPort: 6093,
@@ -114,13 +110,84 @@ func TestLoadEmbeddedDefault(t *testing.T) {
 	}
 	want.SetDefaults()
 	if diff := cmp.Diff(want, l.Spec); diff != "" {
-		t.Errorf("embedded default (-want +got):\n%s", diff)
+		t.Errorf("documentation sample (-want +got):\n%s", diff)
+	}
+}
+
+// TestEmbeddedDefaultIsTheDeployedConfiguration: without -c, fliswarm runs
+// what the original runs at both sites (testdata/deployed-config.yaml, the
+// original's internal default), for each observatory.
+func TestEmbeddedDefaultIsTheDeployedConfiguration(t *testing.T) {
+	deployed, err := os.ReadFile(filepath.Join("testdata", "deployed-config.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, obs := range []string{"APO", "LCO"} {
+		want, err := Parse(deployed, obs, nil)
+		if err != nil {
+			t.Fatalf("%s: deployed configuration: %v", obs, err)
+		}
+		t.Setenv("OBSERVATORY", obs)
+		got, err := Load(Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", obs, err)
+		}
+		if diff := cmp.Diff(want.Spec, got.Spec); diff != "" {
+			t.Errorf("%s: embedded default differs from the deployed configuration (-want +got):\n%s", obs, diff)
+		}
+		if got.Revision != want.Revision {
+			t.Errorf("%s: revision %s, deployed %s", obs, got.Revision, want.Revision)
+		}
+	}
+}
+
+func TestLoadEmbeddedDefault(t *testing.T) {
+	unsetObservatory(t)
+	l, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Source != "embedded default" || l.Layout != "per-observatory" {
+		t.Errorf("Source, Layout = %q, %q; want embedded default, per-observatory", l.Source, l.Layout)
+	}
+	s := l.Spec
+	// What tron and the nodes depend on: the actor reachable from tron,
+	// the hub, the image, seven nodes, the uid/gid at APO, two NFS volumes,
+	// power through jaeger.
+	if s.Actor.Host != "0.0.0.0" || s.Actor.Port != 19996 || s.Actor.TronHost != "sdss5-hub" || s.Actor.TronPort != 6093 {
+		t.Errorf("actor = %+v; want 0.0.0.0:19996, tron at sdss5-hub:6093", s.Actor)
+	}
+	if s.Observatory != "APO" || s.Registry != "sdss-hub:5000" || s.Image != "sdss/flicamera:latest" || s.PingTimeout != v1.Seconds(0.6) {
+		t.Errorf("observatory %s, registry %s, image %s, ping_timeout %v", s.Observatory, s.Registry, s.Image, s.PingTimeout)
+	}
+	if diff := cmp.Diff([]string{"gfa1", "gfa2", "gfa3", "gfa4", "gfa5", "gfa6", "fvc"}, s.EnabledNodes); diff != "" {
+		t.Errorf("enabled nodes (-want +got):\n%s", diff)
+	}
+	want5 := v1.Node{User: "sdss", Host: "sdss-gfa5", Port: 19995, DockerClient: "tcp://sdss-gfa5:2375",
+		DockerUID: intp(2005), DockerGID: intp(3005), Category: "gfa", Power: &v1.NodePower{Device: "nuc5"}}
+	if diff := cmp.Diff(want5, s.Nodes["gfa5"]); diff != "" {
+		t.Errorf("gfa5 (-want +got):\n%s", diff)
+	}
+	if got := s.Volumes["data"].Opts["device"]; got != ":/data" || s.Volumes["home"].Opts["o"] != "nfsvers=4,addr=sdss-hub,ro" {
+		t.Errorf("volumes = %+v", s.Volumes)
+	}
+	if s.Power == nil || s.Power.Actor != "jaeger" || s.Power.Command.PowerOff != "ieb switch --off" {
+		t.Errorf("power = %+v", s.Power)
 	}
 	if diff := cmp.Diff([]string{"OBSERVATORY is not set: assuming APO"}, l.Warnings); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 	if len(l.Revision) != 12 {
 		t.Errorf("Revision = %q, want 12 hex digits", l.Revision)
+	}
+
+	t.Setenv("OBSERVATORY", "LCO")
+	l, err = Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := l.Spec.Nodes["gfa1"]; l.Spec.Observatory != "LCO" || n.DockerUID != nil || n.Power == nil || n.Power.Device != "nuc1" {
+		t.Errorf("LCO: observatory %s, gfa1 %+v", l.Spec.Observatory, n)
 	}
 }
 
