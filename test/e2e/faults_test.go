@@ -3,7 +3,9 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -136,17 +138,51 @@ func TestFaultMatrix(t *testing.T) {
 	}
 	table := renderTable(rows)
 	t.Logf("fault matrix:\n%s", table)
-	dir := os.Getenv("FLISWARM_ARTIFACTS")
-	if dir == "" {
-		root, _ := testbed.RepoRoot()
-		dir = filepath.Join(root, "test", "e2e", "artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err == nil {
-		_ = os.WriteFile(filepath.Join(dir, "fault-matrix.md"), []byte(table), 0o644)
-	}
+	writeFaultMatrix(t, table)
 	for _, r := range rows {
 		if !r.recovered || r.unanswered > 0 || len(r.needless) > 0 || r.note != "" && strings.HasPrefix(r.note, "FAIL") {
 			t.Errorf("fault %q: recovered %v, unanswered %d, needless recreations %v, %s", r.fault, r.recovered, r.unanswered, r.needless, r.note)
+		}
+	}
+}
+
+// writeFaultMatrix writes the table, headed by the date, the commit and
+// the settings, to test/fault-matrix/latest.md (committed: the README
+// links it) and to $FLISWARM_ARTIFACTS/fault-matrix.md when that is set.
+func writeFaultMatrix(t *testing.T, table string) {
+	root, err := testbed.RepoRoot()
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	describe, _ := exec.Command("git", "-C", root, "describe", "--tags", "--always", "--dirty").Output()
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# fliswarm fault matrix, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&sb, "- commit: `%s`\n- machine: %d cores (%s/%s), shared\n", strings.TrimSpace(string(describe)), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	sb.WriteString("- run: `TestFaultMatrix` in test/e2e (part of `make test`): every fault below, one after another, against one running daemon on the test bed, " +
+		"while a second client sends `talk status` to every camera all the time\n")
+	sb.WriteString("- settings: `ready_timeout: 5`, `command_timeout: 10`, `actor.stall_timeout: 5`\n\n")
+	sb.WriteString("Columns: whether every node came back ready with every camera answering; how long that took (from the fault, or from its end for " +
+		"those that are undone: a heal, an engine start, a registry start, a configuration put back; `—` where nothing went down); commands left without " +
+		"a final reply; cameras recreated that the fault did not call for; the phases the daemon's status went through for the node concerned " +
+		"(sampled every 50 ms).\n\n")
+	sb.WriteString(table)
+	out := sb.String()
+	dirs := []string{filepath.Join(root, "test", "fault-matrix")}
+	if d := os.Getenv("FLISWARM_ARTIFACTS"); d != "" {
+		dirs = append(dirs, d)
+	}
+	for i, dir := range dirs {
+		name := "latest.md"
+		if i > 0 {
+			name = "fault-matrix.md"
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Log(err)
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(out), 0o644); err != nil {
+			t.Log(err)
 		}
 	}
 }
