@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
+	"github.com/sdss/fliswarm/pkg/engine"
 	"github.com/sdss/fliswarm/pkg/opscore"
 	"github.com/sdss/fliswarm/pkg/render"
 	"github.com/sdss/fliswarm/test/testbed"
@@ -29,10 +30,17 @@ func watchEvents(t *testing.T, bed *testbed.Bed) *eventLog {
 	l := &eventLog{events: map[string][]string{}, times: map[string][]time.Time{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	var streamErrs sync.Map
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		streamErrs.Range(func(node, err any) bool {
+			t.Errorf("the event stream of %s ended during the test: %v (its events are incomplete)", node, err)
+			return true
+		})
+	})
 	for _, n := range bed.Nodes {
-		eng := engineFor(t, n)
-		evs, _ := eng.Events(ctx)
+		evs, errc := subscribe(t, ctx, engineFor(t, n))
 		wg.Go(func() {
 			for ev := range evs {
 				if ev.Type != "container" || ev.Name != "flicamera-"+n.Name {
@@ -43,10 +51,49 @@ func watchEvents(t *testing.T, bed *testbed.Bed) *eventLog {
 				l.times[n.Name] = append(l.times[n.Name], ev.Time)
 				l.mu.Unlock()
 			}
+			if err := <-errc; err != nil && ctx.Err() == nil {
+				streamErrs.Store(n.Name, err)
+			}
 		})
 	}
-	time.Sleep(200 * time.Millisecond) // the subscriptions are up
 	return l
+}
+
+// subscribe opens an engine's event stream and returns once the engine
+// delivers on it: it makes probe volumes until one's event arrives (the
+// subscription reaches the engine some time after Events returns). It
+// fails the test when the stream ends or no probe event comes within a
+// minute.
+func subscribe(t *testing.T, ctx context.Context, eng *engine.Client) (<-chan engine.Event, <-chan error) {
+	t.Helper()
+	evs, errc := eng.Events(ctx)
+	probes := map[string]bool{}
+	defer func() {
+		for p := range probes {
+			_ = eng.RemoveVolume(context.Background(), p, true)
+		}
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(time.Minute)
+	for {
+		select {
+		case ev := <-evs:
+			if probes[ev.Name] {
+				return evs, errc
+			}
+		case err := <-errc:
+			t.Fatalf("event stream ended before it delivered a probe: %v", err)
+		case <-tick.C:
+			p := fmt.Sprintf("fliswarm-e2e-probe-%d", time.Now().UnixNano())
+			probes[p] = true
+			if _, err := eng.CreateVolume(ctx, p, "", nil, nil); err != nil {
+				t.Fatalf("probe volume: %v", err)
+			}
+		case <-deadline:
+			t.Fatal("the event stream delivered no probe event within a minute")
+		}
+	}
 }
 
 // count is how many events of action node had.

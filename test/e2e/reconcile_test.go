@@ -359,9 +359,15 @@ func TestRollingImageChange(t *testing.T) {
 	pulls := map[string]time.Time{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var streamErr sync.Map
 	for _, n := range bed.Nodes {
-		evs, _ := engineFor(t, n).Events(ctx)
+		evs, errc := subscribe(t, ctx, engineFor(t, n))
 		go func() {
+			defer func() {
+				if err := <-errc; err != nil && ctx.Err() == nil {
+					streamErr.Store(n.Name, err)
+				}
+			}()
 			for ev := range evs {
 				if ev.Type == "image" && ev.Action == "pull" {
 					mu.Lock()
@@ -389,12 +395,14 @@ func TestRollingImageChange(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(500 * time.Millisecond) // the event streams are open
-
 	e.writeConfig(func(cfg map[string]any) { cfg["image"] = bed.ImageV2 })
 	waitImage(t, e, bed, bed.ImageV2Ref, 3*time.Minute)
 	waitAllReady(t, e, time.Minute)
 	time.Sleep(time.Second) // last events
+	streamErr.Range(func(node, err any) bool {
+		t.Fatalf("the event stream of %s ended during the rollout: %v", node, err)
+		return false
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	var ws []window
