@@ -15,6 +15,10 @@ type rawWriter interface {
 
 type sysRawWriter struct{ rc syscall.RawConn }
 
+// rawWriterFor makes a connection's rawWriter; tests replace it to make a
+// socket take less than it is given.
+var rawWriterFor = newRawWriter
+
 func newRawWriter(nc net.Conn) rawWriter {
 	sc, ok := nc.(syscall.Conn)
 	if !ok {

@@ -446,7 +446,7 @@ func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 		drain:      make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
-	c.raw = newRawWriter(nc)
+	c.raw = rawWriterFor(nc)
 	c.host = c.addr
 	if h, _, err := net.SplitHostPort(c.addr); err == nil {
 		c.host = h

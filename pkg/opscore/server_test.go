@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -996,12 +997,22 @@ func TestErrorKW(t *testing.T) {
 // of it waits for the writer) reaches the user whole and in order, after
 // the lines queued before it.
 func TestFinalBatchLargerThanTheSocket(t *testing.T) {
+	// The socket takes at most 1000 bytes of each direct write, as a full
+	// one would: the rest must reach the client through the writer, in
+	// order, before anything queued after it.
+	var partial atomic.Int64
+	rawWriterFor = func(nc net.Conn) rawWriter {
+		if w := newRawWriter(nc); w != nil {
+			return shortWriter{w, &partial}
+		}
+		return nil
+	}
+	t.Cleanup(func() { rawWriterFor = newRawWriter })
 	nc, rd := dialPlain(t, startServer(t, newTestHandler()))
-	for _, n := range []int{1, 16000, 3} { // 16 MiB: more than loopback's socket buffers take
+	for _, n := range []int{1, 16000, 3} {
 		if _, err := fmt.Fprintf(nc, "7 batch %d\n", n); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond) // the socket fills before anything is read
 		next := 0
 		for {
 			line, err := rd.ReadString('\n')
@@ -1024,6 +1035,23 @@ func TestFinalBatchLargerThanTheSocket(t *testing.T) {
 			next++
 		}
 	}
+	if partial.Load() == 0 {
+		t.Fatal("no direct write was partial: the test did not exercise the remainder")
+	}
+}
+
+// shortWriter is a socket that takes at most 1000 bytes of each write.
+type shortWriter struct {
+	w       rawWriter
+	partial *atomic.Int64
+}
+
+func (s shortWriter) tryWrite(b []byte) int {
+	if len(b) > 1000 {
+		s.partial.Add(1)
+		b = b[:1000]
+	}
+	return s.w.tryWrite(b)
 }
 
 // Batch hands its lines over in one piece, marked final when the command
