@@ -1009,6 +1009,7 @@ func TestFinalBatchLargerThanTheSocket(t *testing.T) {
 	}
 	t.Cleanup(func() { rawWriterFor = newRawWriter })
 	nc, rd := dialPlain(t, startServer(t, newTestHandler()))
+	_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second)) // a lost remainder fails, not hangs
 	for _, n := range []int{1, 16000, 3} {
 		if _, err := fmt.Fprintf(nc, "7 batch %d\n", n); err != nil {
 			t.Fatal(err)
