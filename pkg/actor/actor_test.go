@@ -299,7 +299,7 @@ func TestTalkPartialFailureFinishes(t *testing.T) {
 func TestTalkErrors(t *testing.T) {
 	h := newHarness(t, harnessConfig{})
 	c := h.dial()
-	for _, body := range []string{"talk", "talk -n gfa1", "talk --bogus status", "talk -n nope status"} {
+	for _, body := range []string{"talk", "talk -n gfa1", "talk status -c", "talk -n nope status"} {
 		res := send(t, c, body)
 		if res.final.Code != opscore.Failed {
 			t.Errorf("%s: ended %q", body, res.final.Line)

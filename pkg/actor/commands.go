@@ -41,10 +41,8 @@ func selectionFlags(verb string) func(fs *pflag.FlagSet) {
 func init() {
 	commandTable = []commandDef{
 		{"status", "", "Outputs the status of the nodes and containers.", nil, (*Actor).status},
-		{"talk", "CAMERA-COMMAND...", "Sends a command to selected or all cameras.", func(fs *pflag.FlagSet) {
-			fs.SetInterspersed(false) // everything after the first word is the camera's
-			selectionFlags("command")(fs)
-		}, (*Actor).talk},
+		// talk's options are parsed by parseTalkArgs; the flag set is its help.
+		{"talk", "CAMERA-COMMAND...", "Sends a command to selected or all cameras.", selectionFlags("command"), (*Actor).talk},
 		{"reconnect", "", "Recreates volumes and restarts the Docker containers.", func(fs *pflag.FlagSet) {
 			selectionFlags("reconnect")(fs)
 			fs.BoolP("force", "f", false, "Remove and recreate the volumes that exist.")
@@ -383,23 +381,6 @@ func nodeStatusLines(spec *v1.Swarm, st v1.NodeStatus) []line {
 
 // ---- talk ----
 
-// shellJoin joins words into one command line that splits back into the
-// same words (the camera actor splits it like a shell).
-func shellJoin(words []string) string {
-	quoted := make([]string, len(words))
-	for i, w := range words {
-		switch {
-		case w == "":
-			quoted[i] = "''"
-		case strings.ContainsAny(w, " \t'\"\\"):
-			quoted[i] = "'" + strings.ReplaceAll(w, "'", `'"'"'`) + "'"
-		default:
-			quoted[i] = w
-		}
-	}
-	return strings.Join(quoted, " ")
-}
-
 // filenameOf returns the file path of a camera's filename keyword: the
 // last of its values ({camera, filename} in flicamera).
 func filenameOf(r clu.Reply) (string, bool) {
@@ -436,17 +417,22 @@ func filenameOf(r clu.Reply) (string, bool) {
 // the command successfully, and fails when none did (the original always
 // finished; a camera's own failure is relayed as a warning either way).
 func (a *Actor) talk(ctx context.Context, cmd *opscore.Command) {
-	fs, ok := a.parse(cmd)
-	if !ok {
+	args, err := parseTalkArgs(cmd.Args)
+	switch {
+	case err != nil:
+		a.usageError(cmd, "%s: %v", cmd.Verb, err)
 		return
-	}
-	names, _ := fs.GetString("names")
-	category, _ := fs.GetString("category")
-	if fs.NArg() == 0 {
+	case args.Help:
+		def, _ := lookupCommand(cmd.Verb)
+		writeHelp(cmd, a.usageText(def))
+		cmd.Finish()
+		return
+	case len(args.Words) == 0:
 		a.usageError(cmd, "No camera command given.")
 		return
 	}
-	camCmd := shellJoin(fs.Args())
+	names, category := args.Names, args.Category
+	camCmd := args.CameraCommand()
 	spec := a.currentSpec()
 	timeout := commandTimeout(spec)
 

@@ -12,7 +12,10 @@
 // commands), simulate as a cancellable command, help as click prints it
 // for a CLU actor (`help` lists the commands one line each; `help CMD`,
 // `CMD --help` and a usage error print the command's usage and options),
-// one `help="..."` warning per line of text. Where the original could hang
+// one `help="..."` warning per line of text. talk reads its words as click
+// reads the original's talk (talkargs.go): -n/-c anywhere, `--` ending
+// them, unknown options kept as camera words, the words joined with single
+// spaces. Where the original could hang
 // or hide a failure, this package ends the command: talk fails when no
 // camera finished the command successfully, and reconnect and reboot fail
 // naming the nodes that did not come back.

@@ -144,25 +144,6 @@ func TestBaseImage(t *testing.T) {
 	}
 }
 
-func TestShellJoinRoundTrip(t *testing.T) {
-	for _, words := range [][]string{
-		{"expose", "5", "--count", "2"},
-		{"expose", "1", "--filename", "a b.fits"},
-		{"say", "it's", `"quoted"`, `back\slash`, ""},
-	} {
-		got, err := opscore.SplitWords(shellJoin(words))
-		if err != nil {
-			t.Fatalf("%q: %v", shellJoin(words), err)
-		}
-		if diff := cmp.Diff(words, got); diff != "" {
-			t.Errorf("round trip of %q (-want +got):\n%s", shellJoin(words), diff)
-		}
-	}
-	if got := shellJoin([]string{"expose", "5", "--count", "2"}); got != "expose 5 --count 2" {
-		t.Errorf("plain words are not quoted: %q", got)
-	}
-}
-
 func TestFilenameOf(t *testing.T) {
 	for _, tc := range []struct {
 		data string
