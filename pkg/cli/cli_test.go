@@ -81,7 +81,7 @@ func TestConfigShowDefault(t *testing.T) {
 	for _, line := range []string{
 		"container_name: flicamera", "ping_timeout: 0.1", "observatory: APO", "memory: 6g", "cpus: 3.5",
 		"privileged: true", "network_mode: host", "- /dev/bus/usb", "pull_policy: always",
-		`restart_policy: "no"`, "resync_interval: 30", "max_unavailable: 1", "command_timeout: 300",
+		`restart_policy: "no"`, "resync_interval: 30", "max_unavailable: 1", "command_timeout: 0",
 		"status_interval: 300", "reboot_command: sudo reboot", "driver: local", "docker-client: tcp://sdss-gfa1:2375",
 	} {
 		if !strings.Contains(out, line) {
