@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
-		"testing"
+	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
