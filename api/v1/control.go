@@ -60,9 +60,33 @@ type DaemonInfo struct {
 	// revision.
 	ConfigError string `json:"configError,omitempty"`
 	ActorAddr   string `json:"actorAddr,omitempty"`
+	// Hub is the state of the tron hub connections; nil when no hub is
+	// configured.
+	Hub *HubStatus `json:"hub,omitempty"`
 	// HTTPAddr is where the status page and metrics are served, empty
 	// when they are off.
 	HTTPAddr string `json:"httpAddr,omitempty"`
+}
+
+// HubStatus is the state of fliswarm's two connections with the tron hub:
+// its own client connection (for commanding other actors and asking tron
+// to connect back with `hub startNubs`) and tron's connection to the
+// actor port.
+type HubStatus struct {
+	// Addr is the hub's address (actor.tron_host:actor.tron_port).
+	Addr string `json:"addr"`
+	// Connected says whether fliswarm's connection to the hub is up.
+	Connected bool `json:"connected"`
+	// ConnectedSince is when that connection was made.
+	ConnectedSince time.Time `json:"connectedSince,omitzero"`
+	// NubsAccepted is when the hub last accepted `hub startNubs`.
+	NubsAccepted time.Time `json:"nubsAccepted,omitzero"`
+	// TronConnected says whether a connection from the hub's host is open
+	// on the actor port now.
+	TronConnected bool `json:"tronConnected"`
+	// TronLastConnected is when a connection from the hub's host was last
+	// accepted on the actor port (zero: never since fliswarm started).
+	TronLastConnected time.Time `json:"tronLastConnected,omitzero"`
 }
 
 // ReconcileRequest is the body of POST /v1/reconcile.

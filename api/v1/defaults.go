@@ -27,7 +27,6 @@ const (
 var (
 	DefaultPingTimeout    = Seconds(0.1)
 	DefaultResyncInterval = Seconds(30)
-	DefaultCommandTimeout = Seconds(300)
 	DefaultReadyTimeout   = Seconds(30)
 	DefaultUpdateWait     = Seconds(600)
 	DefaultPullStall      = Seconds(60)
@@ -108,9 +107,6 @@ func (s *Swarm) SetDefaults() {
 	}
 	if s.PullStallTimeout == 0 {
 		s.PullStallTimeout = DefaultPullStall
-	}
-	if s.CommandTimeout == 0 {
-		s.CommandTimeout = DefaultCommandTimeout
 	}
 	if s.StatusInterval == 0 {
 		s.StatusInterval = DefaultStatusInterval

@@ -34,7 +34,7 @@ func TestSetDefaultsFillsEveryField(t *testing.T) {
 		{"restart_policy", s.RestartPolicy, "no"},
 		{"resync_interval", s.ResyncInterval.D(), 30 * time.Second},
 		{"max_unavailable", s.MaxUnavailable, 1},
-		{"command_timeout", s.CommandTimeout.D(), 300 * time.Second},
+		{"command_timeout", s.CommandTimeout.D(), time.Duration(0)}, // no limit, as the original
 		{"status_interval", s.StatusInterval.D(), 300 * time.Second},
 		{"reboot_command", s.RebootCommand, "sudo reboot"},
 		// Not defaulted: no tron, no log files, Docker Hub, no power.

@@ -78,8 +78,11 @@ type Swarm struct {
 	// long (a slow link that still makes progress is never cut off).
 	// Default 60 s.
 	PullStallTimeout Duration `json:"pull_stall_timeout"`
-	// CommandTimeout ends a camera command that gets no terminal reply in
-	// this time. Default 300 s.
+	// CommandTimeout, when positive, ends a camera command that gets no
+	// terminal reply in this time. Default 0: no limit, as in the original
+	// fliswarm; a command then ends when the camera answers, when its
+	// connection drops or the camera stops answering the liveness pings,
+	// or when the node is disabled.
 	CommandTimeout Duration `json:"command_timeout"`
 	// StatusInterval is the period of the automatic broadcast status.
 	// Default 300 s; a negative value disables it.

@@ -191,8 +191,8 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 	if s.PullStallTimeout <= 0 {
 		errs.Add("pull_stall_timeout", "must be positive")
 	}
-	if s.CommandTimeout <= 0 {
-		errs.Add("command_timeout", "must be positive")
+	if s.CommandTimeout < 0 {
+		errs.Add("command_timeout", "must not be negative (0: no limit)")
 	}
 	s.validateSecurity(p, &errs)
 	validateEnv(&errs, "env", s.Env)

@@ -111,7 +111,7 @@ func TestValidateRules(t *testing.T) {
 		{"restart policy", DefaultPaths, func(s *Swarm) { s.RestartPolicy = "sometimes" }, []string{"restart_policy"}, `"sometimes"`},
 		{"resync interval", DefaultPaths, func(s *Swarm) { s.ResyncInterval = Seconds(-1) }, []string{"resync_interval"}, "positive"},
 		{"max unavailable", DefaultPaths, func(s *Swarm) { s.MaxUnavailable = -2 }, []string{"max_unavailable"}, "at least 1"},
-		{"command timeout", DefaultPaths, func(s *Swarm) { s.CommandTimeout = Seconds(-3) }, []string{"command_timeout"}, "positive"},
+		{"command timeout", DefaultPaths, func(s *Swarm) { s.CommandTimeout = Seconds(-3) }, []string{"command_timeout"}, "negative"},
 		{"negative status interval disables it", DefaultPaths, func(s *Swarm) { s.StatusInterval = Seconds(-1) }, nil, ""},
 		{"env sets ACTOR_NAME", DefaultPaths, func(s *Swarm) { s.Env["ACTOR_NAME"] = "x" }, []string{"env.ACTOR_NAME"}, "set by fliswarm"},
 		{"env sets OBSERVATORY", DefaultPaths, func(s *Swarm) { s.Env["OBSERVATORY"] = "x" }, []string{"env.OBSERVATORY"}, "set by fliswarm"},

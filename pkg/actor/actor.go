@@ -167,8 +167,9 @@ type Actor struct {
 	rec  Reconciler
 	log  logr.Logger
 
-	srv atomic.Pointer[opscore.Server]
-	wg  sync.WaitGroup
+	srv   atomic.Pointer[opscore.Server]
+	peers *peerLog // the users' peer addresses, to recognise tron's
+	wg    sync.WaitGroup
 
 	syncMu sync.Mutex // serialises syncDevices and syncTron
 
@@ -249,6 +250,7 @@ func New(opts Options) *Actor {
 		opts:           opts,
 		rec:            opts.Reconciler,
 		log:            opts.Logger,
+		peers:          newPeerLog(opts.Logger.WithName("tron")),
 		devices:        map[string]*deviceEntry{},
 		runtimeEnabled: map[string]bool{},
 		specChanged:    make(chan struct{}, 1),
@@ -286,6 +288,7 @@ func (a *Actor) Start(ctx context.Context) error {
 	srvOpts := append([]opscore.Option{
 		opscore.WithLogger(a.log.WithName("opscore")),
 		opscore.WithVersion(a.opts.Version),
+		opscore.WithUserHook(a.peers.userHook),
 	}, a.opts.ServerOptions...)
 	srv := opscore.NewServer(addr, a, srvOpts...)
 	if err := srv.Listen(); err != nil {
@@ -399,12 +402,10 @@ func (a *Actor) device(node string) *device.Client {
 	return nil
 }
 
-// commandTimeout bounds one camera command.
+// commandTimeout bounds one camera command: the spec's command_timeout
+// when positive, else 0 (no limit; see v1.Swarm.CommandTimeout).
 func commandTimeout(spec *v1.Swarm) time.Duration {
-	if d := spec.CommandTimeout.D(); d > 0 {
-		return d
-	}
-	return v1.DefaultCommandTimeout.D()
+	return max(spec.CommandTimeout.D(), 0)
 }
 
 // cameraAddr is the address of node's camera actor.
@@ -553,6 +554,11 @@ func (a *Actor) syncTron() {
 		name = v1.DefaultActorName
 	}
 	t := NewTronClient(addr, name+"."+name, a.log.WithName("tron"))
+	t.StartNubs(name) // as CLU: ask tron to connect back, on every connection
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		rctx := a.runCtx
+		a.wg.Go(func() { a.peers.resolve(rctx, host) }) // so that tron's connection is logged
+	}
 	ctx, cancel := context.WithCancel(a.runCtx)
 	done = make(chan struct{})
 	a.tron, a.tronAddr, a.tronStop, a.tronDone = t, addr, cancel, done
@@ -575,10 +581,14 @@ func (a *Actor) hub() Hub {
 	return a.tron
 }
 
-// statusLoop runs `status` as a broadcast every spec.StatusInterval, as
-// the original's timed command does: its `>`, its lines and its `:` all go
-// to every user with uid 0 and cmdId 0.
+// statusLoop runs `status` as a broadcast once at start and then every
+// spec.StatusInterval (neither when it is negative), as the original's timed command does (CLU runs a
+// timed command at once): its `>`, its lines and its `:` all go to every
+// user with uid 0 and cmdId 0.
 func (a *Actor) statusLoop(ctx context.Context) {
+	if a.currentSpec().StatusInterval.D() >= 0 { // negative: no status broadcast at all
+		a.broadcastStatus(ctx)
+	}
 	for {
 		d := a.currentSpec().StatusInterval.D()
 		if d == 0 {
@@ -594,17 +604,22 @@ func (a *Actor) statusLoop(ctx context.Context) {
 		case <-ctx.Done():
 		case <-a.specChanged:
 		case <-tick:
-			if srv := a.srv.Load(); srv != nil {
-				if err := srv.RunBroadcast(ctx, "status"); err != nil {
-					a.log.Error(err, "periodic status failed")
-				}
-			}
+			a.broadcastStatus(ctx)
 		}
 		if t != nil {
 			t.Stop()
 		}
 		if ctx.Err() != nil {
 			return
+		}
+	}
+}
+
+// broadcastStatus runs `status` with its replies broadcast.
+func (a *Actor) broadcastStatus(ctx context.Context) {
+	if srv := a.srv.Load(); srv != nil {
+		if err := srv.RunBroadcast(ctx, "status"); err != nil && ctx.Err() == nil {
+			a.log.Error(err, "periodic status failed")
 		}
 	}
 }

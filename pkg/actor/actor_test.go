@@ -56,6 +56,7 @@ func TestStatusLinesExact(t *testing.T) {
 	want := []string{
 		"> ",
 		"i enabledNodes=gfa1,gfa2,fvc",
+		"i hub=F,NA,F,NA", // no hub configured
 		"i node=gfa1,127.0.0.1,tcp://10.0.0.1:2375,T,T",
 		"d container=gfa1,0123456789ab",
 		"d volume=gfa1,data,T,:/data",
@@ -528,7 +529,7 @@ func TestHelpPingVersion(t *testing.T) {
 	}
 	// One line per command, as click lists a group's commands.
 	for _, def := range commandTable {
-		want := fmt.Sprintf(`w help="  %-9s  %s"`, def.name, def.help)
+		want := fmt.Sprintf(`w help="  %-10s  %s"`, def.name, def.help) // get_schema is the longest name
 		if !res.hasLine(want) {
 			t.Errorf("help lacks %s", want)
 		}

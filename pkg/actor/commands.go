@@ -65,6 +65,8 @@ func init() {
 		{"help", "[COMMAND]", "Shows the help.", nil, (*Actor).help},
 		{"ping", "", "Pings the actor.", nil, (*Actor).ping},
 		{"version", "", "Reports the version.", nil, (*Actor).version},
+		{"get_schema", "", "Returns the schema of the actor as a JSON schema.", nil, (*Actor).getSchema}, // keywords.go
+		{"keyword", "KEYWORD", "Prints human-readable information about a keyword.", nil, (*Actor).keyword},
 	}
 }
 
@@ -251,13 +253,14 @@ func (a *Actor) selection(cmd *opscore.Command, spec *v1.Swarm, names, category 
 
 // ---- status ----
 
-func (a *Actor) status(_ context.Context, cmd *opscore.Command) {
+func (a *Actor) status(ctx context.Context, cmd *opscore.Command) {
 	if _, ok := a.parseNoArgs(cmd); !ok {
 		return
 	}
 	spec := a.currentSpec()
 	enabled := a.enabled(spec)
 	writeLines(cmd, []line{enabledNodesLine(enabled)})
+	cmd.Write(opscore.Info, hubKeyword(a.HubStatus(ctx)))
 	if msg := a.configError(); msg != "" {
 		cmd.Write(opscore.Warning, a.configErrorKeyword(msg))
 	}

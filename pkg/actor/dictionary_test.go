@@ -13,32 +13,21 @@ import (
 	"github.com/sdss/fliswarm/pkg/opscore"
 )
 
-// dictEntry is a keyword of the fliswarm keyword dictionary tron decodes
-// with (../shared/protocols.md, "The keyword dictionary tron knows for
-// fliswarm"): how many values it takes.
+// dictEntry is how many values a keyword of the dictionary takes.
 type dictEntry struct {
 	min, max int // max < 0: any number
 }
 
-// dictionary is the keyword dictionary as a table. help is fliswarm's own
-// addition (one line of help text, as CLU writes it).
-var dictionary = map[string]dictEntry{
-	"yourUserID":      {1, 1},
-	"num_users":       {1, 1},
-	"UserInfo":        {2, 2},
-	"version":         {1, 1},
-	"text":            {1, -1},
-	"error":           {2, 2},
-	"enabledNodes":    {0, -1},
-	"node":            {5, 5},
-	"container":       {2, 2},
-	"volume":          {4, 4},
-	"status":          {2, -1},
-	"exposure_state":  {2, -1},
-	"filename":        {3, 3},
-	"filename_bundle": {1, -1},
-	"help":            {1, 1},
-}
+// dictionary is the keyword table of the product (keywords.go: the
+// dictionary tron decodes fliswarm with, and fliswarm's additions), which
+// get_schema and keyword answer from.
+var dictionary = func() map[string]dictEntry {
+	m := map[string]dictEntry{}
+	for _, k := range Keywords {
+		m[k.Name] = dictEntry{k.Min, k.Max()}
+	}
+	return m
+}()
 
 // checkDictionary checks one reply line against the dictionary: the line
 // parses as opscore, and each keyword fliswarm writes itself is in the
@@ -149,7 +138,7 @@ func TestEveryReplyMatchesTheDictionary(t *testing.T) {
 		"reboot -n gfa1,gfa2", "reboot --hard -n gfa1", "reboot extra",
 		"simulate", "simulate a b", "simulate --delay -1 x", "simulate /nonexistent/*.fits", "simulate --stop",
 		"help", "help talk", "help nope", "help a b", "reboot --help",
-		"frobnicate --now", "ping", "version",
+		"frobnicate --now", "ping", "version", "get_schema", "keyword hub", "keyword text", "keyword nope", "keyword",
 	}
 	for _, b := range bodies {
 		send(t, c, b)

@@ -1,9 +1,14 @@
 // Package actor is fliswarm's actor bridge: the opscore actor that tron and
 // operators talk to (status, talk, reconnect, enable, disable, reboot,
-// simulate, help, ping, version), one device client per enabled camera whose
-// replies it relays upstream with the node's name prepended, and a client
-// connection to the tron hub for commanding other actors (a hard reboot
-// through the power actor).
+// simulate, help, ping, version, get_schema, keyword), one device client
+// per enabled camera whose replies it relays upstream with the node's name
+// prepended, and a client connection to the tron hub for commanding other
+// actors (a hard reboot through the power actor). On every connection to
+// the hub it sends `hub startNubs <actor>` as CLU does, so that tron
+// connects back to the actor port after any start (tron.go); status's
+// hub= keyword says whether that connection is up and when the hub's host
+// last connected to the actor port (hub.go: a user is tron when its peer
+// address is one of the hub host's addresses).
 //
 // Replies follow the original Python fliswarm (sdss/fliswarm commands.py,
 // node.py) and CLU: the status warnings' wording and order, "Failed
@@ -21,11 +26,15 @@
 // naming the nodes that did not come back.
 //
 // Every keyword the actor writes itself is in the keyword dictionary tron
-// decodes fliswarm with (dictionary_test.go holds it as a table): a failure
-// is `error=<node or the actor's name>,"<message>"`. Relaying a camera reply
+// decodes fliswarm with or is one of fliswarm's additions; keywords.go
+// holds them as a table, from which get_schema (a JSON schema, as CLU's)
+// and keyword answer and against which the dictionary test checks every
+// reply: a failure is `error=<node or the actor's name>,"<message>"`. Relaying a camera reply
 // (relay.go) prepends the node's name to every value, softens the camera's
 // lifecycle codes (`>` d, `:` i, `f`/`e`/`!` w), writes a camera help
-// keyword one line per value, and renames a camera keyword called `raw` (in
+// keyword one line per value (help=<node>,"<line>"; the original wrote
+// help=<node> once and then help="<line>" lines without the node, and
+// dropped the reply's other keywords), and renames a camera keyword called `raw` (in
 // any case: opscore reserves it for raw text) to `camRaw`. A camera line
 // that cannot be decoded reaches the user (or, with no command id, every
 // user) as `w text=<node>,"undecodable camera line: ..."`.
@@ -45,5 +54,10 @@
 // converge, enable or disable nodes, and reads the node status the
 // reconciler keeps. It must not hold a command open forever: every command
 // ends with exactly one terminal reply, whatever the cameras, the hub or the
-// nodes do.
+// nodes do. A camera command has no time limit unless command_timeout is
+// set (as in the original): it ends when the camera answers, when its
+// connection drops or the camera stops answering the liveness pings, or
+// when its node is disabled. A hard reboot sends power-on to every
+// selected node whatever failed before, and finishes its cycle even when
+// the user that asked is gone.
 package actor

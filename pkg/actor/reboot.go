@@ -32,14 +32,12 @@ func (a *Actor) reboot(ctx context.Context, cmd *opscore.Command) {
 
 	var failed []string
 	if hard {
-		if !a.powerCycle(ctx, cmd, spec, nodes) {
-			return
-		}
+		failed, ok = a.powerCycle(ctx, cmd, spec, nodes)
 	} else {
-		var ok bool
-		if failed, ok = a.softReboot(ctx, cmd, spec, nodes); !ok {
-			return
-		}
+		failed, ok = a.softReboot(ctx, cmd, spec, nodes)
+	}
+	if !ok {
+		return
 	}
 
 	if !sleepCtx(ctx, a.opts.RebootStatusDelay) {
@@ -48,7 +46,11 @@ func (a *Actor) reboot(ctx context.Context, cmd *opscore.Command) {
 	enabled := a.enabled(spec)
 	writeLines(cmd, []line{enabledNodesLine(enabled)})
 	a.writeNodeStatus(cmd, spec, enabled)
-	if len(failed) > 0 {
+	switch {
+	case len(failed) > 0 && hard:
+		a.fail(cmd, "Failed commanding power cycling of %s. You will need to fix this problem manually.", strings.Join(failed, ", "))
+		return
+	case len(failed) > 0:
 		a.fail(cmd, "Failed rebooting %s.", strings.Join(failed, ", "))
 		return
 	}
@@ -107,60 +109,79 @@ func (a *Actor) softReboot(ctx context.Context, cmd *opscore.Command, spec *v1.S
 	return failed, true
 }
 
-// powerCycle sends the power actor's poweroff, then (after
-// PowerCycleDelay) poweron for every node's power device, through tron.
-// It fails the command, as the original, when any of them fails.
-func (a *Actor) powerCycle(ctx context.Context, cmd *opscore.Command, spec *v1.Swarm, nodes []string) bool {
+// PowerCommandTimeout bounds one power command sent through the hub.
+const PowerCommandTimeout = time.Minute
+
+// powerCycle sends the power actor's poweroff for every node's power
+// device, then (after PowerCycleDelay) poweron for every one of them,
+// through tron, and reports each node's outcome of each step (`i` when
+// done, `w` error=<node>,... when not). Power-on goes to every node
+// whatever failed, also to a node whose power-off failed (it may be off
+// all the same, and powering on a computer that is on does nothing), and
+// the cycle runs to its end even when the user that asked is gone: a hard
+// reboot must never leave a computer off. It returns the nodes for which
+// a step failed, and false when the command was failed before anything
+// was sent.
+func (a *Actor) powerCycle(ctx context.Context, cmd *opscore.Command, spec *v1.Swarm, nodes []string) ([]string, bool) {
 	p := spec.Power
 	if p == nil || p.Actor == "" || p.Command.PowerOn == "" || p.Command.PowerOff == "" {
 		a.fail(cmd, "No power configuration: a hard reboot needs power.actor and power.command.")
-		return false
+		return nil, false
 	}
 	hub := a.hub()
 	if hub == nil {
 		a.fail(cmd, "No tron connection configured: a hard reboot needs actor.tron_host.")
-		return false
+		return nil, false
 	}
-	execute := func(mode, command string) bool {
+	ctx = context.WithoutCancel(ctx) // finish the cycle even if the user goes
+	timeout := PowerCommandTimeout
+	if d := commandTimeout(spec); d > 0 {
+		timeout = d
+	}
+	bad := map[string]bool{}
+	execute := func(mode, command string) {
 		cmd.Write(opscore.Info, text("Powering %s computers.", mode))
-		ok := make([]bool, len(nodes))
 		var wg sync.WaitGroup
-		for i, name := range nodes {
+		var mu sync.Mutex
+		for _, name := range nodes {
 			dev := name
 			if pd := spec.Nodes[name].Power; pd != nil && pd.Device != "" {
 				dev = pd.Device
 			}
 			full := command + " " + dev
 			wg.Go(func() {
-				hctx, cancel := context.WithTimeout(ctx, commandTimeout(spec))
+				hctx, cancel := context.WithTimeout(ctx, timeout)
 				defer cancel()
 				r, err := hub.Command(hctx, p.Actor, full)
+				var msg string
 				switch {
 				case err != nil:
-					cmd.Write(opscore.Warning, opscore.KW("error", name, fmt.Sprintf("%s %s: %v", p.Actor, full, err)))
+					msg = fmt.Sprintf("power %s failed: %s %s: %v", mode, p.Actor, full, err)
 				case r.Code != opscore.Done:
-					cmd.Write(opscore.Warning, opscore.KW("error", name, fmt.Sprintf("%s %s failed: %s", p.Actor, full, opscore.EncodeKeywords(r.Keywords...))))
+					msg = fmt.Sprintf("power %s failed: %s %s: %s", mode, p.Actor, full, opscore.EncodeKeywords(r.Keywords...))
 				default:
-					ok[i] = true
+					cmd.Write(opscore.Info, text("%s: powered %s (%s %s).", name, mode, p.Actor, full))
+					return
 				}
+				cmd.Write(opscore.Warning, opscore.KW("error", name, msg))
+				a.log.Info("power command failed", "node", name, "mode", mode, "err", msg)
+				mu.Lock()
+				bad[name] = true
+				mu.Unlock()
 			})
 		}
 		wg.Wait()
-		if ctx.Err() != nil {
-			return false
-		}
-		for _, o := range ok {
-			if !o {
-				a.fail(cmd, "Failed commanding power cycling. You will need to fix this problem manually.")
-				return false
-			}
-		}
-		return true
 	}
-	if !execute("off", p.Command.PowerOff) || !sleepCtx(ctx, a.opts.PowerCycleDelay) {
-		return false
+	execute("off", p.Command.PowerOff)
+	sleepCtx(ctx, a.opts.PowerCycleDelay)
+	execute("on", p.Command.PowerOn)
+	var failed []string
+	for _, n := range nodes {
+		if bad[n] {
+			failed = append(failed, n)
+		}
 	}
-	return execute("on", p.Command.PowerOn)
+	return failed, true
 }
 
 // sleepCtx waits d (nothing for d <= 0); it returns false when ctx ended.

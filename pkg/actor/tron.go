@@ -25,6 +25,9 @@ const (
 	tronInitialBackoff = time.Second
 	tronMaxBackoff     = time.Minute
 	tronMaxLine        = 1 << 20
+	// startNubsRetry is the first pause before asking the hub again to
+	// connect back after it refused; it doubles up to tronMaxBackoff.
+	startNubsRetry = 5 * time.Second
 )
 
 var (
@@ -116,8 +119,45 @@ type TronClient struct {
 
 	running atomic.Bool
 
-	mu   sync.Mutex
-	sess *linesession.Session[HubReply] // nil when not connected
+	nubs      string        // the actor tron is asked to connect to ("" for none)
+	nubsRetry time.Duration // first pause before asking again after a refusal
+
+	mu          sync.Mutex
+	sess        *linesession.Session[HubReply] // nil when not connected
+	connectedAt time.Time                      // when the current connection was made
+	nubsAt      time.Time                      // when the hub last accepted startNubs
+}
+
+// StartNubs makes the client ask the hub, on every connection it makes,
+// to connect back to the actor called name (`hub startNubs <name>`, as a
+// CLU legacy actor does at start). A refusal is logged and asked again,
+// after a pause that doubles, while the connection lasts; a connection
+// that drops asks again once it is back. Call it before Run.
+func (t *TronClient) StartNubs(name string) {
+	t.nubs = name
+	if t.nubsRetry <= 0 {
+		t.nubsRetry = startNubsRetry
+	}
+}
+
+// HubState is what status tells of the hub connection.
+type HubState struct {
+	// Addr is the hub's address (host:port).
+	Addr string
+	// Connected says whether the connection to the hub is up.
+	Connected bool
+	// Since is when the connection up now was made (zero when down).
+	Since time.Time
+	// NubsAccepted is when the hub last accepted `startNubs` (zero if
+	// never).
+	NubsAccepted time.Time
+}
+
+// State returns the connection's state.
+func (t *TronClient) State() HubState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return HubState{Addr: t.addr, Connected: t.sess != nil, Since: t.connectedAt, NubsAccepted: t.nubsAt}
 }
 
 // NewTronClient returns a client for the hub at addr (host:port) that
@@ -188,17 +228,60 @@ func (t *TronClient) serve(ctx context.Context, conn net.Conn) error {
 	})
 	t.mu.Lock()
 	t.sess = s
+	t.connectedAt = time.Now()
 	t.mu.Unlock()
+	sctx, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(ctx, func() { s.Close(ctx.Err()) })
 	defer stop()
+	var nubs sync.WaitGroup
+	if t.nubs != "" {
+		nubs.Go(func() { t.askToConnectBack(sctx) })
+	}
 	err := s.Serve(nil)
+	cancel()
+	nubs.Wait()
 	t.mu.Lock()
 	t.sess = nil
+	t.connectedAt = time.Time{}
 	t.mu.Unlock()
 	if errors.Is(err, io.EOF) {
 		err = errors.New("closed by the hub")
 	}
 	return err
+}
+
+// askToConnectBack sends `hub startNubs <actor>` on the connection just
+// made, and again after a pause while the hub refuses it, until it is
+// accepted or the connection (ctx) ends.
+func (t *TronClient) askToConnectBack(ctx context.Context) {
+	wait := t.nubsRetry
+	for {
+		t.log.Info("asking the tron hub to connect back", "command", "hub startNubs "+t.nubs)
+		r, err := t.Command(ctx, "hub", "startNubs "+t.nubs)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			// The connection dropped: the next one asks again.
+			t.log.Error(err, "startNubs not answered; asking again on the next connection to the hub")
+			return
+		case r.Code == opscore.Done:
+			t.mu.Lock()
+			t.nubsAt = time.Now()
+			t.mu.Unlock()
+			t.log.Info("the tron hub accepted startNubs", "actor", t.nubs)
+			return
+		}
+		t.log.Error(errors.New(r.Line), "the tron hub refused startNubs; asking again", "retryIn", wait.String())
+		tm := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			tm.Stop()
+			return
+		case <-tm.C:
+		}
+		wait = min(2*wait, tronMaxBackoff)
+	}
 }
 
 // decode routes the replies to our commands by their mid; the others

@@ -82,7 +82,7 @@ func TestConfigShowDefault(t *testing.T) {
 		"container_name: flicamera", "ping_timeout: 0.6", "observatory: APO", "host: 0.0.0.0", "- gfa6",
 		"docker-uid: 2005", "image: sdss/flicamera:latest", "memory: 6g", "cpus: 3.5",
 		"privileged: true", "network_mode: host", "- /dev/bus/usb", "pull_policy: always",
-		`restart_policy: "no"`, "resync_interval: 30", "max_unavailable: 1", "command_timeout: 300",
+		`restart_policy: "no"`, "resync_interval: 30", "max_unavailable: 1", "command_timeout: 0",
 		"status_interval: 300", "reboot_command: sudo reboot", "driver: local", "docker-client: tcp://sdss-gfa1:2375",
 	} {
 		if !strings.Contains(out, line) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -226,6 +227,7 @@ func printStatus(g *globals, st v1.DaemonStatus) {
 			fmt.Fprintf(w, "  configuration edit rejected, running the last good revision:\n    %s\n",
 				strings.ReplaceAll(st.Daemon.ConfigError, "\n", "\n    "))
 		}
+		printHub(w, st.Daemon.Hub)
 	} else {
 		fmt.Fprintf(w, "daemon: not running (observed once, config %s, revision %s)\n", st.Daemon.Config, st.Daemon.Revision)
 	}
@@ -265,6 +267,31 @@ func printStatus(g *globals, st v1.DaemonStatus) {
 			fmt.Fprintf(w, "       last error: %s\n", n.LastError)
 		}
 	}
+}
+
+// printHub prints the tron hub connections: fliswarm's own, and tron's
+// connection back to the actor port.
+func printHub(w io.Writer, h *v1.HubStatus) {
+	if h == nil {
+		fmt.Fprintf(w, "hub: none configured\n")
+		return
+	}
+	when := func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return t.Format(time.RFC3339)
+	}
+	conn := "down"
+	if h.Connected {
+		conn = "up since " + when(h.ConnectedSince)
+	}
+	back := "not connected"
+	if h.TronConnected {
+		back = "connected"
+	}
+	fmt.Fprintf(w, "hub: %s connection %s (startNubs accepted %s); tron on the actor port: %s, last connected %s\n",
+		h.Addr, conn, when(h.NubsAccepted), back, when(h.TronLastConnected))
 }
 
 func tf(b bool) string {

@@ -20,7 +20,6 @@ import (
 // Defaults for the zero values of Options.
 const (
 	DefaultDialTimeout    = 2 * time.Second
-	DefaultCommandTimeout = 60 * time.Second
 	DefaultWriteTimeout   = 10 * time.Second
 	DefaultInitialBackoff = 250 * time.Millisecond
 	DefaultMaxBackoff     = time.Second
@@ -79,9 +78,11 @@ type Options struct {
 	// KeepAlive is the connection's TCP keepalive. Default
 	// DefaultKeepAlive.
 	KeepAlive net.KeepAliveConfig
-	// CommandTimeout bounds one command from send to terminal reply.
-	// Default 60s; negative means no timeout (the caller's context still
-	// applies). SendWithTimeout overrides it per command.
+	// CommandTimeout, when positive, bounds one command from send to
+	// terminal reply. Default (0 or negative): none; a command ends when
+	// the camera finishes it, when the connection drops (also when the
+	// camera stops answering the liveness pings), or when the caller's
+	// context ends. SendWithTimeout overrides it per command.
 	CommandTimeout time.Duration
 	// WriteTimeout bounds writing one command line. Default 10s. A write
 	// that fails or times out drops the connection, because the stream can
@@ -149,9 +150,6 @@ func (o Options) withDefaults() Options {
 	}
 	if !o.KeepAlive.Enable && o.KeepAlive.Idle == 0 && o.KeepAlive.Interval == 0 && o.KeepAlive.Count == 0 {
 		o.KeepAlive = DefaultKeepAlive
-	}
-	if o.CommandTimeout == 0 {
-		o.CommandTimeout = DefaultCommandTimeout
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = DefaultWriteTimeout

@@ -177,6 +177,7 @@ func (m *Manager) Status() v1.DaemonStatus {
 			Config: l.Source, Revision: l.Revision, StartedAt: m.started,
 			ConfigError: cerr, ActorAddr: addrString(m.act.Addr()),
 			HTTPAddr: addrString(httpAddr),
+			Hub:      m.act.HubStatus(context.Background()),
 		},
 		Nodes: nodes,
 	}

@@ -77,6 +77,14 @@ func WithObserver(o Observer) Option {
 	}
 }
 
+// WithUserHook sets a function told of every user that connects
+// (connected true) and goes (false), after the user was registered or
+// unregistered. It is called with the server's lock held: it must be quick
+// and must not call the server.
+func WithUserHook(f func(u User, connected bool)) Option {
+	return func(s *Server) { s.userHook = f }
+}
+
 type noObserver struct{}
 
 func (noObserver) UsersChanged(int) {}

@@ -160,6 +160,7 @@ type Server struct {
 	holdStart  time.Duration
 	allowed    []netip.Prefix
 	observer   Observer
+	userHook   func(User, bool)
 
 	badLog logLimiter
 
@@ -377,6 +378,9 @@ func (s *Server) register(c *conn) {
 	c.id = id
 	s.users[id] = c
 	s.observer.UsersChanged(len(s.users))
+	if s.userHook != nil {
+		s.userHook(User{ID: id, Addr: c.addr}, true)
+	}
 
 	c.reply(id, 0, Info, KW("yourUserID", id), KW("num_users", len(s.users)))
 	ids := make([]int, 0, len(s.users))
@@ -400,6 +404,9 @@ func (s *Server) unregister(c *conn) {
 	if s.users[c.id] == c {
 		delete(s.users, c.id)
 		s.observer.UsersChanged(len(s.users))
+		if s.userHook != nil {
+			s.userHook(User{ID: c.id, Addr: c.addr}, false)
+		}
 	}
 }
 
