@@ -14,6 +14,7 @@ import (
 	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/config"
 	"github.com/sdss/fliswarm/pkg/opscore"
+	"github.com/sdss/fliswarm/pkg/render"
 	"github.com/sdss/fliswarm/test/testbed"
 )
 
@@ -214,6 +215,24 @@ func TestAdoptsTheOriginalsCameras(t *testing.T) {
 			t.Errorf("%s: restarted after all: %d start, %d destroy events", n.Name, events.count(n.Name, "start"), events.count(n.Name, "destroy"))
 		}
 	}
+
+	// An adopted camera that exits is gone (--rm): fliswarm creates its own
+	// at once, and it answers.
+	victim := adopted[0]
+	bed.Docker(t, victim.Name, "kill", spec.ContainerNameFor(victim.Name))
+	took := e.eventually(time.Minute, victim.Name+": fliswarm's own camera answers", func() error {
+		ctr, err := runningContainer(t, victim)
+		if err != nil {
+			return err
+		}
+		ns := nodeStatus(t, e, victim.Name)
+		if ctr.Labels[render.LabelManaged] != "true" || ns.Container == nil || ns.Container.ID != ctr.ID ||
+			ns.Container.Adopted || !ns.Ready() || !ns.DeviceConnected {
+			return fmt.Errorf("running %s, status %s", ctr.ID, mustJSON(ns))
+		}
+		return nil
+	})
+	t.Logf("%s: the adopted camera killed, fliswarm's own answers %s later", victim.Name, took.Round(time.Millisecond))
 }
 
 func nodeOf(t *testing.T, st v1.DaemonStatus, node string) v1.NodeStatus {
