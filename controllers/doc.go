@@ -19,6 +19,11 @@
 //     (PlanNode, pure), acts and records, with no loop or sleep: it asks to
 //     come back when it waits for a camera to answer, a rollout slot, an
 //     idle camera or the end of a crash-loop backoff (crashloop.go).
+//   - adopt.go: adoption. A camera container fliswarm did not create (the
+//     Python fliswarm's, without fliswarm's labels) that runs what the
+//     spec asks for, as the engine reports it (adoptDiff, pure), is kept
+//     and treated as fliswarm's own; one that differs is replaced like a
+//     changed spec, the reason naming each difference.
 //   - store.go: the one status store: observed status, enable overrides,
 //     the camera connection the actor reports, rollout state; readiness is
 //     evaluated when status is read, and subscribers hear of changes.

@@ -120,7 +120,23 @@ func (e *fakeEngine) Kill(name string, code int) {
 		panic("fake engine: no running container " + name)
 	}
 	c.State, c.Running, c.ExitCode, c.FinishedAt = "exited", false, code, e.w.stamp()
-	e.changed("died", name, e.event(c, "die", "exitCode", fmt.Sprint(code)))
+	evs := []engine.Event{e.event(c, "die", "exitCode", fmt.Sprint(code))}
+	if c.AutoRemove { // --rm: the engine removes it at once
+		delete(e.containers, c.ID)
+		evs = append(evs, e.event(c, "destroy"))
+	}
+	e.changed("died", name, evs...)
+}
+
+// Run puts c there running, with img under c.Image, as a docker run of
+// someone else (the Python fliswarm) does.
+func (e *fakeEngine) Run(c engine.Container, img engine.Image) {
+	e.mu.Lock()
+	e.images[c.Image] = img
+	c.Created, c.StartedAt, c.State, c.Running = e.w.stamp(), e.w.stamp(), "running", true
+	fc := &fakeContainer{Container: c, env: slices.Clone(c.Env)}
+	e.containers[c.ID] = fc
+	e.changed("run", c.Name, e.event(fc, "create"), e.event(fc, "start"))
 }
 
 // Pause pauses the node's running camera (docker pause).

@@ -161,7 +161,7 @@ func (w *fakeWorld) probe(_ context.Context, node, addr string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, c := range e.containers {
-		if c.State == "running" && c.Labels[render.LabelNode] == node {
+		if c.State == "running" && (c.Labels[render.LabelNode] == node || strings.HasSuffix(c.Name, "-"+node)) {
 			w.mu.Lock()
 			hung := w.hung[c.Image]
 			w.mu.Unlock()

@@ -68,6 +68,9 @@ type nodeMemory struct {
 	prepulled string
 	// restarts counts the starts of a camera that had stopped.
 	restarts int
+	// adopted is the last container adopted (see adopt), so that its
+	// adoption is logged once.
+	adopted string
 	// ranOnce: a camera has run, or been started by fliswarm, on the node
 	// since the daemon started.
 	ranOnce bool

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"strconv"
 	"sync"
@@ -110,8 +111,44 @@ func (r *NodeReconciler) inspect(ctx context.Context, eng Engine, node string, w
 		have.Image = &img
 		st.Image.Present, st.Image.ID = true, img.ID
 	}
+	r.adopt(ctx, eng, node, want, &have)
 	recordObserved(st, want, have, r.clock.Now())
 	return have, nil
+}
+
+// adopt looks at the container named as the spec names it when fliswarm
+// did not create it: have.OwnImage is the image it runs and, when it runs
+// what the spec asks for (adoptDiff), it is adopted: its observed labels
+// get the spec's hash, so that planning, readiness and rollouts treat it
+// as a camera fliswarm created from this spec. Adopting is logged once per
+// container.
+func (r *NodeReconciler) adopt(ctx context.Context, eng Engine, node string, want Desired, have *Observed) {
+	k := keeperOf(want, *have)
+	if k == nil {
+		return
+	}
+	if _, labelled := k.Labels[render.LabelSpecHash]; labelled {
+		return
+	}
+	if have.Image != nil && k.ImageID == have.Image.ID {
+		have.OwnImage = have.Image
+	} else if img, err := eng.InspectImage(ctx, k.ImageID); err == nil {
+		have.OwnImage = &img
+	}
+	if len(adoptDiff(want.Container, *k, have.Image, have.OwnImage)) > 0 {
+		return
+	}
+	k.Labels = maps.Clone(k.Labels)
+	if k.Labels == nil {
+		k.Labels = map[string]string{}
+	}
+	k.Labels[render.LabelSpecHash] = want.Container.Hash
+	have.Adopted = k.ID
+	if mem := r.memory(node); mem.adopted != k.ID {
+		mem.adopted = k.ID
+		r.log.Info("adopted", "node", node, "container", short(k.ID), "name", k.Name, "image", k.Image,
+			"state", k.State, "autoRemove", k.AutoRemove)
+	}
 }
 
 // keeperOf is the container named as the spec names it, nil when none.
@@ -158,6 +195,7 @@ func recordObserved(st *v1.NodeStatus, want Desired, have Observed, now time.Tim
 			ID: keeper.ID, Name: keeper.Name, State: keeper.State, Image: keeper.Image, ImageID: keeper.ImageID,
 			SpecHash: keeper.Labels[render.LabelSpecHash], RestartCount: keeper.RestartCount,
 			StartedAt: keeper.StartedAt, Count: len(have.Containers),
+			Adopted: have.Adopted != "" && have.Adopted == keeper.ID, AutoRemove: keeper.AutoRemove,
 		}
 		switch {
 		case keeper.State == "paused":
@@ -168,6 +206,8 @@ func recordObserved(st *v1.NodeStatus, want Desired, have Observed, now time.Tim
 			st.SetCondition(v1.ConditionContainerRunning, false, "SeveralContainers", fmt.Sprintf("%d containers are running for this node", len(have.Containers)), now)
 		case st.Container.SpecHash != want.Container.Hash:
 			st.SetCondition(v1.ConditionContainerRunning, true, "SpecChanged", "container "+st.Container.ShortID()+" runs but does not match the spec", now)
+		case st.Container.Adopted:
+			st.SetCondition(v1.ConditionContainerRunning, true, "Running", "container "+st.Container.ShortID()+" (adopted, not created by fliswarm) runs the current spec", now)
 		default:
 			st.SetCondition(v1.ConditionContainerRunning, true, "Running", "container "+st.Container.ShortID()+" runs the current spec", now)
 		}

@@ -64,6 +64,15 @@ type Observed struct {
 	Volumes map[string]engine.Volume
 	// Image is the desired image on the node, nil when not present.
 	Image *engine.Image
+	// OwnImage is the image the container named as the spec names it
+	// runs, when that container was not created by fliswarm (nil when
+	// unknown): its environment, user and volumes are not differences
+	// (see adoptDiff).
+	OwnImage *engine.Image
+	// Adopted is the ID of that container when it runs what the spec asks
+	// for: observe gave it the spec's hash label, so that it counts as
+	// fliswarm's own from then on.
+	Adopted string
 }
 
 // PlanOptions alter a plan.
@@ -135,7 +144,7 @@ func PlanNode(node string, want Desired, have Observed, opts PlanOptions) Plan {
 	case len(recreateVols) > 0:
 		ctr = &Action{Type: ActionRecreateContainer, Target: name, ID: keeper.ID, Reason: "volume " + recreateVols[0].Target + " is recreated: " + recreateVols[0].Reason}
 	default:
-		if reason := containerDiff(want.Container, *keeper, have.Image); reason != "" && !opts.Keep {
+		if reason := containerDiff(want.Container, *keeper, have.Image, have.OwnImage); reason != "" && !opts.Keep {
 			ctr = &Action{Type: ActionRecreateContainer, Target: name, ID: keeper.ID, Reason: reason}
 		} else if !keeper.Running {
 			ctr = &Action{Type: ActionStartContainer, Target: name, ID: keeper.ID, Reason: stoppedReason(*keeper)}
@@ -185,11 +194,15 @@ func stoppedReason(c engine.Container) string {
 }
 
 // containerDiff says why a container does not match the spec, "" when it
-// does.
-func containerDiff(want render.Container, have engine.Container, img *engine.Image) string {
+// does. A container fliswarm did not create matches when it runs what the
+// spec asks for (adoptDiff); own is the image it runs.
+func containerDiff(want render.Container, have engine.Container, img, own *engine.Image) string {
 	hash, ok := have.Labels[render.LabelSpecHash]
 	if !ok {
-		return "container was not created by fliswarm (no spec hash label)"
+		if d := adoptDiff(want, have, img, own); len(d) > 0 {
+			return "container was not created by fliswarm and differs from the spec: " + strings.Join(d, ", ")
+		}
+		return ""
 	}
 	if hash != want.Hash {
 		old, ok := render.SummaryOf(have.Labels)

@@ -178,6 +178,13 @@ type ContainerStatus struct {
 	// Count is how many managed containers were found; more than one is
 	// a fault the reconciler removes.
 	Count int `json:"count"`
+	// Adopted: fliswarm did not create this container (the Python
+	// fliswarm did, or an operator), but it runs what the spec asks for,
+	// so it was kept and is treated as fliswarm's own.
+	Adopted bool `json:"adopted,omitempty"`
+	// AutoRemove: the engine removes the container when it exits (an
+	// adopted container started with --rm).
+	AutoRemove bool `json:"autoRemove,omitempty"`
 }
 
 // ShortID is the 12-character container id, "NA" when none.

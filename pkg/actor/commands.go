@@ -364,6 +364,11 @@ func nodeStatusLines(spec *v1.Swarm, st v1.NodeStatus) []line {
 		debug(opscore.KW("container", st.Name, opscore.NA))
 	default:
 		debug(opscore.KW("container", st.Name, c.ShortID()))
+		if c.Adopted {
+			// Not in the original's dictionary: a text line, so that
+			// container= keeps its values.
+			debug(text("%s: container %s was not created by fliswarm; it runs the spec and was adopted.", st.Name, c.ShortID()))
+		}
 	}
 
 	for _, vname := range spec.VolumeNames() {

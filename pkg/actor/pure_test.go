@@ -83,6 +83,13 @@ func TestNodeStatusLines(t *testing.T) {
 			"d volume=gfa1,data,T,:/data",
 			"d volume=gfa1,home,T,NA",
 		}},
+		{"adopted container", mod(func(s *v1.NodeStatus) { s.Container.Adopted = true }), []string{
+			"i node=gfa1,sdss-gfa1,tcp://sdss-gfa1:2375,T,T",
+			"d container=gfa1,abcdef012345",
+			`d text="gfa1: container abcdef012345 was not created by fliswarm; it runs the spec and was adopted."`,
+			"d volume=gfa1,data,T,:/data",
+			"d volume=gfa1,home,T,NA",
+		}},
 		{"never observed", v1.NodeStatus{Name: "gfa1"}, []string{
 			`w text="Node 127.0.0.1 has not been checked yet."`,
 			"i node=gfa1,127.0.0.1,tcp://10.0.0.1:2375,F,F",

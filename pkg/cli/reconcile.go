@@ -235,6 +235,9 @@ func printStatus(g *globals, st v1.DaemonStatus) {
 		ctr := "no container"
 		if n.Container != nil {
 			ctr = fmt.Sprintf("container %s %s (restarts %d)", n.Container.ShortID(), n.Container.State, n.Restarts)
+			if n.Container.Adopted {
+				ctr += " adopted"
+			}
 		}
 		state := "ready"
 		if !n.Ready() {

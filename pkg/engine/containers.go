@@ -48,6 +48,40 @@ type Container struct {
 	Privileged bool
 	// NetworkMode as created ("host", "none", "default", ...).
 	NetworkMode string
+
+	// What the container was created with, as the engine reports it (the
+	// image's own Env and User merged in): what tells whether a container
+	// fliswarm did not create runs what the spec asks for.
+	Env  []string
+	User string
+	// Mounts are every mount, whether asked as -v (a bind) or --mount.
+	Mounts []Mount
+	// Devices are the device mappings (--device).
+	Devices []DeviceMapping
+	// CPUPeriod and CPUQuota (µs), NanoCPUs and Memory (bytes): 0 is
+	// unset.
+	CPUPeriod, CPUQuota, NanoCPUs, Memory int64
+	// AutoRemove: the engine removes the container when it exits (--rm).
+	AutoRemove bool
+	// RestartPolicy is the policy's name ("", "no", "always", ...).
+	RestartPolicy string
+}
+
+// Mount is one of a container's mounts.
+type Mount struct {
+	// Type is "volume", "bind", "tmpfs", ...
+	Type string
+	// Name is a volume's name ("" for a bind).
+	Name string
+	// Source is a bind's host path (a volume's storage path).
+	Source string
+	// Target is the path in the container.
+	Target string
+}
+
+// DeviceMapping is a device given to a container.
+type DeviceMapping struct {
+	PathOnHost, PathInContainer, CgroupPermissions string
 }
 
 // ListContainers returns the containers in any state that carry every one
@@ -167,6 +201,11 @@ func fromInspect(r container.InspectResponse) Container {
 	if r.Config != nil {
 		ctr.Image = r.Config.Image
 		ctr.Labels = maps.Clone(r.Config.Labels)
+		ctr.Env = slices.Clone(r.Config.Env)
+		ctr.User = r.Config.User
+	}
+	for _, m := range r.Mounts {
+		ctr.Mounts = append(ctr.Mounts, Mount{Type: string(m.Type), Name: m.Name, Source: m.Source, Target: m.Destination})
 	}
 	if s := r.State; s != nil {
 		ctr.State = string(s.Status)
@@ -181,6 +220,12 @@ func fromInspect(r container.InspectResponse) Container {
 	if h := r.HostConfig; h != nil {
 		ctr.Privileged = h.Privileged
 		ctr.NetworkMode = string(h.NetworkMode)
+		ctr.AutoRemove = h.AutoRemove
+		ctr.RestartPolicy = string(h.RestartPolicy.Name)
+		ctr.CPUPeriod, ctr.CPUQuota, ctr.NanoCPUs, ctr.Memory = h.CPUPeriod, h.CPUQuota, h.NanoCPUs, h.Memory
+		for _, d := range h.Devices {
+			ctr.Devices = append(ctr.Devices, DeviceMapping{PathOnHost: d.PathOnHost, PathInContainer: d.PathInContainer, CgroupPermissions: d.CgroupPermissions})
+		}
 	}
 	if ctr.Labels == nil {
 		ctr.Labels = map[string]string{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +17,11 @@ type Image struct {
 	ID          string
 	RepoTags    []string
 	RepoDigests []string
+	// Env, User and Volumes (the VOLUME targets) of the image's config:
+	// a container created from it carries them unless told otherwise.
+	Env     []string
+	User    string
+	Volumes []string
 }
 
 // InspectImage returns the local image ref names (a name[:tag], a
@@ -29,6 +35,13 @@ func (c *Client) InspectImage(ctx context.Context, ref string) (Image, error) {
 			return err
 		}
 		out = Image{ID: res.ID, RepoTags: res.RepoTags, RepoDigests: res.RepoDigests}
+		if cfg := res.Config; cfg != nil {
+			out.Env, out.User = cfg.Env, cfg.User
+			for v := range cfg.Volumes {
+				out.Volumes = append(out.Volumes, v)
+			}
+			slices.Sort(out.Volumes)
+		}
 		return nil
 	})
 	return out, err

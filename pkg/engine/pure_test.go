@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/mount"
 )
 
 func TestParseAddress(t *testing.T) {
@@ -242,6 +243,35 @@ func TestFromInspect(t *testing.T) {
 				Labels:     map[string]string{},
 				StartedAt:  time.Date(2026, 11, 24, 23, 0, 0, 0, time.UTC),
 				FinishedAt: time.Date(2026, 11, 24, 23, 1, 0, 0, time.UTC),
+			},
+		},
+		{
+			name: "what the original's docker run asked for",
+			in: container.InspectResponse{
+				ID: "z", Name: "/flicamera-gfa1",
+				Config: &container.Config{Env: []string{"ACTOR_NAME=gfa1", "PATH=/bin"}, User: "2005:3005"},
+				Mounts: []container.MountPoint{
+					{Type: mount.TypeVolume, Name: "data", Source: "/var/lib/docker/volumes/data/_data", Destination: "/data"},
+					{Type: mount.TypeBind, Source: "/dev/bus/usb", Destination: "/dev/bus/usb"},
+				},
+				HostConfig: &container.HostConfig{
+					AutoRemove: true, RestartPolicy: container.RestartPolicy{Name: "no"},
+					Resources: container.Resources{
+						CPUPeriod: 10000, CPUQuota: 35000, NanoCPUs: 7, Memory: 6 << 30,
+						Devices: []container.DeviceMapping{{PathOnHost: "/dev/bus/usb", PathInContainer: "/dev/bus/usb", CgroupPermissions: "rwm"}},
+					},
+				},
+			},
+			want: Container{
+				ID: "z", Name: "flicamera-gfa1", Labels: map[string]string{},
+				Env: []string{"ACTOR_NAME=gfa1", "PATH=/bin"}, User: "2005:3005",
+				Mounts: []Mount{
+					{Type: "volume", Name: "data", Source: "/var/lib/docker/volumes/data/_data", Target: "/data"},
+					{Type: "bind", Source: "/dev/bus/usb", Target: "/dev/bus/usb"},
+				},
+				Devices:   []DeviceMapping{{PathOnHost: "/dev/bus/usb", PathInContainer: "/dev/bus/usb", CgroupPermissions: "rwm"}},
+				CPUPeriod: 10000, CPUQuota: 35000, NanoCPUs: 7, Memory: 6 << 30,
+				AutoRemove: true, RestartPolicy: "no",
 			},
 		},
 		{
