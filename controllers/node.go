@@ -252,7 +252,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 		}
 		taken = append(taken, a)
 		if id != "" {
-			r.noteStarted(node, mem, spec, rev, id, a, want)
+			r.noteStarted(node, mem, spec, rev, id, a, want, t.redeploy)
 		}
 	}
 	if _, err := r.inspect(ctx, eng, node, want, st); err != nil {

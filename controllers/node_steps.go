@@ -221,9 +221,10 @@ func (e *ActionError) Error() string {
 func (e *ActionError) Unwrap() error { return e.Err }
 
 // noteStarted remembers a camera fliswarm just started, so that later
-// reconciles check that it answers.
-func (r *NodeReconciler) noteStarted(node string, mem *nodeMemory, spec *v1.Swarm, rev, id string, a Action, want Desired) {
-	if mem.ranOnce && (a.Type == ActionStartContainer || a.Type == ActionCreateContainer) {
+// reconciles check that it answers. A camera that comes back is a restart,
+// unless an operator's redeploy replaced it.
+func (r *NodeReconciler) noteStarted(node string, mem *nodeMemory, spec *v1.Swarm, rev, id string, a Action, want Desired, redeploy bool) {
+	if mem.ranOnce && !redeploy && (a.Type == ActionStartContainer || a.Type == ActionCreateContainer) {
 		mem.restarts++
 	}
 	// A camera that exits at start is never seen running: its start

@@ -169,10 +169,10 @@ func TestPlanNode(t *testing.T) {
 			wantReason: `option device "/srv/data" → "/srv/other"`,
 		},
 		{
-			name:  "force recreates volumes and container",
-			spec:  base,
-			opts:  PlanOptions{Force: true},
-			have:  Observed{Containers: []engine.Container{running(t, base, "c1")}, Volumes: volumes(base), Image: img1},
+			name: "force recreates volumes and container",
+			spec: base,
+			opts: PlanOptions{Force: true},
+			have: Observed{Containers: []engine.Container{running(t, base, "c1")}, Volumes: volumes(base), Image: img1},
 			want: []step{
 				{ActionPullImage, "10.0.0.1:5000/sdss/flicamera:latest", false},
 				{ActionRemoveContainer, "flicamera-gfa1", true},

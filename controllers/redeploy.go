@@ -17,7 +17,9 @@ import (
 // readiness is probed, and it is neither started again nor counted as a
 // crash. The request owes the redeploy to its waiters until a pass has
 // pulled and replaced the container (a pass that waits for a rollout slot
-// or fails keeps it owed), and it ends when the new camera answers.
+// or fails keeps it owed; what a pass did is not done again: the pull, a
+// forced recreation of the volumes), and it ends when the new camera
+// answers.
 //
 // While a request waits, every step its passes take is reported to it as
 // a v1.DeployStep (ConvergeOptions.Progress).
@@ -80,6 +82,8 @@ func (t ticket) done(a Action) {
 		switch a.Type {
 		case ActionPullImage:
 			w.pulled = true
+		case ActionRemoveVolume:
+			w.volumes = true
 		case ActionCreateContainer, ActionRecreateContainer:
 			w.pulled, w.deployed = true, true
 		}

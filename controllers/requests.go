@@ -29,9 +29,10 @@ type waiter struct {
 	result   v1.NodeResult
 	finished bool
 	opts     v1.ConvergeOptions
-	// pulled and deployed: a redeploy's pull and its new container are
-	// done (later passes do not take them again).
-	pulled, deployed bool
+	// pulled, volumes and deployed: a redeploy's pull, the recreation of
+	// its volumes (Force) and its new container are done (later passes do
+	// not take them again).
+	pulled, volumes, deployed bool
 	// progressMu orders Progress calls with the request's end: closed is
 	// set once Converge has returned for this waiter.
 	progressMu sync.Mutex
@@ -84,7 +85,7 @@ func (q *Requests) begin(node string) ticket {
 			continue
 		}
 		t.redeploy = true
-		t.force = t.force || w.opts.Force
+		t.force = t.force || (w.opts.Force && !w.volumes)
 		t.pulled = t.pulled && w.pulled
 	}
 	t.pulled = t.pulled && t.redeploy
