@@ -129,7 +129,7 @@ func TestCrashLoopOperatorBypassesOnce(t *testing.T) {
 	before := e.Calls("StartContainer")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	res := h.ctl.ConvergeResults(ctx, []string{"gfa1"}, false)[0]
+	res := h.ctl.ConvergeResults(ctx, []string{"gfa1"}, v1.ConvergeOptions{})[0]
 	if n := e.Calls("StartContainer"); n != before+1 {
 		t.Fatalf("operator request: %d starts, want exactly one more than %d", n, before)
 	}

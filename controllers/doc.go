@@ -27,6 +27,9 @@
 //   - store.go: the one status store: observed status, enable overrides,
 //     the camera connection the actor reports, rollout state; readiness is
 //     evaluated when status is read, and subscribers hear of changes.
+//   - redeploy.go: an operator's redeploy (the actor's `reconnect`): the
+//     image pulled and the container replaced although current, owed to
+//     the request until done, each step reported to it as it is taken.
 //   - rollout.go: the rollout coordinator: at most max_unavailable nodes
 //     replace a running camera at once, each holding its slot until the
 //     new camera answers; a failed new camera halts the rollout there.

@@ -18,10 +18,10 @@ var errNameInUse = errors.New("container name still in use")
 
 // execute runs one action. It returns the id of a container it created or
 // started, "" for other actions.
-func (r *NodeReconciler) execute(ctx context.Context, eng Engine, node string, spec *v1.Swarm, want Desired, a Action) (string, error) {
+func (r *NodeReconciler) execute(ctx context.Context, eng Engine, node string, spec *v1.Swarm, want Desired, a Action, t ticket) (string, error) {
 	switch a.Type {
 	case ActionPullImage:
-		return "", r.pull(ctx, eng, node, spec, a.Target)
+		return "", r.pull(ctx, eng, node, spec, a.Target, t)
 	case ActionRemoveContainer:
 		return "", eng.RemoveContainer(ctx, a.ID, true)
 	case ActionRemoveVolume:
@@ -38,6 +38,7 @@ func (r *NodeReconciler) execute(ctx context.Context, eng Engine, node string, s
 		if err := eng.RemoveContainer(ctx, a.ID, true); err != nil {
 			return "", err
 		}
+		t.report(v1.DeployStep{Kind: v1.StepRun, Target: a.Target, Image: want.Container.Config.Image, Reason: a.Reason})
 		return r.createAndStart(ctx, eng, node, want)
 	case ActionCreateContainer:
 		return r.createAndStart(ctx, eng, node, want)
@@ -85,13 +86,15 @@ func (r *NodeReconciler) start(ctx context.Context, eng Engine, node, name, id s
 }
 
 // pull pulls ref, reporting its progress in the store and, at most every
-// few seconds, in the log.
-func (r *NodeReconciler) pull(ctx context.Context, eng Engine, node string, spec *v1.Swarm, ref string) error {
+// few seconds, in the log and to the requests the pass serves.
+func (r *NodeReconciler) pull(ctx context.Context, eng Engine, node string, spec *v1.Swarm, ref string, t ticket) error {
 	var lastLog = r.clock.Now()
 	defer r.store.SetPull(node, nil)
-	return eng.PullImage(ctx, ref, engine.PullOptions{
+	rep := &pullReporter{r: r, t: t, ref: ref}
+	err := eng.PullImage(ctx, ref, engine.PullOptions{
 		StallTimeout: spec.PullStallTimeout.D(),
 		Progress: func(p engine.PullProgress) {
+			rep.progress(p)
 			now := r.clock.Now()
 			r.store.SetPull(node, &v1.PullProgress{Image: ref, Current: p.Current, Total: p.Total, Status: p.Status, UpdatedAt: now})
 			if now.Sub(lastLog) >= pullLogEvery {
@@ -100,4 +103,8 @@ func (r *NodeReconciler) pull(ctx context.Context, eng Engine, node string, spec
 			}
 		},
 	})
+	if err == nil {
+		r.reportPulled(ctx, eng, t, ref, rep.last.Status)
+	}
+	return err
 }

@@ -323,8 +323,14 @@ func (e *fakeEngine) PullImage(ctx context.Context, ref string, opts engine.Pull
 		opts.Progress(engine.PullProgress{Current: 1 << 20, Total: 1 << 20, Status: "Download complete"})
 	}
 	sum := sha256.Sum256([]byte(ref))
+	id := "sha256:" + hex.EncodeToString(sum[:])
+	e.w.mu.Lock()
+	if pushed, ok := e.w.registry[ref]; ok {
+		id = pushed
+	}
+	e.w.mu.Unlock()
 	e.mu.Lock()
-	e.images[ref] = engine.Image{ID: "sha256:" + hex.EncodeToString(sum[:]), RepoTags: []string{ref}}
+	e.images[ref] = engine.Image{ID: id, RepoTags: []string{ref}}
 	e.changed("pulled", ref)
 	return nil
 }

@@ -38,6 +38,9 @@ type fakeWorld struct {
 	busy                                          map[string]string
 	// hung images run but their camera never answers.
 	hung map[string]bool
+	// registry is the image id a pull of a reference gets, when pushed
+	// (else an id derived from the reference).
+	registry map[string]string
 }
 
 type fakeOp struct {
@@ -49,7 +52,7 @@ func (o fakeOp) String() string { return o.Node + " " + o.Op + " " + o.Target }
 
 func newFakeWorld(clock *fakeClock, nodes []string) *fakeWorld {
 	w := &fakeWorld{clock: clock, engines: map[string]*fakeEngine{}, up: map[string]bool{},
-		hostDown: map[string]bool{}, busy: map[string]string{}, hung: map[string]bool{}}
+		hostDown: map[string]bool{}, busy: map[string]string{}, hung: map[string]bool{}, registry: map[string]string{}}
 	for _, n := range nodes {
 		w.engines[n] = newFakeEngine(w, n)
 	}

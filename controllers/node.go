@@ -113,9 +113,6 @@ func (r *NodeReconciler) Reconcile(ctx context.Context, node string) (Result, er
 	if out.Err == nil && err != nil {
 		out.Err = err
 	}
-	if out.Err != nil && t.force && len(out.Actions) == 0 {
-		r.requests.retryForced(node) // a forced pass that did nothing stays forced
-	}
 	r.requests.finish(node, t, out, func() v1.NodeStatus { st, _ := r.store.NodeStatus(node); return st })
 	return res, err
 }
@@ -179,7 +176,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 		}
 	}
 	want = target
-	opts.Force = t.force
+	opts.Force, opts.Redeploy, opts.Pulled = t.force, t.redeploy, opts.Pulled || t.pulled
 	plan := PlanNode(node, want, have, opts)
 	keeper := keeperOf(want, have)
 	r.noteRunning(ctx, spec, node, mem, want, keeper, st)
@@ -214,7 +211,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 		}
 		// Pull before the slot is taken, so that every node pulls at once;
 		// a node that waits for a slot pulls once per revision.
-		if mem.prepulled == rev && st.Image.Present {
+		if mem.prepulled == rev && st.Image.Present && !t.redeploy {
 			opts.Pulled = true
 			plan = PlanNode(node, want, have, opts)
 		}
@@ -223,7 +220,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 				break
 			}
 			r.rollout.Pulling(node, rev)
-			_, err := r.act(ctx, eng, node, spec, want, a)
+			_, err := r.act(ctx, eng, node, spec, want, a, t)
 			r.rollout.Pulled(node)
 			if err != nil {
 				r.record(node, st, mem, taken, err)
@@ -248,7 +245,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 
 	// Act.
 	for _, a := range plan.Actions {
-		id, err := r.act(ctx, eng, node, spec, want, a)
+		id, err := r.act(ctx, eng, node, spec, want, a, t)
 		if err != nil {
 			r.record(node, st, mem, taken, err)
 			if errors.Is(err, errNameInUse) {
@@ -258,7 +255,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 		}
 		taken = append(taken, a)
 		if id != "" {
-			r.noteStarted(node, mem, spec, rev, id, a, want)
+			r.noteStarted(node, mem, spec, rev, id, a, want, t.redeploy)
 		}
 	}
 	if _, err := r.inspect(ctx, eng, node, want, st); err != nil {

@@ -197,13 +197,14 @@ func (c *NodeController) Run(ctx context.Context) error {
 	return nil
 }
 
-// ConvergeResults asks for a reconcile of each node now (force: volumes
-// and container recreated; and the crash-loop backoff and the wait for an
-// idle camera skipped once) and waits until each converged, failed for
-// good (unreachable, engine down, crash loop, halted rollout, not
-// enabled) or ctx ended. Run must be running.
-func (c *NodeController) ConvergeResults(ctx context.Context, nodes []string, force bool) []v1.NodeResult {
-	return c.requests.Converge(ctx, nodes, force, func(n string) v1.NodeStatus {
+// ConvergeResults asks for a reconcile of each node now (the crash-loop
+// backoff and the wait for an idle camera skipped once; opts.Redeploy:
+// the image pulled and the container replaced; opts.Force: and the
+// volumes recreated) and waits until each converged, failed for good
+// (unreachable, engine down, crash loop, halted rollout, not enabled) or
+// ctx ended. Run must be running.
+func (c *NodeController) ConvergeResults(ctx context.Context, nodes []string, opts v1.ConvergeOptions) []v1.NodeResult {
+	return c.requests.Converge(ctx, nodes, opts, func(n string) v1.NodeStatus {
 		st, _ := c.store.NodeStatus(n)
 		return st
 	})
@@ -211,9 +212,9 @@ func (c *NodeController) ConvergeResults(ctx context.Context, nodes []string, fo
 
 // Converge is ConvergeResults as a map of each node to nil or its error
 // (the actor's reconnect).
-func (c *NodeController) Converge(ctx context.Context, nodes []string, force bool) map[string]error {
+func (c *NodeController) Converge(ctx context.Context, nodes []string, opts v1.ConvergeOptions) map[string]error {
 	out := map[string]error{}
-	for _, res := range c.ConvergeResults(ctx, nodes, force) {
+	for _, res := range c.ConvergeResults(ctx, nodes, opts) {
 		out[res.Node] = nil
 		if res.Error != "" {
 			out[res.Node] = errors.New(res.Error)
@@ -225,11 +226,11 @@ func (c *NodeController) Converge(ctx context.Context, nodes []string, force boo
 // ReconcileOnce runs the controller until every node asked for is done
 // (fliswarm reconcile without a daemon): the same machinery and the same
 // answers as through the daemon.
-func (c *NodeController) ReconcileOnce(ctx context.Context, nodes []string, force bool) []v1.NodeResult {
+func (c *NodeController) ReconcileOnce(ctx context.Context, nodes []string, opts v1.ConvergeOptions) []v1.NodeResult {
 	runCtx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = c.Run(runCtx); close(done) }()
-	res := c.ConvergeResults(ctx, nodes, force)
+	res := c.ConvergeResults(ctx, nodes, opts)
 	cancel()
 	<-done
 	return res

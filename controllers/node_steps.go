@@ -185,11 +185,14 @@ func (r *NodeReconciler) busyGate(spec *v1.Swarm, rev, node string, mem *nodeMem
 	return Result{RequeueAfter: busyRetry}, true
 }
 
-// act runs one action, with its log line. It returns the id of a
-// container it started.
-func (r *NodeReconciler) act(ctx context.Context, eng Engine, node string, spec *v1.Swarm, want Desired, a Action) (string, error) {
+// act runs one action, with its log line, and tells the requests the
+// pass serves (t). It returns the id of a container it started.
+func (r *NodeReconciler) act(ctx context.Context, eng Engine, node string, spec *v1.Swarm, want Desired, a Action, t ticket) (string, error) {
 	r.log.Info("reconcile", "node", node, "action", string(a.Type), "target", a.Target, "reason", a.Reason)
-	id, err := r.execute(ctx, eng, node, spec, want, a)
+	if s, ok := announce(want, a); ok {
+		t.report(s)
+	}
+	id, err := r.execute(ctx, eng, node, spec, want, a, t)
 	if m := r.opts.Metrics; m != nil {
 		outcome := "ok"
 		if err != nil {
@@ -200,6 +203,7 @@ func (r *NodeReconciler) act(ctx context.Context, eng Engine, node string, spec 
 	if err != nil {
 		return "", &ActionError{Node: node, Action: a, Err: err}
 	}
+	t.done(a)
 	return id, nil
 }
 
@@ -217,9 +221,10 @@ func (e *ActionError) Error() string {
 func (e *ActionError) Unwrap() error { return e.Err }
 
 // noteStarted remembers a camera fliswarm just started, so that later
-// reconciles check that it answers.
-func (r *NodeReconciler) noteStarted(node string, mem *nodeMemory, spec *v1.Swarm, rev, id string, a Action, want Desired) {
-	if mem.ranOnce && (a.Type == ActionStartContainer || a.Type == ActionCreateContainer) {
+// reconciles check that it answers. A camera that comes back is a restart,
+// unless an operator's redeploy replaced it.
+func (r *NodeReconciler) noteStarted(node string, mem *nodeMemory, spec *v1.Swarm, rev, id string, a Action, want Desired, redeploy bool) {
+	if mem.ranOnce && !redeploy && (a.Type == ActionStartContainer || a.Type == ActionCreateContainer) {
 		mem.restarts++
 	}
 	// A camera that exits at start is never seen running: its start

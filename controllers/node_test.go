@@ -152,7 +152,7 @@ func TestUnreachableNodeAnswersAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	start := time.Now()
-	res := h.ctl.ConvergeResults(ctx, []string{"gfa1", "gfa2"}, false)
+	res := h.ctl.ConvergeResults(ctx, []string{"gfa1", "gfa2"}, v1.ConvergeOptions{})
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Fatalf("answered after %v", d)
 	}
@@ -182,7 +182,7 @@ func TestNodesNotEnabledAreRefusedAndLeftAlone(t *testing.T) {
 	// Without a daemon (the one-shot path) and with one.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, r := range h.ctl.ReconcileOnce(ctx, []string{"gfa2", "nope"}, false) {
+	for _, r := range h.ctl.ReconcileOnce(ctx, []string{"gfa2", "nope"}, v1.ConvergeOptions{}) {
 		if !strings.Contains(r.Error, "not enabled") && !strings.Contains(r.Error, "not configured") {
 			t.Errorf("one-shot %s: error %q", r.Node, r.Error)
 		}
@@ -191,7 +191,7 @@ func TestNodesNotEnabledAreRefusedAndLeftAlone(t *testing.T) {
 	h2.start()
 	h2.probed()
 	h2.requireReady("gfa1")
-	if r := h2.ctl.ConvergeResults(ctx, []string{"gfa2"}, true)[0]; !strings.Contains(r.Error, "gfa2: node is not enabled") {
+	if r := h2.ctl.ConvergeResults(ctx, []string{"gfa2"}, v1.ConvergeOptions{Force: true})[0]; !strings.Contains(r.Error, "gfa2: node is not enabled") {
 		t.Fatalf("daemon: error %q", r.Error)
 	}
 	h2.advance(time.Minute) // resyncs

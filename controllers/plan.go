@@ -77,8 +77,11 @@ type Observed struct {
 
 // PlanOptions alter a plan.
 type PlanOptions struct {
-	// Force recreates the volumes and the container even when current
-	// (the actor's reconnect --force).
+	// Redeploy pulls the image (unless Pulled) and recreates the container
+	// even when current (the actor's reconnect).
+	Redeploy bool
+	// Force is Redeploy, and the volumes recreated too (the actor's
+	// reconnect --force).
 	Force bool
 	// Pulled says the image was just pulled: a pull policy of always does
 	// not pull it again.
@@ -97,6 +100,7 @@ type PlanOptions struct {
 func PlanNode(node string, want Desired, have Observed, opts PlanOptions) Plan {
 	p := Plan{Node: node}
 	name := want.Container.Name
+	opts.Redeploy = opts.Redeploy || opts.Force
 
 	var keeper *engine.Container
 	var extras []engine.Container
@@ -139,6 +143,8 @@ func PlanNode(node string, want Desired, have Observed, opts PlanOptions) Plan {
 		keeper = nil
 	case opts.Force:
 		ctr = &Action{Type: ActionRecreateContainer, Target: name, ID: keeper.ID, Reason: "forced"}
+	case opts.Redeploy:
+		ctr = &Action{Type: ActionRecreateContainer, Target: name, ID: keeper.ID, Reason: "redeploy requested"}
 	case keeper.State == "paused":
 		ctr = &Action{Type: ActionUnpauseContainer, Target: name, ID: keeper.ID, Reason: "container is paused"}
 	case len(recreateVols) > 0:
@@ -158,6 +164,8 @@ func PlanNode(node string, want Desired, have Observed, opts PlanOptions) Plan {
 	switch {
 	case have.Image == nil:
 		p.Actions = append(p.Actions, Action{Type: ActionPullImage, Target: want.Container.Config.Image, Reason: "image not present"})
+	case opts.Redeploy && !opts.Pulled:
+		p.Actions = append(p.Actions, Action{Type: ActionPullImage, Target: want.Container.Config.Image, Reason: "redeploy: pull the latest image"})
 	case want.PullPolicy == v1.PullAlways && !opts.Pulled && ctr != nil &&
 		(ctr.Type == ActionCreateContainer || ctr.Type == ActionRecreateContainer):
 		p.Actions = append(p.Actions, Action{Type: ActionPullImage, Target: want.Container.Config.Image, Reason: "pull policy always"})

@@ -85,12 +85,14 @@ func TestPlanNode(t *testing.T) {
 	foreign.Labels = nil
 	stray := running(t, base, "c2")
 	stray.Name = "flicamera-old"
+	ifNotPresent := testSpec()
+	ifNotPresent.PullPolicy = v1.PullIfNotPresent
 
 	tests := []struct {
 		name       string
 		spec       *v1.Swarm
 		have       Observed
-		force      bool
+		opts       PlanOptions
 		want       []step
 		wantReason string // a substring of the last action's reason
 	}{
@@ -167,10 +169,10 @@ func TestPlanNode(t *testing.T) {
 			wantReason: `option device "/srv/data" → "/srv/other"`,
 		},
 		{
-			name:  "force recreates volumes and container",
-			spec:  base,
-			force: true,
-			have:  Observed{Containers: []engine.Container{running(t, base, "c1")}, Volumes: volumes(base), Image: img1},
+			name: "force recreates volumes and container",
+			spec: base,
+			opts: PlanOptions{Force: true},
+			have: Observed{Containers: []engine.Container{running(t, base, "c1")}, Volumes: volumes(base), Image: img1},
 			want: []step{
 				{ActionPullImage, "10.0.0.1:5000/sdss/flicamera:latest", false},
 				{ActionRemoveContainer, "flicamera-gfa1", true},
@@ -198,6 +200,50 @@ func TestPlanNode(t *testing.T) {
 			wantReason: "stray managed container flicamera-old",
 		},
 		{
+			name: "redeploy of a converged node: pull, then a disruptive recreate",
+			spec: ifNotPresent,
+			opts: PlanOptions{Redeploy: true},
+			have: Observed{Containers: []engine.Container{running(t, ifNotPresent, "c1")}, Volumes: volumes(base), Image: img1},
+			want: []step{
+				{ActionPullImage, "10.0.0.1:5000/sdss/flicamera:latest", false},
+				{ActionRecreateContainer, "flicamera-gfa1", true},
+			},
+			wantReason: "redeploy requested",
+		},
+		{
+			name:       "redeploy once pulled: the recreate only",
+			spec:       base,
+			opts:       PlanOptions{Redeploy: true, Pulled: true},
+			have:       Observed{Containers: []engine.Container{running(t, base, "c1")}, Volumes: volumes(base), Image: img1},
+			want:       []step{{ActionRecreateContainer, "flicamera-gfa1", true}},
+			wantReason: "redeploy requested",
+		},
+		{
+			name: "redeploy of a stopped camera recreates it rather than starting the old one",
+			spec: base,
+			opts: PlanOptions{Redeploy: true},
+			have: Observed{Containers: []engine.Container{exited}, Volumes: volumes(base), Image: img1},
+			want: []step{
+				{ActionPullImage, "10.0.0.1:5000/sdss/flicamera:latest", false},
+				{ActionRecreateContainer, "flicamera-gfa1", false},
+			},
+			wantReason: "redeploy requested",
+		},
+		{
+			name: "force pulls whatever the pull policy",
+			spec: ifNotPresent,
+			opts: PlanOptions{Force: true},
+			have: Observed{Containers: []engine.Container{running(t, ifNotPresent, "c1")}, Volumes: volumes(base), Image: img1},
+			want: []step{
+				{ActionPullImage, "10.0.0.1:5000/sdss/flicamera:latest", false},
+				{ActionRemoveContainer, "flicamera-gfa1", true},
+				{ActionRemoveVolume, "data", false},
+				{ActionCreateVolume, "data", false},
+				{ActionCreateContainer, "flicamera-gfa1", false},
+			},
+			wantReason: "forced",
+		},
+		{
 			name:       "if-not-present does not pull for a recreate",
 			spec:       func() *v1.Swarm { s := testSpec(); s.PullPolicy = v1.PullIfNotPresent; s.Resources.CPUs = 2; return s }(),
 			have:       Observed{Containers: []engine.Container{running(t, base, "c1")}, Volumes: volumes(base), Image: img1},
@@ -207,7 +253,7 @@ func TestPlanNode(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := PlanNode("gfa1", desiredFor(t, tc.spec), tc.have, PlanOptions{Force: tc.force})
+			p := PlanNode("gfa1", desiredFor(t, tc.spec), tc.have, tc.opts)
 			if diff := cmp.Diff(tc.want, steps(p)); diff != "" {
 				t.Fatalf("plan mismatch (-want +got):\n%s\nplan: %v", diff, p.Lines())
 			}

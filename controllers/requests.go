@@ -13,12 +13,11 @@ import (
 // Requests tracks operators' requests to converge nodes (`fliswarm
 // reconcile`, the actor's `reconnect`): each request enqueues its nodes
 // (a source) and waits for the outcome of a reconcile that started after
-// it. A request may force the recreation of volumes and container, and
-// skips, once, the crash-loop backoff and the wait for an idle camera.
+// it. A request may ask for a redeploy (redeploy.go), and skips, once,
+// the crash-loop backoff and the wait for an idle camera.
 type Requests struct {
 	mu      sync.Mutex
 	gen     map[string]uint64 // last request per node
-	force   map[string]bool
 	bypass  map[string]bool
 	waiters map[string][]*waiter
 	enqueue func(node string)
@@ -29,6 +28,15 @@ type waiter struct {
 	done     chan struct{}
 	result   v1.NodeResult
 	finished bool
+	opts     v1.ConvergeOptions
+	// pulled, volumes and deployed: a redeploy's pull, the recreation of
+	// its volumes (Force) and its new container are done (later passes do
+	// not take them again).
+	pulled, volumes, deployed bool
+	// progressMu orders Progress calls with the request's end: closed is
+	// set once Converge has returned for this waiter.
+	progressMu sync.Mutex
+	closed     bool
 }
 
 // Outcome is what one reconcile of a node did and how it ended.
@@ -46,37 +54,42 @@ type Outcome struct {
 
 // ticket is a reconcile's view of the requests made before it started.
 type ticket struct {
+	node   string
 	gen    uint64
-	force  bool
 	bypass bool
+	// redeploy: a request waits for the image to be pulled (unless pulled)
+	// and the container replaced; force: and the volumes recreated.
+	redeploy, force, pulled bool
+	// q reports the pass's steps to the requests it serves (nil: none).
+	q *Requests
 }
 
 // NewRequests returns a tracker that enqueues requested nodes with
 // enqueue.
 func NewRequests(enqueue func(node string)) *Requests {
 	return &Requests{
-		gen: map[string]uint64{}, force: map[string]bool{}, bypass: map[string]bool{},
+		gen: map[string]uint64{}, bypass: map[string]bool{},
 		waiters: map[string][]*waiter{}, enqueue: enqueue,
 	}
 }
 
 // begin is called as a reconcile of node starts: it takes the pending
-// force and bypass flags.
+// bypass flag, and the redeploy still owed to a waiting request.
 func (q *Requests) begin(node string) ticket {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	t := ticket{gen: q.gen[node], force: q.force[node], bypass: q.bypass[node]}
-	delete(q.force, node)
+	t := ticket{node: node, gen: q.gen[node], bypass: q.bypass[node], q: q, pulled: true}
 	delete(q.bypass, node)
+	for _, w := range q.waiters[node] {
+		if !w.wantsRedeploy() || w.deployed {
+			continue
+		}
+		t.redeploy = true
+		t.force = t.force || (w.opts.Force && !w.volumes)
+		t.pulled = t.pulled && w.pulled
+	}
+	t.pulled = t.pulled && t.redeploy
 	return t
-}
-
-// retryForced puts back a force flag that a failed reconcile could not
-// use.
-func (q *Requests) retryForced(node string) {
-	q.mu.Lock()
-	q.force[node] = true
-	q.mu.Unlock()
 }
 
 // finish records a reconcile's outcome for every request made before it
@@ -100,7 +113,10 @@ func (q *Requests) finish(node string, t ticket, out Outcome, status func() v1.N
 		if out.Err != nil {
 			w.result.Error = out.Err.Error()
 		}
-		if out.Converged || out.Final {
+		// A redeploy is over once its new container answers: a pass that
+		// found nothing to do before the replacement does not end it.
+		settled := out.Final || (out.Converged && (!w.wantsRedeploy() || w.deployed))
+		if settled {
 			w.result.Status = status()
 			w.finished = true
 			close(w.done)
@@ -113,20 +129,24 @@ func (q *Requests) finish(node string, t ticket, out Outcome, status func() v1.N
 
 // Converge asks for a reconcile of each node now and waits until each has
 // converged, failed for good, or ctx ended; then it returns, per node, the
-// actions taken for the request, the last error and the status.
-func (q *Requests) Converge(ctx context.Context, nodes []string, force bool, status func(node string) v1.NodeStatus) []v1.NodeResult {
+// actions taken for the request, the last error and the status. With
+// opts.Redeploy (or Force) each node's image is pulled and its container
+// replaced first (redeploy.go).
+func (q *Requests) Converge(ctx context.Context, nodes []string, opts v1.ConvergeOptions, status func(node string) v1.NodeStatus) []v1.NodeResult {
 	ws := make([]*waiter, len(nodes))
 	q.mu.Lock()
 	for i, n := range nodes {
 		q.gen[n]++
-		ws[i] = &waiter{gen: q.gen[n], done: make(chan struct{}), result: v1.NodeResult{Node: n}}
+		ws[i] = &waiter{gen: q.gen[n], done: make(chan struct{}), result: v1.NodeResult{Node: n}, opts: opts}
 		q.waiters[n] = append(q.waiters[n], ws[i])
 		q.bypass[n] = true
-		if force {
-			q.force[n] = true
-		}
 	}
 	q.mu.Unlock()
+	defer func() {
+		for _, w := range ws {
+			w.close()
+		}
+	}()
 	for _, n := range nodes {
 		q.enqueue(n)
 	}

@@ -233,7 +233,7 @@ func TestBusyCameraDelaysAnUpdate(t *testing.T) {
 	before, _ := h.eng("gfa1").Container(spec.ContainerNameFor("gfa1"))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	res := h.ctl.ConvergeResults(ctx, []string{"gfa1"}, true)[0]
+	res := h.ctl.ConvergeResults(ctx, []string{"gfa1"}, v1.ConvergeOptions{Force: true})[0]
 	after, _ := h.eng("gfa1").Container(spec.ContainerNameFor("gfa1"))
 	if !res.Converged() || after.ID == before.ID || after.State != "running" {
 		t.Fatalf("forced reconcile of a busy camera: error %q, container %s → %s (%s)", res.Error, before.ID[:8], after.ID[:8], after.State)

@@ -34,10 +34,11 @@ type Reconciler interface {
 	SetEnabled(node string, on bool) bool
 	// Status returns the last observed status of every node.
 	Status() []v1.NodeStatus
-	// Converge reconciles the nodes now (force: recreate volumes and the
-	// container) and waits until each converged or ctx ends; it maps each
-	// node to nil or the last error seen.
-	Converge(ctx context.Context, nodes []string, force bool) map[string]error
+	// Converge reconciles the nodes now (opts.Redeploy: pull the image and
+	// replace the container; opts.Force: and recreate the volumes),
+	// reporting each step to opts.Progress, and waits until each converged
+	// or ctx ends; it maps each node to nil or the last error seen.
+	Converge(ctx context.Context, nodes []string, opts v1.ConvergeOptions) map[string]error
 	// SetDeviceConnected records whether the actor's client is connected
 	// to the node's camera.
 	SetDeviceConnected(node string, connected bool)

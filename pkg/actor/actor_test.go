@@ -355,12 +355,23 @@ func TestDisableEnable(t *testing.T) {
 
 func TestReconnect(t *testing.T) {
 	h := newHarness(t, harnessConfig{})
-	h.rec.onConverge = func(ctx context.Context, nodes []string, force bool) map[string]error {
+	h.rec.onConverge = func(ctx context.Context, nodes []string, opts v1.ConvergeOptions) map[string]error {
 		out := map[string]error{}
 		for _, n := range nodes {
 			if h.actor.device(n).Connected() {
 				out[n] = fmt.Errorf("%s: camera still connected during converge: %w", n, errTest)
 				continue
+			}
+			// The reconciler reports its steps as it takes them.
+			ctr := "flicamera-" + n
+			for _, s := range []v1.DeployStep{
+				{Kind: v1.StepPull, Target: "reg:5000/flicamera:latest"},
+				{Kind: v1.StepPulled, Target: "reg:5000/flicamera:latest", ImageID: "sha256:abcdef0123456789", Status: "Status: Image is up to date"},
+				{Kind: v1.StepRemoveContainer, Target: ctr, Running: true},
+				{Kind: v1.StepRun, Target: ctr, Image: "reg:5000/flicamera:latest"},
+			} {
+				s.Node = n
+				opts.Progress(s)
 			}
 			h.cams[n].restart(t) // the container is recreated
 			out[n] = nil
@@ -373,8 +384,24 @@ func TestReconnect(t *testing.T) {
 		t.Fatalf("reconnect ended %q: %q", res.final.Line, res.lines())
 	}
 	calls := h.rec.convergeCalls()
-	if len(calls) != 1 || !calls[0].force || !slices.Equal(calls[0].nodes, []string{"gfa1", "fvc"}) {
+	if len(calls) != 1 || !calls[0].opts.Force || !calls[0].opts.Redeploy || !slices.Equal(calls[0].nodes, []string{"gfa1", "fvc"}) {
 		t.Errorf("converge calls: %+v", calls)
+	}
+	// The steps, in order, as the original worded them.
+	want := []string{
+		`d text="gfa1: pulling latest image."`,
+		`d text="gfa1: pulled reg:5000/flicamera:latest (image abcdef012345): Status: Image is up to date."`,
+		`w text="gfa1: removing running container flicamera-gfa1."`,
+		`i text="gfa1: running flicamera-gfa1 from reg:5000/flicamera:latest."`,
+	}
+	var steps []string
+	for _, l := range res.lines() {
+		if strings.Contains(l, `text="gfa1: `) && !strings.Contains(l, "reconnected") {
+			steps = append(steps, l)
+		}
+	}
+	if !slices.Equal(steps, want) {
+		t.Errorf("gfa1's steps:\n%s\nwant:\n%s", strings.Join(steps, "\n"), strings.Join(want, "\n"))
 	}
 	for _, l := range []string{
 		"i node=gfa1,127.0.0.1,tcp://10.0.0.1:2375,T,T",
@@ -390,11 +417,18 @@ func TestReconnect(t *testing.T) {
 	if res := send(t, c, "talk -n gfa1,fvc ping"); res.final.Code != opscore.Done {
 		t.Errorf("talk after reconnect: %q", res.lines())
 	}
+	// Without --force, reconnect still redeploys, and leaves the volumes.
+	if res := send(t, c, "reconnect -n gfa2"); res.final.Code != opscore.Done {
+		t.Fatalf("reconnect -n gfa2 ended %q: %q", res.final.Line, res.lines())
+	}
+	if calls := h.rec.convergeCalls(); len(calls) != 2 || calls[1].opts.Force || !calls[1].opts.Redeploy {
+		t.Errorf("converge calls: %+v", calls)
+	}
 }
 
 func TestReconnectFailures(t *testing.T) {
 	h := newHarness(t, harnessConfig{opts: func(o *Options) { o.DeviceWait = time.Second }})
-	h.rec.onConverge = func(ctx context.Context, nodes []string, force bool) map[string]error {
+	h.rec.onConverge = func(ctx context.Context, nodes []string, opts v1.ConvergeOptions) map[string]error {
 		out := map[string]error{}
 		for _, n := range nodes {
 			switch n {

@@ -547,9 +547,10 @@ func (a *Actor) talk(ctx context.Context, cmd *opscore.Command) {
 // ---- reconnect ----
 
 // reconnect drops the selected nodes' camera connections, has the
-// reconciler converge them (force: volumes and container recreated), then
-// reconnects the cameras, waits for each, and reports each node's status.
-// It fails naming the nodes that could not be brought back.
+// reconciler redeploy them (the image pulled and the container replaced,
+// each step reported as it is taken; force: the volumes recreated too),
+// then reconnects the cameras, waits for each, and reports each node's
+// status. It fails naming the nodes that could not be brought back.
 func (a *Actor) reconnect(ctx context.Context, cmd *opscore.Command) {
 	fs, ok := a.parseNoArgs(cmd)
 	if !ok {
@@ -601,7 +602,8 @@ func (a *Actor) reconnect(ctx context.Context, cmd *opscore.Command) {
 
 	cmd.Write(opscore.Info, text("Reconnecting %s.", strings.Join(nodes, ", ")))
 	cctx, cancel := context.WithTimeout(ctx, a.opts.ConvergeTimeout)
-	errs := a.rec.Converge(cctx, nodes, force)
+	errs := a.rec.Converge(cctx, nodes, v1.ConvergeOptions{Redeploy: true, Force: force,
+		Progress: func(s v1.DeployStep) { cmd.Write(stepLine(s)) }})
 	cancel()
 	resume()
 	if ctx.Err() != nil {

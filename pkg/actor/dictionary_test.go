@@ -95,7 +95,7 @@ func TestEveryReplyMatchesTheDictionary(t *testing.T) {
 			s.Nodes["gfa2"] = n
 		},
 	})
-	h.rec.onConverge = func(ctx context.Context, nodes []string, force bool) map[string]error {
+	h.rec.onConverge = func(ctx context.Context, nodes []string, opts v1.ConvergeOptions) map[string]error {
 		convergeErr.Lock()
 		defer convergeErr.Unlock()
 		out := map[string]error{}

@@ -23,7 +23,10 @@
 // spaces. Where the original could hang
 // or hide a failure, this package ends the command: talk fails when no
 // camera finished the command successfully, and reconnect and reboot fail
-// naming the nodes that did not come back.
+// naming the nodes that did not come back. reconnect redeploys (the
+// reconciler pulls the image and replaces the container even when current)
+// and words each step the reconciler reports as the original did
+// (deploy.go).
 //
 // Every keyword the actor writes itself is in the keyword dictionary tron
 // decodes fliswarm with or is one of fliswarm's additions; keywords.go

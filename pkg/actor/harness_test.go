@@ -29,12 +29,12 @@ type fakeReconciler struct {
 	status     map[string]v1.NodeStatus
 	devices    map[string]bool
 	converges  []convergeCall
-	onConverge func(ctx context.Context, nodes []string, force bool) map[string]error
+	onConverge func(ctx context.Context, nodes []string, opts v1.ConvergeOptions) map[string]error
 }
 
 type convergeCall struct {
 	nodes []string
-	force bool
+	opts  v1.ConvergeOptions
 }
 
 func newFakeReconciler(spec *v1.Swarm) *fakeReconciler {
@@ -102,13 +102,13 @@ func (f *fakeReconciler) Status() []v1.NodeStatus {
 	return out
 }
 
-func (f *fakeReconciler) Converge(ctx context.Context, nodes []string, force bool) map[string]error {
+func (f *fakeReconciler) Converge(ctx context.Context, nodes []string, opts v1.ConvergeOptions) map[string]error {
 	f.mu.Lock()
-	f.converges = append(f.converges, convergeCall{slices.Clone(nodes), force})
+	f.converges = append(f.converges, convergeCall{slices.Clone(nodes), opts})
 	hook := f.onConverge
 	f.mu.Unlock()
 	if hook != nil {
-		return hook(ctx, nodes, force)
+		return hook(ctx, nodes, opts)
 	}
 	out := map[string]error{}
 	for _, n := range nodes {

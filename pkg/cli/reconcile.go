@@ -96,7 +96,7 @@ node never run at once); otherwise fliswarm reconciles by itself.
 				}
 				stopProgress := printPulls(g, ctl.Store())
 				rctx, cancel := context.WithTimeout(ctx, timeout)
-				results = ctl.ReconcileOnce(rctx, nodes, force)
+				results = ctl.ReconcileOnce(rctx, nodes, v1.ConvergeOptions{Force: force})
 				cancel()
 				stopProgress()
 			}

@@ -200,7 +200,7 @@ func (m *Manager) Reconcile(ctx context.Context, req v1.ReconcileRequest) ([]v1.
 	if err := m.ctl.CheckNodes(nodes); err != nil {
 		return nil, err
 	}
-	return m.ctl.ConvergeResults(ctx, nodes, req.Force), nil
+	return m.ctl.ConvergeResults(ctx, nodes, v1.ConvergeOptions{Force: req.Force}), nil
 }
 
 // reload reads the configuration file again; an invalid file is logged
