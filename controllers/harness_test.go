@@ -335,6 +335,9 @@ func (h *harness) settle() {
 	for {
 		n := h.w.emitted.Load()
 		resync := h.clock.ResyncPending()
+		if spec, _ := h.ctl.Spec(); spec.ImageUpdateInterval > 0 {
+			resync = resync && h.clock.ImagePending()
+		}
 		for _, e := range h.w.engines {
 			e.Sync()
 		}
