@@ -11,6 +11,10 @@
 //     events (and an engine's event stream coming back), the periodic
 //     resync, configuration changes (NodeController.SetSpec) and
 //     operators' requests, which wait for the outcome.
+//   - imageupdate.go: with image_update_interval, the source that asks
+//     the registry (through a node's engine) which digest the image's tag
+//     names and pins a new one into the spec in force, so that it rolls
+//     out through the same plan and gates as a configuration change.
 //   - expectations.go: the engine events the reconciler's own actions
 //     will cause (its `start`, its `create`), which the event source does
 //     not reconcile again.

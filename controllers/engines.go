@@ -23,6 +23,7 @@ type Engine interface {
 	ContainerLogs(ctx context.Context, id string, lines int) ([]string, error)
 	InspectImage(ctx context.Context, ref string) (engine.Image, error)
 	PullImage(ctx context.Context, ref string, opts engine.PullOptions) error
+	RegistryDigest(ctx context.Context, ref string) (string, error)
 	InspectVolume(ctx context.Context, name string) (engine.Volume, error)
 	CreateVolume(ctx context.Context, name, driver string, opts, labels map[string]string) (engine.Volume, error)
 	RemoveVolume(ctx context.Context, name string, force bool) error

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/engine"
@@ -21,7 +22,7 @@ var errNameInUse = errors.New("container name still in use")
 func (r *NodeReconciler) execute(ctx context.Context, eng Engine, node string, spec *v1.Swarm, want Desired, a Action, t ticket) (string, error) {
 	switch a.Type {
 	case ActionPullImage:
-		return "", r.pull(ctx, eng, node, spec, a.Target, t)
+		return "", r.pullPinned(ctx, eng, node, spec, want, a.Target, t)
 	case ActionRemoveContainer:
 		return "", eng.RemoveContainer(ctx, a.ID, true)
 	case ActionRemoveVolume:
@@ -83,6 +84,24 @@ func (r *NodeReconciler) start(ctx context.Context, eng Engine, node, name, id s
 		r.expect.Forget(node, name, "start")
 	}
 	return err
+}
+
+// pullPinned pulls ref. A pinned ref (repo@sha256:…) is pulled through
+// its tag, so that the node's tag names what the registry's does (as a
+// pull of the tag would leave it), then by digest if the tag has moved on
+// meanwhile.
+func (r *NodeReconciler) pullPinned(ctx context.Context, eng Engine, node string, spec *v1.Swarm, want Desired, ref string, t ticket) error {
+	tag := want.Container.Summary.Image
+	if !strings.Contains(ref, "@sha256:") || tag == "" || tag == ref {
+		return r.pull(ctx, eng, node, spec, ref, t)
+	}
+	if err := r.pull(ctx, eng, node, spec, tag, t); err != nil {
+		return err
+	}
+	if _, err := eng.InspectImage(ctx, ref); err == nil {
+		return nil
+	}
+	return r.pull(ctx, eng, node, spec, ref, t)
 }
 
 // pull pulls ref, reporting its progress in the store and, at most every

@@ -27,6 +27,9 @@ type fakeTimer struct {
 	// resync: set by Resync, whose goroutine enqueues the nodes and sets
 	// the next one after this fires.
 	resync bool
+	// image: set by watchImage, which has asked the registry and acted on
+	// the answer when it sets this.
+	image bool
 }
 
 // epoch is the fake clock's start: any fixed time will do.
@@ -46,7 +49,7 @@ func (c *fakeClock) AfterFunc(d time.Duration, f func()) Timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.seq++
-	t := &fakeTimer{c: c, at: c.now.Add(d), seq: c.seq, f: f, resync: calledFrom(".Resync")}
+	t := &fakeTimer{c: c, at: c.now.Add(d), seq: c.seq, f: f, resync: calledFrom(".Resync"), image: calledFrom(".watchImage")}
 	c.timers = append(c.timers, t)
 	return t
 }
@@ -114,6 +117,18 @@ func (c *fakeClock) ResyncPending() bool {
 	defer c.mu.Unlock()
 	for _, t := range c.timers {
 		if t.resync {
+			return true
+		}
+	}
+	return false
+}
+
+// ImagePending reports whether watchImage has its next timer set.
+func (c *fakeClock) ImagePending() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.timers {
+		if t.image {
 			return true
 		}
 	}

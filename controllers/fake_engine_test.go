@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -306,9 +307,22 @@ func (e *fakeEngine) InspectImage(ctx context.Context, ref string) (engine.Image
 	defer e.mu.Unlock()
 	img, ok := e.images[ref]
 	if !ok {
+		for _, i := range e.images {
+			if i.ID == ref {
+				return i, nil
+			}
+		}
 		return engine.Image{}, notFound("image", ref)
 	}
 	return img, nil
+}
+
+// RegistryDigest answers from the world's registry.
+func (e *fakeEngine) RegistryDigest(ctx context.Context, ref string) (string, error) {
+	if err := e.enter(ctx, "RegistryDigest"); err != nil {
+		return "", err
+	}
+	return e.w.registryDigest(ref)
 }
 
 func (e *fakeEngine) PullImage(ctx context.Context, ref string, opts engine.PullOptions) error {
@@ -323,14 +337,23 @@ func (e *fakeEngine) PullImage(ctx context.Context, ref string, opts engine.Pull
 		opts.Progress(engine.PullProgress{Current: 1 << 20, Total: 1 << 20, Status: "Download complete"})
 	}
 	sum := sha256.Sum256([]byte(ref))
-	id := "sha256:" + hex.EncodeToString(sum[:])
-	e.w.mu.Lock()
-	if pushed, ok := e.w.registry[ref]; ok {
-		id = pushed
+	img := engine.Image{ID: "sha256:" + hex.EncodeToString(sum[:]), RepoTags: []string{ref}}
+	repo, digest, known := e.w.resolve(ref)
+	if known {
+		img = registryImage(repo, digest)
+		if !strings.Contains(ref, "@") {
+			img.RepoTags = []string{ref}
+		}
 	}
-	e.w.mu.Unlock()
 	e.mu.Lock()
-	e.images[ref] = engine.Image{ID: id, RepoTags: []string{ref}}
+	if known {
+		// The image of a digest keeps its repo@digest name; a tag moves.
+		if old, ok := e.images[repo+"@"+digest]; ok {
+			img.RepoTags = append(img.RepoTags, old.RepoTags...)
+		}
+		e.images[repo+"@"+digest] = img
+	}
+	e.images[ref] = img
 	e.changed("pulled", ref)
 	return nil
 }

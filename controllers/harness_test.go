@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
+	"github.com/sdss/fliswarm/pkg/engine"
 	"github.com/sdss/fliswarm/pkg/render"
 )
 
@@ -38,9 +41,55 @@ type fakeWorld struct {
 	busy                                          map[string]string
 	// hung images run but their camera never answers.
 	hung map[string]bool
-	// registry is the image id a pull of a reference gets, when pushed
-	// (else an id derived from the reference).
-	registry map[string]string
+	// registry is what each tag (repo:tag) names at the registry;
+	// manifests every digest ever pushed; registryErr, when set, is the
+	// registry failing.
+	registry    map[string]string
+	manifests   map[string]bool
+	registryErr error
+}
+
+// push makes tag name digest at the registry.
+func (w *fakeWorld) push(tag, digest string) {
+	w.set(func() { w.registry[tag] = digest; w.manifests[digest] = true })
+}
+
+func (w *fakeWorld) registryDigest(ref string) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.registryErr != nil {
+		return "", w.registryErr
+	}
+	d, ok := w.registry[ref]
+	if !ok {
+		return "", notFound("manifest", ref)
+	}
+	return d, nil
+}
+
+// resolve is the repo and digest a pull of ref gets from the registry,
+// known false for a ref the registry does not hold (the fake then makes
+// up an image).
+func (w *fakeWorld) resolve(ref string) (repo, digest string, known bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if r, d, ok := strings.Cut(ref, "@"); ok {
+		return r, d, w.manifests[d]
+	}
+	d, ok := w.registry[ref]
+	if !ok {
+		return "", "", false
+	}
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	return ref, d, true
+}
+
+// registryImage is the image of digest: its ID follows from the digest.
+func registryImage(repo, digest string) engine.Image {
+	sum := sha256.Sum256([]byte("config of " + digest))
+	return engine.Image{ID: "sha256:" + hex.EncodeToString(sum[:]), RepoDigests: []string{repo + "@" + digest}}
 }
 
 type fakeOp struct {
@@ -52,7 +101,8 @@ func (o fakeOp) String() string { return o.Node + " " + o.Op + " " + o.Target }
 
 func newFakeWorld(clock *fakeClock, nodes []string) *fakeWorld {
 	w := &fakeWorld{clock: clock, engines: map[string]*fakeEngine{}, up: map[string]bool{},
-		hostDown: map[string]bool{}, busy: map[string]string{}, hung: map[string]bool{}, registry: map[string]string{}}
+		hostDown: map[string]bool{}, busy: map[string]string{}, hung: map[string]bool{},
+		registry: map[string]string{}, manifests: map[string]bool{}}
 	for _, n := range nodes {
 		w.engines[n] = newFakeEngine(w, n)
 	}
@@ -285,6 +335,9 @@ func (h *harness) settle() {
 	for {
 		n := h.w.emitted.Load()
 		resync := h.clock.ResyncPending()
+		if spec, _ := h.ctl.Spec(); spec.ImageUpdateInterval > 0 {
+			resync = resync && h.clock.ImagePending()
+		}
 		for _, e := range h.w.engines {
 			e.Sync()
 		}

@@ -169,7 +169,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 	// spec in force (a halted rollout), the node is observed again against
 	// it: its image, not the new one, is the one to find on the node.
 	target, opts := r.target(spec, rev, node, mem, want, have)
-	if target.Container.Hash != want.Container.Hash {
+	if !sameTarget(target, want) {
 		if have, err = r.inspect(ctx, eng, node, target, st); err != nil {
 			r.record(node, st, mem, nil, err)
 			return Result{}, Outcome{Err: err}, err
@@ -179,7 +179,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 	opts.Force, opts.Redeploy, opts.Pulled = t.force, t.redeploy, opts.Pulled || t.pulled
 	plan := PlanNode(node, want, have, opts)
 	keeper := keeperOf(want, have)
-	r.noteRunning(ctx, spec, node, mem, want, keeper, st)
+	r.noteRunning(ctx, spec, node, mem, want, have, keeper, st)
 
 	if plan.Empty() {
 		r.store.SetRollout(node, r.rolloutStatus(rev, node, nil))
@@ -241,6 +241,12 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (
 			return Result{}, Outcome{Actions: taken, Err: err}, err
 		}
 		plan = PlanNode(node, want, have, opts)
+		if plan.Empty() {
+			// Converged meanwhile (the image it runs is the one wanted
+			// after all): no camera goes down, the slot goes back.
+			r.rollout.Release(node)
+			r.store.SetRollout(node, nil)
+		}
 	}
 
 	// Act.

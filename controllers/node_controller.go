@@ -88,12 +88,22 @@ type NodeController struct {
 	requests *Requests
 	events   *EventSource
 	rec      *NodeReconciler
+
+	// specMu orders the changes of the spec in force: a configuration
+	// change (SetSpec) and a new image digest (watchImage).
+	specMu     sync.Mutex
+	configSpec *v1.Swarm // as configured, without the digest pin
+	configRev  string
+	pin        pin
+	// imageKick has watchImage ask the registry at once.
+	imageKick chan struct{}
 }
 
 // New returns a controller for spec. Nothing runs until Run.
 func New(spec *v1.Swarm, revision string, opts Options) *NodeController {
 	opts = opts.withDefaults()
-	c := &NodeController{opts: opts, log: opts.Logger, store: NewStore(spec, revision)}
+	c := &NodeController{opts: opts, log: opts.Logger, store: NewStore(spec, revision),
+		configSpec: spec, configRev: revision, imageKick: make(chan struct{}, 1)}
 	c.queue = NewQueue(opts.RateLimiter, opts.Clock)
 	if opts.NewEngine == nil {
 		log := opts.Logger.WithName("engine")
@@ -119,8 +129,25 @@ func (c *NodeController) Store() *Store { return c.store }
 func (c *NodeController) Spec() (*v1.Swarm, string) { return c.store.Spec() }
 
 // SetSpec replaces the desired state (a configuration change, a source)
-// and enqueues every node it touches.
+// and enqueues every node it touches. The image digest pinned by image
+// updates is kept while the image is the same.
 func (c *NodeController) SetSpec(spec *v1.Swarm, revision string) {
+	c.specMu.Lock()
+	defer c.specMu.Unlock()
+	old := c.configSpec
+	c.configSpec, c.configRev = spec, revision
+	if spec.ImageUpdateInterval > 0 && (old.ImageRef() != spec.ImageRef() || old.ImageUpdateInterval != spec.ImageUpdateInterval) {
+		select {
+		case c.imageKick <- struct{}{}:
+		default:
+		}
+	}
+	eff, rev := pinned(spec, revision, c.pin)
+	c.applyLocked(eff, rev)
+}
+
+// applyLocked puts spec in force; specMu held.
+func (c *NodeController) applyLocked(spec *v1.Swarm, revision string) {
 	before, after := c.store.SetSpec(spec, revision)
 	c.rollout.SetMax(spec.MaxUnavailable)
 	c.rollout.SetRevision(revision)
@@ -191,6 +218,7 @@ func (c *NodeController) Run(ctx context.Context) error {
 	wg.Go(func() { workers.Run(ctx) })
 	c.events.Start(ctx)
 	wg.Go(func() { Resync(ctx, c.store, c.opts.Clock, c.queue.Add) })
+	wg.Go(func() { c.watchImage(ctx) })
 	wg.Wait()
 	c.events.Wait()
 	c.engines.Close()

@@ -10,7 +10,6 @@ import (
 
 	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/engine"
-	"github.com/sdss/fliswarm/pkg/render"
 )
 
 // The steps of a node's reconcile, in the order Reconcile takes them.
@@ -96,7 +95,7 @@ func (r *NodeReconciler) target(spec *v1.Swarm, rev, node string, mem *nodeMemor
 	if !halted {
 		return want, PlanOptions{}
 	}
-	if k := keeperOf(want, have); haltedNode != node && k != nil && k.Labels[render.LabelSpecHash] == want.Container.Hash {
+	if k := keeperOf(want, have); haltedNode != node && runsTarget(k, want, have.Image) {
 		return want, PlanOptions{} // updated before the halt
 	}
 	if mem.lastGood != nil && mem.lastGood != spec {
@@ -110,7 +109,7 @@ func (r *NodeReconciler) target(spec *v1.Swarm, rev, node string, mem *nodeMemor
 // noteRunning records what a running camera tells: it ran long enough to
 // forget its crashes; an adopted camera is probed once; the spec it runs
 // is one to come back to.
-func (r *NodeReconciler) noteRunning(ctx context.Context, spec *v1.Swarm, node string, mem *nodeMemory, want Desired, k *engine.Container, st *v1.NodeStatus) {
+func (r *NodeReconciler) noteRunning(ctx context.Context, spec *v1.Swarm, node string, mem *nodeMemory, want Desired, have Observed, k *engine.Container, st *v1.NodeStatus) {
 	if k == nil || k.State != "running" {
 		return
 	}
@@ -120,8 +119,8 @@ func (r *NodeReconciler) noteRunning(ctx context.Context, spec *v1.Swarm, node s
 		mem.answered = k.ID
 	}
 	st.DeviceConnected = mem.answered == k.ID
-	if st.DeviceConnected && k.Labels[render.LabelSpecHash] == mustHash(spec, node) {
-		mem.lastGood = spec
+	if st.DeviceConnected && followsSpec(spec, node, want) && runsTarget(k, want, have.Image) {
+		mem.lastGood = lastGoodSpec(spec, have.Image)
 	}
 }
 
@@ -231,7 +230,7 @@ func (r *NodeReconciler) noteStarted(node string, mem *nodeMemory, spec *v1.Swar
 	// still makes the next one a restart.
 	mem.ranOnce = true
 	target := spec
-	if want.Container.Hash != mustHash(spec, node) {
+	if !followsSpec(spec, node, want) {
 		target = mem.lastGood
 	}
 	// A node that holds a rollout slot is rolling out, whatever the
@@ -312,14 +311,4 @@ func (r *NodeReconciler) cameraAnswers(ctx context.Context, spec *v1.Swarm, node
 	}
 	n := spec.Nodes[node]
 	return r.opts.Probe(ctx, node, net.JoinHostPort(n.Host, strconv.Itoa(n.Port)))
-}
-
-// mustHash is the spec hash of node's container under spec ("" if it
-// cannot be rendered).
-func mustHash(spec *v1.Swarm, node string) string {
-	c, err := render.ForNode(spec, node)
-	if err != nil {
-		return ""
-	}
-	return c.Hash
 }

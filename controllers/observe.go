@@ -38,6 +38,7 @@ func newStatus(prev v1.NodeStatus, seen bool, spec *v1.Swarm, node, revision str
 	st.Name, st.Host, st.DockerHost = node, n.Host, n.DockerClient
 	st.ObservedRevision, st.ObservedAt = revision, now
 	st.Image.Ref = spec.ImageRef()
+	st.Image.LatestDigest = spec.ImageDigest
 	return st
 }
 
@@ -113,6 +114,7 @@ func (r *NodeReconciler) inspect(ctx context.Context, eng Engine, node string, w
 	}
 	r.adopt(ctx, eng, node, want, &have)
 	recordObserved(st, want, have, r.clock.Now())
+	r.observeDigest(ctx, eng, want, have, st)
 	return have, nil
 }
 
@@ -206,6 +208,8 @@ func recordObserved(st *v1.NodeStatus, want Desired, have Observed, now time.Tim
 			st.SetCondition(v1.ConditionContainerRunning, false, "SeveralContainers", fmt.Sprintf("%d containers are running for this node", len(have.Containers)), now)
 		case st.Container.SpecHash != want.Container.Hash:
 			st.SetCondition(v1.ConditionContainerRunning, true, "SpecChanged", "container "+st.Container.ShortID()+" runs but does not match the spec", now)
+		case !runsTarget(keeper, want, have.Image):
+			st.SetCondition(v1.ConditionContainerRunning, true, "ImageChanged", "container "+st.Container.ShortID()+" runs but not the image "+want.Container.Config.Image, now)
 		case st.Container.Adopted:
 			st.SetCondition(v1.ConditionContainerRunning, true, "Running", "container "+st.Container.ShortID()+" (adopted, not created by fliswarm) runs the current spec", now)
 		default:

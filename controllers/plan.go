@@ -222,6 +222,12 @@ func containerDiff(want render.Container, have engine.Container, img, own *engin
 	if img != nil && have.ImageID != "" && img.ID != have.ImageID {
 		return "image changed: " + short(have.ImageID) + " → " + short(img.ID)
 	}
+	if img == nil && strings.Contains(want.Config.Image, "@sha256:") {
+		// A pinned image (image_update_interval) that is not on the node
+		// is not what the container runs.
+		_, digest, _ := strings.Cut(want.Config.Image, "@")
+		return "image changed: " + short(have.ImageID) + " → " + short(digest)
+	}
 	return ""
 }
 

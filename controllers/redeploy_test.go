@@ -86,7 +86,8 @@ func TestRedeployReplacesAnUnchangedCamera(t *testing.T) {
 	}
 
 	// The new flicamera is pushed under the same tag.
-	h.w.set(func() { h.w.registry[spec.ImageRef()] = "sha256:0000new" })
+	h.w.push(spec.ImageRef(), "sha256:0000new")
+	newID := registryImage(spec.ImageRef()[:strings.LastIndexByte(spec.ImageRef(), ':')], "sha256:0000new").ID
 	mark := h.w.markDown()
 	var log stepLog
 	res := h.converge([]string{"gfa1"}, v1.ConvergeOptions{Redeploy: true, Progress: log.add})[0]
@@ -107,7 +108,7 @@ func TestRedeployReplacesAnUnchangedCamera(t *testing.T) {
 		t.Fatalf("gfa2 was touched: %v", got)
 	}
 	after, _ := h.eng("gfa1").Container(name)
-	if after.ID == before.ID || after.State != "running" || after.ImageID != "sha256:0000new" {
+	if after.ID == before.ID || after.State != "running" || after.ImageID != newID {
 		t.Fatalf("after the redeploy: container %s (%s) from image %s; before %s", after.ID[:8], after.State, after.ImageID, before.ID[:8])
 	}
 	if got, want := log.kinds("gfa1"), []v1.DeployStepKind{v1.StepPull, v1.StepPulled, v1.StepRemoveContainer, v1.StepRun}; !slices.Equal(got, want) {
@@ -116,7 +117,7 @@ func TestRedeployReplacesAnUnchangedCamera(t *testing.T) {
 	log.mu.Lock()
 	pulled, removed, run := log.steps[1], log.steps[2], log.steps[3]
 	log.mu.Unlock()
-	if pulled.ImageID != "sha256:0000new" || !removed.Running || removed.Target != name || run.Image != spec.ImageRef() {
+	if pulled.ImageID != newID || !removed.Running || removed.Target != name || run.Image != spec.ImageRef() {
 		t.Fatalf("steps say: pulled %+v, removed %+v, run %+v", pulled, removed, run)
 	}
 	st := h.status("gfa1")
@@ -156,13 +157,14 @@ func TestRedeployOwedOverASlotWait(t *testing.T) {
 		c, _ := h.eng(n).Container(spec.ContainerNameFor(n))
 		before[n] = c.ID
 	}
-	h.w.set(func() { h.w.registry[spec.ImageRef()] = "sha256:0000new" })
+	h.w.push(spec.ImageRef(), "sha256:0000new")
+	newID := registryImage(spec.ImageRef()[:strings.LastIndexByte(spec.ImageRef(), ':')], "sha256:0000new").ID
 	mark := h.w.markDown()
 	var log stepLog
 	res := h.converge([]string{"gfa1", "gfa2"}, v1.ConvergeOptions{Redeploy: true, Progress: log.add})
 	for _, r := range res {
 		c, _ := h.eng(r.Node).Container(spec.ContainerNameFor(r.Node))
-		if !r.Converged() || c.ID == before[r.Node] || c.ImageID != "sha256:0000new" {
+		if !r.Converged() || c.ID == before[r.Node] || c.ImageID != newID {
 			t.Fatalf("%s: error %q, container %s from %s", r.Node, r.Error, c.ID[:8], c.ImageID)
 		}
 		ops := opsOf(h.w.opsSince(mark), r.Node)

@@ -23,6 +23,9 @@ type Store struct {
 	camera   map[string]cameraState
 	rollout  map[string]*v1.RolloutStatus
 	pull     map[string]*v1.PullProgress
+	// registryErr is why the last ask to the registry for the image's
+	// digest failed ("" when it answered).
+	registryErr string
 	// tracksCamera is set when an actor reports camera connections;
 	// without one (a one-shot reconcile) the controller's own probe of the
 	// camera counts.
@@ -193,6 +196,18 @@ func (s *Store) SetPull(node string, p *v1.PullProgress) {
 	s.notify(node)
 }
 
+// SetRegistryError records why the last ask to the registry for the
+// image's digest failed; "" when it answered.
+func (s *Store) SetRegistryError(msg string) {
+	s.mu.Lock()
+	changed := s.registryErr != msg
+	s.registryErr = msg
+	s.mu.Unlock()
+	if changed {
+		s.notify("")
+	}
+}
+
 // Status returns every node's status, enabled nodes first in their
 // configured order, each with its readiness evaluated.
 func (s *Store) Status() []v1.NodeStatus {
@@ -231,6 +246,10 @@ func (s *Store) composeLocked(node string, enabled bool) v1.NodeStatus {
 		st = v1.NodeStatus{Name: node, Host: n.Host, DockerHost: n.DockerClient, Image: v1.ImageStatus{Ref: s.spec.ImageRef()}}
 	}
 	st.Enabled = enabled
+	st.Image.RegistryError = ""
+	if s.spec.ImageUpdateInterval > 0 {
+		st.Image.RegistryError = s.registryErr
+	}
 	camera := st.DeviceConnected // the controller's own probe
 	if s.tracksCamera {
 		cs := s.camera[node]

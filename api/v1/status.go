@@ -80,7 +80,9 @@ type NodeStatus struct {
 	LastError string `json:"lastError,omitempty"`
 	// LastActions are the actions of the last reconcile that did something.
 	LastActions []string `json:"lastActions,omitempty"`
-	// ObservedRevision is the config revision the status reflects.
+	// ObservedRevision is the config revision the status reflects, with
+	// "@sha256:<12 hex>" appended when image_update_interval pins the
+	// image's digest.
 	ObservedRevision string `json:"observedRevision,omitempty"`
 	// ObservedAt is when the node was last observed.
 	ObservedAt time.Time `json:"observedAt"`
@@ -163,6 +165,21 @@ type ImageStatus struct {
 	Ref     string `json:"ref"`
 	ID      string `json:"id,omitempty"`
 	Present bool   `json:"present"`
+	// Digest is the registry digest (sha256:…) of the image the node's
+	// container runs, "" when not known (no container, or an image that
+	// was never pulled from the registry).
+	Digest string `json:"digest,omitempty"`
+	// LatestDigest is the digest Ref names at the registry as last read
+	// (image_update_interval); "" when image updates are off or the
+	// registry has not answered yet.
+	LatestDigest string `json:"latestDigest,omitempty"`
+	// UpdateWaiting: Ref names an image at the registry that the node's
+	// container does not run yet (its update is pending, under way or
+	// halted).
+	UpdateWaiting bool `json:"updateWaiting,omitempty"`
+	// RegistryError is why the last ask to the registry failed, "" when
+	// it answered. The cameras are left as they are meanwhile.
+	RegistryError string `json:"registryError,omitempty"`
 }
 
 // ContainerStatus is the managed container on a node.

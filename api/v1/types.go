@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -74,6 +75,14 @@ type Swarm struct {
 	// UpdateWait is the longest a change that recreates a camera waits
 	// for that camera to finish an exposure. Default 600 s.
 	UpdateWait Duration `json:"update_wait"`
+	// ImageUpdateInterval, when positive, is how often the registry is
+	// asked which image the tag names: an image pushed again under the
+	// same tag is then rolled out as a configuration change is (pre-pull
+	// on every node, wait for an idle camera, max_unavailable, halt on a
+	// camera that does not answer). Each node's container is created from
+	// the image's digest, so a halted update puts back the image it ran
+	// before. Default 0: never asked; the tag is pulled as it is.
+	ImageUpdateInterval Duration `json:"image_update_interval,omitempty"`
 	// PullStallTimeout ends an image pull that received nothing for this
 	// long (a slow link that still makes progress is never cut off).
 	// Default 60 s.
@@ -107,6 +116,12 @@ type Swarm struct {
 	Power *Power `json:"power,omitempty"`
 	// RebootCommand is run over ssh for a soft reboot. Default "sudo reboot".
 	RebootCommand string `json:"reboot_command"`
+
+	// ImageDigest is not configured: it is the digest (sha256:…) the
+	// controller last read from the registry for ImageRef when
+	// ImageUpdateInterval is set, "" before that. Containers are created
+	// from PinnedImageRef.
+	ImageDigest string `json:"-"`
 }
 
 // Actor is the address of fliswarm's actor and of the tron hub.
@@ -252,6 +267,24 @@ func (s *Swarm) ImageRef() string {
 		return s.Image
 	}
 	return s.Registry + "/" + s.Image
+}
+
+// ImageRepo is ImageRef without its tag.
+func (s *Swarm) ImageRepo() string {
+	ref := s.ImageRef()
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		return ref[:i]
+	}
+	return ref
+}
+
+// PinnedImageRef is the reference containers are created from:
+// "<repo>@<ImageDigest>" when a digest is pinned, else ImageRef.
+func (s *Swarm) PinnedImageRef() string {
+	if s.ImageDigest == "" {
+		return s.ImageRef()
+	}
+	return s.ImageRepo() + "@" + s.ImageDigest
 }
 
 // ContainerNameFor is the container name of node.

@@ -188,6 +188,11 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 	if s.UpdateWait < 0 {
 		errs.Add("update_wait", "must not be negative")
 	}
+	if s.ImageUpdateInterval < 0 {
+		errs.Add("image_update_interval", "must not be negative (0 turns image updates off)")
+	} else if s.ImageUpdateInterval > 0 && s.ImageUpdateInterval < Seconds(1) {
+		errs.Add("image_update_interval", "must be 0 (off) or at least 1 s, found %s", s.ImageUpdateInterval.D())
+	}
 	if s.PullStallTimeout <= 0 {
 		errs.Add("pull_stall_timeout", "must be positive")
 	}

@@ -384,7 +384,39 @@ func nodeStatusLines(spec *v1.Swarm, st v1.NodeStatus) []line {
 		}
 		debug(opscore.KW("volume", st.Name, vname, true, dev))
 	}
-	return lines
+	return append(lines, imageLines(st)...)
+}
+
+// imageLines say, with image_update_interval set, which image digest the
+// node runs and whether an update waits; as text, since tron's
+// dictionary has no keyword for it.
+func imageLines(st v1.NodeStatus) []line {
+	var lines []line
+	img := st.Image
+	if img.RegistryError != "" {
+		lines = append(lines, line{Code: opscore.Warning, Keywords: []opscore.Keyword{
+			text("Cannot read the digest of %s from the registry: %s.", img.Ref, strings.TrimSuffix(img.RegistryError, "."))}})
+	}
+	if img.LatestDigest == "" {
+		return lines
+	}
+	running := "an image of unknown digest"
+	if img.Digest != "" {
+		running = shortDigest(img.Digest)
+	}
+	state := "up to date"
+	if img.UpdateWaiting {
+		state = "update waiting"
+	}
+	return append(lines, line{Code: opscore.Info, Keywords: []opscore.Keyword{
+		text("Node %s runs %s; %s is %s at the registry (%s).", st.Name, running, img.Ref, shortDigest(img.LatestDigest), state)}})
+}
+
+func shortDigest(d string) string {
+	if len(d) > len("sha256:")+12 {
+		return d[:len("sha256:")+12]
+	}
+	return d
 }
 
 // ---- talk ----

@@ -129,6 +129,29 @@ func TestNodeStatusLines(t *testing.T) {
 			"d volume=gfa1,data,T,:/data",
 			"d volume=gfa1,home,T,NA",
 		}},
+		{"image update waiting", mod(func(s *v1.NodeStatus) {
+			s.Volumes = s.Volumes[:1]
+			s.Image = v1.ImageStatus{Ref: "sdss5/flicamera:latest", Digest: "sha256:aaaaaaaaaaaa0000", LatestDigest: "sha256:bbbbbbbbbbbb1111", UpdateWaiting: true}
+		}), []string{
+			"i node=gfa1,sdss-gfa1,tcp://sdss-gfa1:2375,T,T",
+			"d container=gfa1,abcdef012345",
+			"d volume=gfa1,data,T,:/data",
+			`w text="Volume home not present in gfa1."`,
+			"d volume=gfa1,home,F,NA",
+			`i text="Node gfa1 runs sha256:aaaaaaaaaaaa; sdss5/flicamera:latest is sha256:bbbbbbbbbbbb at the registry (update waiting)."`,
+		}},
+		{"registry down", mod(func(s *v1.NodeStatus) {
+			s.Volumes = s.Volumes[:1]
+			s.Image = v1.ImageStatus{Ref: "sdss5/flicamera:latest", Digest: "sha256:aaaaaaaaaaaa0000", LatestDigest: "sha256:aaaaaaaaaaaa0000", RegistryError: "connection refused"}
+		}), []string{
+			"i node=gfa1,sdss-gfa1,tcp://sdss-gfa1:2375,T,T",
+			"d container=gfa1,abcdef012345",
+			"d volume=gfa1,data,T,:/data",
+			`w text="Volume home not present in gfa1."`,
+			"d volume=gfa1,home,F,NA",
+			`w text="Cannot read the digest of sdss5/flicamera:latest from the registry: connection refused."`,
+			`i text="Node gfa1 runs sha256:aaaaaaaaaaaa; sdss5/flicamera:latest is sha256:aaaaaaaaaaaa at the registry (up to date)."`,
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if diff := cmp.Diff(tc.want, render(nodeStatusLines(spec, tc.st))); diff != "" {

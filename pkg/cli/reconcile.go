@@ -258,6 +258,20 @@ func printStatus(g *globals, st v1.DaemonStatus) {
 		if r := n.Rollout; r != nil {
 			fmt.Fprintf(w, "       rollout %s: %s\n", r.State, r.Message)
 		}
+		if im := n.Image; im.LatestDigest != "" || im.RegistryError != "" {
+			running := im.Digest
+			if running == "" {
+				running = "unknown"
+			}
+			fmt.Fprintf(w, "       image %s: running %s, registry %s", im.Ref, running, im.LatestDigest)
+			if im.UpdateWaiting {
+				fmt.Fprint(w, " (update waiting)")
+			}
+			fmt.Fprintln(w)
+			if im.RegistryError != "" {
+				fmt.Fprintf(w, "       registry: %s\n", im.RegistryError)
+			}
+		}
 		if p := n.Pull; p != nil {
 			fmt.Fprintf(w, "       pulling %s: %d of %d bytes\n", p.Image, p.Current, p.Total)
 		}

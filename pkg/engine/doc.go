@@ -4,7 +4,8 @@
 // A Client is bound to one node (its name is in every error and log line)
 // and one engine address (tcp://host:port or unix:///path). It offers the
 // handful of operations the node reconciler needs: ping, list/inspect/
-// create/start/stop/remove containers, inspect/pull images, inspect/create/
+// create/start/stop/remove containers, inspect/pull images, ask the registry
+// (through the engine) which digest a tag names, inspect/create/
 // remove volumes and a stream of container, volume and image events. Every
 // call runs under a per-call timeout derived from the caller's context; the
 // API version is negotiated with the engine on first contact (the engines at

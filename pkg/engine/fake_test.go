@@ -474,3 +474,39 @@ func TestFakePullStreams(t *testing.T) {
 		})
 	}
 }
+
+// RegistryDigest reads the descriptor's digest from the engine's
+// distribution endpoint, sending the registry credentials, and keeps the
+// engine's error class (an unknown tag is NotFound).
+func TestFakeRegistryDigest(t *testing.T) {
+	f := newFakeEngine(t)
+	const digest = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	var gotAuth string
+	f.handle("GET", "/distribution/10.213.0.1:5000/sdss/flicamera:latest/json", func(w http.ResponseWriter, r *http.Request) {
+		gotAuth = r.Header.Get("X-Registry-Auth")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"Descriptor":{"mediaType":"application/vnd.oci.image.index.v1+json","digest":%q,"size":1234},"Platforms":[{"architecture":"amd64","os":"linux"}]}`, digest)
+	})
+	f.handle("GET", "/distribution/10.213.0.1:5000/sdss/flicamera:gone/json", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "manifest unknown")
+	})
+	f.handle("GET", "/distribution/10.213.0.1:5000/sdss/flicamera:down/json", func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusInternalServerError, `Get "http://10.213.0.1:5000/v2/": dial tcp 10.213.0.1:5000: connect: connection refused`)
+	})
+	c := f.client(t, Options{RegistryAuth: func() (string, error) { return "c2VjcmV0", nil }})
+	got, err := c.RegistryDigest(context.Background(), "10.213.0.1:5000/sdss/flicamera:latest")
+	if err != nil || got != digest {
+		t.Fatalf("RegistryDigest = %q, %v; want %s", got, err, digest)
+	}
+	if gotAuth != "c2VjcmV0" {
+		t.Errorf("X-Registry-Auth = %q, want the client's credentials", gotAuth)
+	}
+	if _, err := c.RegistryDigest(context.Background(), "10.213.0.1:5000/sdss/flicamera:gone"); !IsNotFound(err) {
+		t.Errorf("unknown tag: %v, want NotFound", err)
+	}
+	_, err = c.RegistryDigest(context.Background(), "10.213.0.1:5000/sdss/flicamera:down")
+	if err == nil || !strings.Contains(err.Error(), "gfa1: registry digest of 10.213.0.1:5000/sdss/flicamera:down: ") ||
+		!strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("registry down: %v, want the engine's error wrapped with node and op", err)
+	}
+}

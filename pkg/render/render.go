@@ -102,8 +102,12 @@ func ForNode(s *v1.Swarm, node string) (Container, error) {
 	hash := sum.Hash()
 	specJSON, _ := json.Marshal(sum)
 
+	// The container is created from the pinned digest when there is one
+	// (image_update_interval); the summary, and so the hash, keep the tag:
+	// which image a container runs is told by its image ID, so pinning the
+	// digest the node already runs changes nothing.
 	cfg := &container.Config{
-		Image: sum.Image,
+		Image: s.PinnedImageRef(),
 		Env:   sum.Env,
 		User:  sum.User,
 		Labels: map[string]string{
