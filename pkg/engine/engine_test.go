@@ -102,6 +102,7 @@ const sleeperSource = `package main
 import (
 	"os"
 	"os/signal"
+	"syscall"
 	"time"
 )
 
