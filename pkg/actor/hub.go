@@ -16,7 +16,7 @@ import (
 // How tron's connection to the actor port is recognised: tron connects
 // from the hub's host, so a user whose peer address is one of the
 // addresses the hub's host name (actor.tron_host, or the host of
-// Options.TronAddr) resolves to is tron. Nothing in tron's lines tells it
+// HubLinkOptions.Addr) resolves to is tron. Nothing in tron's lines tells it
 // apart (any program may send a commander such as APO.Jose), and a user
 // connected from the hub's host that is not tron counts as tron too: with
 // tron_host on loopback, every local user does.
