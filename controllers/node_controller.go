@@ -44,6 +44,10 @@ type Options struct {
 	Clock Clock
 	// Metrics records reconciles and actions; nil records nothing.
 	Metrics Metrics
+	// Store is the status store to keep, made first by a caller whose
+	// other parts read it (NewStore with the same spec and revision);
+	// default a new one.
+	Store *Store
 }
 
 // Metrics is what the controller reports to a metrics registry.
@@ -102,7 +106,11 @@ type NodeController struct {
 // New returns a controller for spec. Nothing runs until Run.
 func New(spec *v1.Swarm, revision string, opts Options) *NodeController {
 	opts = opts.withDefaults()
-	c := &NodeController{opts: opts, log: opts.Logger, store: NewStore(spec, revision),
+	store := opts.Store
+	if store == nil {
+		store = NewStore(spec, revision)
+	}
+	c := &NodeController{opts: opts, log: opts.Logger, store: store,
 		configSpec: spec, configRev: revision, imageKick: make(chan struct{}, 1)}
 	c.queue = NewQueue(opts.RateLimiter, opts.Clock)
 	if opts.NewEngine == nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/clu"
@@ -20,9 +21,9 @@ import (
 	"github.com/sdss/fliswarm/pkg/version"
 )
 
-// Reconciler is what the actor needs of the node reconciler: the spec, the
-// set of managed nodes, their observed status, and converging on request.
-// *controllers.Reconciler satisfies it.
+// Reconciler is what the actor needs of the node controller: the spec,
+// the set of managed nodes, their observed status, and converging on
+// request. *controllers.NodeController satisfies it.
 type Reconciler interface {
 	// Spec returns the spec in force and its revision.
 	Spec() (*v1.Swarm, string)
@@ -39,9 +40,6 @@ type Reconciler interface {
 	// reporting each step to opts.Progress, and waits until each converged
 	// or ctx ends; it maps each node to nil or the last error seen.
 	Converge(ctx context.Context, nodes []string, opts v1.ConvergeOptions) map[string]error
-	// SetDeviceConnected records whether the actor's client is connected
-	// to the node's camera.
-	SetDeviceConnected(node string, connected bool)
 }
 
 // Metrics counts what the actor does.
@@ -57,26 +55,24 @@ type noMetrics struct{}
 func (noMetrics) CommandDone(string, string) {}
 func (noMetrics) LinesRelayed(int)           {}
 
-// cameraReporter is a Reconciler that also takes why a camera is not
-// connected (the NodeController does), for status.
-type cameraReporter interface {
-	SetCamera(node string, connected bool, reason string)
-}
-
 // ExecFunc runs a program with arguments (no shell) and returns its
 // combined output and exit code. err is non-nil only when the program could
 // not be run at all (not found, ctx ended before it started); a program
 // that ran and failed is a nil error with a non-zero exit code.
 type ExecFunc func(ctx context.Context, name string, args ...string) (output []byte, exitCode int, err error)
 
-// Hub sends commands to other actors through the tron hub. *TronClient
-// satisfies it.
+// Hub sends commands to other actors through the tron hub. *HubLink and
+// *TronClient satisfy it.
 type Hub interface {
 	// Command sends command to the actor called target and waits for its
 	// terminal reply, which it returns. A failed command is a nil error
 	// with a reply whose Code is `f` or `!`.
 	Command(ctx context.Context, target, command string) (HubReply, error)
 }
+
+// hubStater is a Hub that knows its connection's state (*HubLink,
+// *TronClient), for status.
+type hubStater interface{ State() HubState }
 
 // Defaults of the Options durations.
 const (
@@ -88,10 +84,21 @@ const (
 	DefaultExecTimeout = time.Minute
 )
 
-// Options configure an Actor. Only Reconciler is required.
+// Options configure an Actor. Reconciler and Cameras are required.
 type Options struct {
-	// Reconciler converges the nodes and reports their status.
+	// Reconciler converges the nodes and reports their status; it owns
+	// the spec.
 	Reconciler Reconciler
+	// Cameras are the camera clients commands are relayed to; their
+	// unsolicited replies are broadcast to every user.
+	Cameras *Cameras
+	// Hub commands other actors (a hard reboot's power commands); a
+	// *HubLink in the daemon. nil: no hub.
+	Hub Hub
+	// Subscribe tells the actor that the spec may have changed (the
+	// status broadcast's interval, the hub's host); nil: the interval in
+	// force is read again at each broadcast.
+	Subscribe func() (<-chan string, func())
 	// Logger receives the actor's logs. Default: discard.
 	Logger logr.Logger
 	// Version is told to users on connection and by `version`. Default
@@ -100,20 +107,8 @@ type Options struct {
 	// Addr is the address the actor listens on (host:port; port 0 picks a
 	// free one). Default spec.Actor.Host:spec.Actor.Port.
 	Addr string
-	// TronAddr is the tron hub's address. Default
-	// spec.Actor.TronHost:spec.Actor.TronPort; no hub connection when that
-	// host is empty.
-	TronAddr string
-	// Hub, when set, is used for commands to other actors instead of the
-	// actor's own tron connection (which is then not opened).
-	Hub Hub
 	// Exec runs ssh for a soft reboot. Default os/exec.
 	Exec ExecFunc
-	// DeviceOptions is the template of every camera client's options
-	// (dial timeout, backoff, line limit). Logger, OnState and
-	// OnUnsolicited are set by the actor; commands are bounded by the
-	// spec's command_timeout.
-	DeviceOptions device.Options
 	// Metrics is told of every command's outcome and of the camera lines
 	// relayed. Default: nobody.
 	Metrics Metrics
@@ -162,60 +157,25 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Actor is fliswarm's opscore actor and its camera clients.
+// Actor is fliswarm's opscore actor: it serves users and runs their
+// commands, relaying camera commands through Cameras and asking the
+// Reconciler to converge, enable or disable nodes.
 type Actor struct {
 	opts Options
 	rec  Reconciler
+	cams *Cameras
 	log  logr.Logger
 
-	srv   atomic.Pointer[opscore.Server]
-	peers *peerLog // the users' peer addresses, to recognise tron's
-	wg    sync.WaitGroup
-
-	syncMu sync.Mutex // serialises syncDevices and syncTron
+	srv     atomic.Pointer[opscore.Server] // set by Bind
+	peers   *peerLog                       // the users' peer addresses, to recognise tron's
+	started atomic.Bool
 
 	mu             sync.Mutex
-	spec           *v1.Swarm
-	runCtx         context.Context // set by Start
-	devices        map[string]*deviceEntry
 	runtimeEnabled map[string]bool // nodes enabled by name with `enable`
-	tron           *TronClient
-	tronAddr       string
-	tronStop       context.CancelFunc
-	tronDone       chan struct{}
+	configErr      string          // the last rejected configuration edit, "" when none stands
 
-	configErr    string        // the last rejected configuration edit, "" when none stands
-	specChanged  chan struct{} // buffered(1): the status loop re-reads the interval
-	busy         *busyTracker
 	reconnectSem chan struct{} // one reconnect at a time
 	sims         simulations
-}
-
-// deviceEntry is the client of one enabled node's camera.
-type deviceEntry struct {
-	name   string
-	addr   string
-	client *device.Client
-	cancel context.CancelFunc
-	done   chan struct{} // closed when the client's Run has returned
-}
-
-// CameraState returns whether the actor's client is connected to node's
-// camera and, when it is not, why (the camera does not answer, the actor
-// on its port is another, the node is not enabled, ...), for status.
-func (a *Actor) CameraState(node string) (connected bool, reason string) {
-	c := a.device(node)
-	if c == nil {
-		return false, "no camera client (node not enabled, or the actor not started)"
-	}
-	ok, err := c.State()
-	if ok {
-		return true, ""
-	}
-	if err == nil {
-		return false, "not connected"
-	}
-	return false, err.Error()
 }
 
 // SetConfigError tells the actor that a configuration edit was rejected
@@ -244,44 +204,48 @@ func (a *Actor) configError() string {
 	return a.configErr
 }
 
-// New returns an actor. It does nothing until Start.
+// New returns an actor, which receives the cameras' unsolicited replies
+// from now on (to broadcast them once it serves). It does nothing until
+// Bind and Start.
 func New(opts Options) *Actor {
 	opts = opts.withDefaults()
-	return &Actor{
+	a := &Actor{
 		opts:           opts,
 		rec:            opts.Reconciler,
+		cams:           opts.Cameras,
 		log:            opts.Logger,
 		peers:          newPeerLog(opts.Logger.WithName("tron")),
-		devices:        map[string]*deviceEntry{},
 		runtimeEnabled: map[string]bool{},
-		specChanged:    make(chan struct{}, 1),
-		busy:           newBusyTracker(),
 		reconnectSem:   make(chan struct{}, 1),
+	}
+	if a.cams != nil {
+		a.cams.relayTo(a.relayUnsolicited)
+	}
+	return a
+}
+
+// relayUnsolicited broadcasts a camera's unsolicited reply to every user.
+func (a *Actor) relayUnsolicited(node string, r clu.Reply) {
+	lines := relayLines(r)
+	a.opts.Metrics.LinesRelayed(len(lines))
+	for _, l := range lines {
+		a.Broadcast(l.Code, l.Keywords...)
 	}
 }
 
-// Start binds the actor's port and returns once it listens; it then serves
-// users, keeps a client to every enabled node's camera, keeps the tron
-// connection and broadcasts a status every spec.StatusInterval, all until
-// ctx ends (see Wait). It fails when the port cannot be bound.
-func (a *Actor) Start(ctx context.Context) error {
-	if a.rec == nil {
-		return errors.New("actor: no Reconciler given")
+// Bind binds the actor's port, so that a port in use fails the daemon's
+// start at once. Start binds it when Bind was not called.
+func (a *Actor) Bind() error {
+	if a.rec == nil || a.cams == nil {
+		return errors.New("actor: Reconciler and Cameras are required")
 	}
-	a.mu.Lock()
-	if a.runCtx != nil {
-		a.mu.Unlock()
-		return errors.New("actor: already started")
+	if a.srv.Load() != nil {
+		return nil
 	}
-	if a.spec == nil {
-		a.spec, _ = a.rec.Spec()
-	}
-	spec := a.spec
-	a.mu.Unlock()
+	spec, _ := a.rec.Spec()
 	if spec == nil {
 		return errors.New("actor: the reconciler has no spec")
 	}
-
 	addr := a.opts.Addr
 	if addr == "" {
 		addr = net.JoinHostPort(spec.Actor.Host, strconv.Itoa(spec.Actor.Port))
@@ -296,24 +260,28 @@ func (a *Actor) Start(ctx context.Context) error {
 		return fmt.Errorf("actor: cannot serve the actor port: %w", err)
 	}
 	a.srv.Store(srv)
-
-	a.mu.Lock()
-	a.runCtx = ctx
-	a.mu.Unlock()
-
-	a.wg.Go(func() {
-		if err := srv.Serve(ctx); err != nil {
-			a.log.Error(err, "actor server stopped")
-		}
-	})
-	a.syncDevices()
-	a.syncTron()
-	a.wg.Go(func() { a.statusLoop(ctx) })
-	a.log.Info("actor started", "addr", srv.Addr().String())
 	return nil
 }
 
-// Addr returns the address the actor listens on, or nil before Start.
+// Start serves users and broadcasts a status every spec.StatusInterval
+// until ctx ends, then returns nil once every command's goroutine has
+// ended; it fails when the port cannot be bound or serving fails.
+func (a *Actor) Start(ctx context.Context) error {
+	if !a.started.CompareAndSwap(false, true) {
+		return errors.New("actor: already started")
+	}
+	if err := a.Bind(); err != nil {
+		return err
+	}
+	srv := a.srv.Load()
+	a.log.Info("actor started", "addr", srv.Addr().String())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(gctx) })
+	g.Go(func() error { a.follow(gctx); return nil })
+	return g.Wait()
+}
+
+// Addr returns the address the actor listens on, or nil before Bind.
 func (a *Actor) Addr() net.Addr {
 	if srv := a.srv.Load(); srv != nil {
 		return srv.Addr()
@@ -321,65 +289,18 @@ func (a *Actor) Addr() net.Addr {
 	return nil
 }
 
-// Wait blocks until everything Start started has ended (after its ctx
-// ended).
-func (a *Actor) Wait() { a.wg.Wait() }
-
-// SetSpec makes spec the actor's view of the configuration, after a
-// reload: camera clients are added, removed or re-addressed to match the
-// enabled nodes, the tron connection follows a changed hub address, and
-// the status broadcast its interval. Call it after the reconciler has the
-// new spec. The listening address is not changed.
-func (a *Actor) SetSpec(spec *v1.Swarm) {
-	if spec == nil {
-		return
-	}
-	a.mu.Lock()
-	a.spec = spec
-	a.mu.Unlock()
-	select {
-	case a.specChanged <- struct{}{}:
-	default:
-	}
-	a.syncDevices()
-	a.syncTron()
-}
-
-// ContainerStarted tells the actor that node's camera container was just
-// (re)started: its camera client dials at once, and again every few tens
-// of milliseconds until the camera listens, instead of waiting out its
-// backoff (see device.Client.Started).
-func (a *Actor) ContainerStarted(node string) {
-	a.busy.forget(node) // a new camera is idle
-	if c := a.device(node); c != nil {
-		c.Started()
-	}
-}
-
-// CameraAnswers tells the actor that node's camera, which fliswarm
-// started, answers: its client dials at once if it is not connected yet.
-func (a *Actor) CameraAnswers(node string) {
-	if c := a.device(node); c != nil {
-		c.Kick()
-	}
-}
-
 // Broadcast sends an unsolicited reply (uid 0, cmdId 0) to every user. It
-// does nothing before Start.
+// does nothing before Bind.
 func (a *Actor) Broadcast(code opscore.Code, kws ...opscore.Keyword) {
 	if srv := a.srv.Load(); srv != nil {
 		srv.Broadcast(code, kws...)
 	}
 }
 
-// currentSpec returns the actor's spec.
+// currentSpec returns the spec in force (the reconciler's).
 func (a *Actor) currentSpec() *v1.Swarm {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.spec == nil {
-		a.spec, _ = a.rec.Spec()
-	}
-	return a.spec
+	spec, _ := a.rec.Spec()
+	return spec
 }
 
 // enabled returns the managed nodes that the spec knows, in order.
@@ -394,14 +315,7 @@ func (a *Actor) enabled(spec *v1.Swarm) []string {
 }
 
 // device returns node's camera client, or nil.
-func (a *Actor) device(node string) *device.Client {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if e := a.devices[node]; e != nil {
-		return e.client
-	}
-	return nil
-}
+func (a *Actor) device(node string) *device.Client { return a.cams.client(node) }
 
 // commandTimeout bounds one camera command: the spec's command_timeout
 // when positive, else 0 (no limit; see v1.Swarm.CommandTimeout).
@@ -412,217 +326,13 @@ func commandTimeout(spec *v1.Swarm) time.Duration {
 // cameraAddr is the address of node's camera actor.
 func cameraAddr(n v1.Node) string { return net.JoinHostPort(n.Host, strconv.Itoa(n.Port)) }
 
-// syncDevices makes the camera clients match the enabled nodes and their
-// addresses. A client that goes is stopped (and its node recorded as
-// disconnected) before its replacement starts.
-func (a *Actor) syncDevices() {
-	a.syncMu.Lock()
-	defer a.syncMu.Unlock()
-
-	spec := a.currentSpec()
-	want := map[string]string{}
-	for _, n := range a.enabled(spec) {
-		want[n] = cameraAddr(spec.Nodes[n])
-	}
-
-	a.mu.Lock()
-	if a.runCtx == nil {
-		a.mu.Unlock()
-		return
-	}
-	var stop []*deviceEntry
-	for name, e := range a.devices {
-		if addr, ok := want[name]; !ok || addr != e.addr {
-			stop = append(stop, e)
-			delete(a.devices, name)
-		}
-	}
-	a.mu.Unlock()
-
-	for _, e := range stop {
-		e.cancel()
-		<-e.done
-		a.rec.SetDeviceConnected(e.name, false)
-		a.log.Info("camera client stopped", "node", e.name, "addr", e.addr)
-	}
-
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.runCtx.Err() != nil {
-		return
-	}
-	for name, addr := range want {
-		if a.devices[name] == nil {
-			a.devices[name] = a.startDeviceLocked(name, addr)
-		}
-	}
-}
-
-// startDeviceLocked starts a camera client; a.mu is held.
-func (a *Actor) startDeviceLocked(name, addr string) *deviceEntry {
-	ctx, cancel := context.WithCancel(a.runCtx)
-	e := &deviceEntry{name: name, addr: addr, cancel: cancel, done: make(chan struct{})}
-
-	o := a.opts.DeviceOptions
-	o.Logger = a.log.WithName("device")
-	o.InlineReplies = true // talk's relay only queues lines (see talk)
-	type state struct {
-		connected bool
-		reason    string
-	}
-	var last *state // OnState calls come one at a time from Run
-	o.OnState = func(connected bool, err error) {
-		now := state{connected: connected}
-		if err != nil && !connected {
-			now.reason = err.Error()
-		}
-		if last != nil && *last == now {
-			return
-		}
-		last = &now
-		if now.reason != "" {
-			a.log.V(1).Info("camera not connected", "node", name, "reason", now.reason)
-		}
-		if r, ok := a.rec.(cameraReporter); ok {
-			r.SetCamera(name, connected, now.reason)
-		} else {
-			a.rec.SetDeviceConnected(name, connected)
-		}
-	}
-	o.OnUnsolicited = func(r clu.Reply) {
-		a.busy.observe(name, r)
-		lines := relayLines(r)
-		a.opts.Metrics.LinesRelayed(len(lines))
-		for _, l := range lines {
-			a.Broadcast(l.Code, l.Keywords...)
-		}
-	}
-	e.client = device.New(name, addr, o)
-	a.wg.Go(func() {
-		defer close(e.done)
-		if err := e.client.Run(ctx); err != nil {
-			a.log.Error(err, "camera client stopped", "node", name)
-		}
-	})
-	a.log.Info("camera client started", "node", name, "addr", addr)
-	return e
-}
-
-// tronAddress is the hub address to connect to, "" for none.
-func (a *Actor) tronAddress(spec *v1.Swarm) string {
-	if a.opts.Hub != nil {
-		return ""
-	}
-	if a.opts.TronAddr != "" {
-		return a.opts.TronAddr
-	}
-	if spec.Actor.TronHost == "" || spec.Actor.TronPort <= 0 {
-		return ""
-	}
-	return net.JoinHostPort(spec.Actor.TronHost, strconv.Itoa(spec.Actor.TronPort))
-}
-
-// syncTron keeps one tron client connected to the spec's hub address.
-func (a *Actor) syncTron() {
-	a.syncMu.Lock()
-	defer a.syncMu.Unlock()
-	spec := a.currentSpec()
-	addr := a.tronAddress(spec)
-
-	a.mu.Lock()
-	if a.runCtx == nil || addr == a.tronAddr {
-		a.mu.Unlock()
-		return
-	}
-	stop, done := a.tronStop, a.tronDone
-	a.tron, a.tronAddr, a.tronStop, a.tronDone = nil, "", nil, nil
-	a.mu.Unlock()
-	if stop != nil {
-		stop()
-		<-done
-	}
-	if addr == "" {
-		return
-	}
-
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.runCtx.Err() != nil {
-		return
-	}
-	name := spec.Actor.Name
-	if name == "" {
-		name = v1.DefaultActorName
-	}
-	t := NewTronClient(addr, name+"."+name, a.log.WithName("tron"))
-	t.StartNubs(name) // as CLU: ask tron to connect back, on every connection
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		rctx := a.runCtx
-		a.wg.Go(func() { a.peers.resolve(rctx, host) }) // so that tron's connection is logged
-	}
-	ctx, cancel := context.WithCancel(a.runCtx)
-	done = make(chan struct{})
-	a.tron, a.tronAddr, a.tronStop, a.tronDone = t, addr, cancel, done
-	a.wg.Go(func() {
-		defer close(done)
-		_ = t.Run(ctx)
-	})
-}
-
-// hub returns what commands other actors, or nil when nothing does.
+// hub returns what commands other actors, or nil when nothing does (no
+// Hub, or a hub link with no hub configured).
 func (a *Actor) hub() Hub {
-	if a.opts.Hub != nil {
-		return a.opts.Hub
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.tron == nil {
+	if s, ok := a.opts.Hub.(hubStater); ok && s.State().Addr == "" {
 		return nil
 	}
-	return a.tron
-}
-
-// statusLoop runs `status` as a broadcast once at start and then every
-// spec.StatusInterval (neither when it is negative), as the original's timed command does (CLU runs a
-// timed command at once): its `>`, its lines and its `:` all go to every
-// user with uid 0 and cmdId 0.
-func (a *Actor) statusLoop(ctx context.Context) {
-	if a.currentSpec().StatusInterval.D() >= 0 { // negative: no status broadcast at all
-		a.broadcastStatus(ctx)
-	}
-	for {
-		d := a.currentSpec().StatusInterval.D()
-		if d == 0 {
-			d = v1.DefaultStatusInterval.D()
-		}
-		var tick <-chan time.Time
-		var t *time.Timer
-		if d > 0 {
-			t = time.NewTimer(d)
-			tick = t.C
-		}
-		select {
-		case <-ctx.Done():
-		case <-a.specChanged:
-		case <-tick:
-			a.broadcastStatus(ctx)
-		}
-		if t != nil {
-			t.Stop()
-		}
-		if ctx.Err() != nil {
-			return
-		}
-	}
-}
-
-// broadcastStatus runs `status` with its replies broadcast.
-func (a *Actor) broadcastStatus(ctx context.Context) {
-	if srv := a.srv.Load(); srv != nil {
-		if err := srv.RunBroadcast(ctx, "status"); err != nil && ctx.Err() == nil {
-			a.log.Error(err, "periodic status failed")
-		}
-	}
+	return a.opts.Hub
 }
 
 // runProgram is the default ExecFunc.

@@ -201,7 +201,6 @@ func TestTalkCameraKilledMidExpose(t *testing.T) {
 	fmt.Sscan(port, &n.Port)
 	next.Nodes["gfa2"] = n
 	h.rec.setSpec(&next)
-	h.actor.SetSpec(&next)
 	waitUntil(t, "gfa2 through the proxy", func() bool {
 		c := h.actor.device("gfa2")
 		return c != nil && c.Addr() == px.addr() && c.Connected()
@@ -319,12 +318,11 @@ func TestDisableEnable(t *testing.T) {
 	if diff := cmp.Diff(want, res.lines()); diff != "" {
 		t.Errorf("disable (-want +got):\n%s", diff)
 	}
-	if h.actor.device("gfa2") != nil {
-		t.Errorf("gfa2's camera client still runs")
-	}
-	if h.rec.deviceConnected("gfa2") {
-		t.Errorf("gfa2 still recorded as connected")
-	}
+	// The camera clients follow the enabled nodes: gfa2's stops, and is
+	// recorded as disconnected.
+	waitUntil(t, "gfa2's camera client stopped", func() bool {
+		return h.actor.device("gfa2") == nil && !h.rec.deviceConnected("gfa2")
+	})
 	res = send(t, c, "status")
 	if res.find(func(r opscore.Reply) bool { v, ok := kwValues(r, "node"); return ok && v[0] == "gfa2" }) != nil {
 		t.Errorf("status reports the disabled gfa2")
@@ -639,13 +637,13 @@ func TestPeriodicStatusAndDeviceBroadcasts(t *testing.T) {
 }
 
 func TestContainerStartedKicks(t *testing.T) {
-	h := newHarness(t, harnessConfig{opts: func(o *Options) {
-		o.DeviceOptions = device.Options{InitialBackoff: 10 * time.Minute, MaxBackoff: 10 * time.Minute}
+	h := newHarness(t, harnessConfig{devices: func(o *device.Options) {
+		*o = device.Options{InitialBackoff: 10 * time.Minute, MaxBackoff: 10 * time.Minute}
 	}})
 	h.cams["gfa1"].stop()
 	h.waitDevice("gfa1", false)
 	h.cams["gfa1"].listen(t, h.cams["gfa1"].addr)
-	h.actor.ContainerStarted("gfa1")
+	h.actor.cams.ContainerStarted("gfa1")
 	h.waitDevice("gfa1", true) // long before the 10-minute backoff
 }
 
@@ -660,11 +658,10 @@ func TestSetSpec(t *testing.T) {
 	next.Nodes["gfa1"] = n
 	next.EnabledNodes = []string{"gfa1", "gfa2"}
 	h.rec.setSpec(&next)
-	h.actor.SetSpec(&next)
 
-	if h.actor.device("fvc") != nil {
-		t.Errorf("fvc's client still runs after leaving enabled_nodes")
-	}
+	waitUntil(t, "fvc's client stopped after fvc left enabled_nodes", func() bool {
+		return h.actor.device("fvc") == nil && !h.rec.deviceConnected("fvc")
+	})
 	waitUntil(t, "gfa1 on its new address", func() bool {
 		c := h.actor.device("gfa1")
 		return c != nil && c.Addr() == moved.addr && c.Connected()
@@ -683,7 +680,7 @@ func TestStartFailsWhenPortTaken(t *testing.T) {
 	}
 	defer ln.Close()
 	rec := newFakeReconciler(testSpec(map[string]int{}))
-	a := New(Options{Reconciler: rec, Addr: ln.Addr().String()})
+	a := New(Options{Reconciler: rec, Cameras: NewCameras(CamerasOptions{Store: rec}), Addr: ln.Addr().String()})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	err = a.Start(ctx)

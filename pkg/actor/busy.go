@@ -90,8 +90,3 @@ func (b *busyTracker) forget(node string) {
 	delete(b.state, node)
 	b.mu.Unlock()
 }
-
-// Busy reports whether node's camera is exposing (an expose command in
-// flight through fliswarm, or the camera's own exposure state) and why;
-// the controller waits for an idle camera before replacing it.
-func (a *Actor) Busy(node string) (bool, string) { return a.busy.busy(node) }

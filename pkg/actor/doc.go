@@ -1,14 +1,30 @@
-// Package actor is fliswarm's actor bridge: the opscore actor that tron and
-// operators talk to (status, talk, reconnect, enable, disable, reboot,
-// simulate, help, ping, version, get_schema, keyword), one device client
-// per enabled camera whose replies it relays upstream with the node's name
-// prepended, and a client connection to the tron hub for commanding other
-// actors (a hard reboot through the power actor). On every connection to
-// the hub it sends `hub startNubs <actor>` as CLU does, so that tron
-// connects back to the actor port after any start (tron.go); status's
-// hub= keyword says whether that connection is up and when the hub's host
-// last connected to the actor port (hub.go: a user is tron when its peer
-// address is one of the hub host's addresses).
+// Package actor is fliswarm's actor bridge, in three parts, each a
+// long-running part with a blocking Start(ctx) that the manager runs:
+//
+//   - Actor (actor.go) serves the opscore actor that tron and operators
+//     talk to and runs its commands: the command framework (commands.go:
+//     table, parsing, usage, help, ping, version), status (status.go),
+//     talk (talk.go), reconnect (reconnect.go), enable and disable
+//     (enable.go), reboot, simulate, get_schema and keyword, and the
+//     periodic status broadcast (periodic.go).
+//   - Cameras (cameras.go) keeps one device client per enabled camera,
+//     following the status store's subscription, records each client's
+//     connection in the store (SetCamera, the one source of "camera
+//     connected"), knows whether a camera is exposing (busy.go), and hands
+//     the cameras' unsolicited replies to the actor, which relays them
+//     upstream with the node's name prepended.
+//   - HubLink (hublink.go) keeps a client connection to the tron hub of
+//     the spec in force, for commanding other actors (a hard reboot
+//     through the power actor). On every connection to the hub it sends
+//     `hub startNubs <actor>` as CLU does, so that tron connects back to
+//     the actor port after any start (tron.go); status's hub= keyword
+//     says whether that connection is up and when the hub's host last
+//     connected to the actor port (hub.go: a user is tron when its peer
+//     address is one of the hub host's addresses).
+//
+// The spec has one owner, the controller's status store: every part reads
+// it from there (Reconciler.Spec, Nodes.Spec) and follows its changes
+// through the store's subscription; none keeps a copy.
 //
 // Replies follow the original Python fliswarm (sdss/fliswarm commands.py,
 // node.py) and CLU: the status warnings' wording and order, "Failed
@@ -53,7 +69,7 @@
 // to every user and to status.
 //
 // The package must not touch Docker or the nodes' containers: it asks the
-// Reconciler (declared here, implemented by controllers.Reconciler) to
+// Reconciler (declared here, implemented by controllers.NodeController) to
 // converge, enable or disable nodes, and reads the node status the
 // reconciler keeps. It must not hold a command open forever: every command
 // ends with exactly one terminal reply, whatever the cameras, the hub or the

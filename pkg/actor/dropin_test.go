@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
+	"github.com/sdss/fliswarm/pkg/device"
 	"github.com/sdss/fliswarm/pkg/opscore"
 )
 
@@ -77,7 +78,7 @@ func TestStartNubsRefusedIsAskedAgain(t *testing.T) {
 // connected; a user from elsewhere is not tron.
 func TestHubStatusRecognisesTron(t *testing.T) {
 	hub := startFakeHub(t, "127.0.0.2:0") // the hub's host is 127.0.0.2
-	h := newHarness(t, harnessConfig{opts: func(o *Options) { o.TronAddr = hub.addr() }})
+	h := newHarness(t, harnessConfig{tronAddr: hub.addr()})
 	waitUntil(t, "startNubs", func() bool { return len(nubsLines(hub.received())) == 1 })
 	c := h.dial() // from 127.0.0.1: not tron
 	hubKW := func() []string {
@@ -225,16 +226,16 @@ func TestGetSchemaAndKeyword(t *testing.T) {
 
 // fastPings makes the camera clients ping every 50 ms and give a camera
 // 300 ms to answer (the real 2 s and 4 s, scaled down).
-func fastPings(o *Options) {
-	o.DeviceOptions.PingInterval = 50 * time.Millisecond
-	o.DeviceOptions.PingTimeout = 300 * time.Millisecond
+func fastPings(o *device.Options) {
+	o.PingInterval = 50 * time.Millisecond
+	o.PingTimeout = 300 * time.Millisecond
 }
 
 // TestLongCommandHasNoLimit: with command_timeout unset, an exposure many
 // ping intervals long, and longer than a command_timeout that is set,
 // ends normally; with that command_timeout set, the same exposure fails.
 func TestLongCommandHasNoLimit(t *testing.T) {
-	h := newHarness(t, harnessConfig{opts: fastPings}) // exposures run at 0.05 of their time
+	h := newHarness(t, harnessConfig{devices: fastPings}) // exposures run at 0.05 of their time
 	if d := commandTimeout(h.actor.currentSpec()); d != 0 {
 		t.Fatalf("default command timeout %v, want none", d)
 	}
@@ -254,7 +255,6 @@ func TestLongCommandHasNoLimit(t *testing.T) {
 	next := *spec
 	next.CommandTimeout = v1.Seconds(0.5)
 	h.rec.setSpec(&next)
-	h.actor.SetSpec(&next)
 	res = send(t, c, "talk -n gfa1 expose 30")
 	if res.final.Code != opscore.Failed || !slices.ContainsFunc(res.lines(), func(l string) bool {
 		return strings.HasPrefix(l, "w error=gfa1,") && strings.Contains(l, "timed out")
@@ -269,7 +269,7 @@ func TestLongCommandHasNoLimit(t *testing.T) {
 func TestCommandToFrozenCameraFails(t *testing.T) {
 	var fr *freezer
 	h := newHarness(t, harnessConfig{
-		opts: fastPings,
+		devices: fastPings,
 		spec: func(s *v1.Swarm) {
 			n := s.Nodes["gfa1"]
 			fr = startFreezer(t, cameraAddr(n))

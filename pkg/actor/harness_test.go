@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/camsim"
+	"github.com/sdss/fliswarm/pkg/device"
 	"github.com/sdss/fliswarm/pkg/opscore"
 )
 
@@ -30,6 +33,7 @@ type fakeReconciler struct {
 	devices    map[string]bool
 	converges  []convergeCall
 	onConverge func(ctx context.Context, nodes []string, opts v1.ConvergeOptions) map[string]error
+	subs       []chan string
 }
 
 type convergeCall struct {
@@ -54,8 +58,9 @@ func (f *fakeReconciler) Spec() (*v1.Swarm, string) {
 
 func (f *fakeReconciler) setSpec(s *v1.Swarm) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.spec = s
+	f.mu.Unlock()
+	f.notify()
 }
 
 func (f *fakeReconciler) Enabled() []string {
@@ -77,11 +82,13 @@ func (f *fakeReconciler) Enabled() []string {
 
 func (f *fakeReconciler) SetEnabled(node string, on bool) bool {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if _, ok := f.spec.Nodes[node]; !ok {
+		f.mu.Unlock()
 		return false
 	}
 	f.override[node] = on
+	f.mu.Unlock()
+	f.notify()
 	return true
 }
 
@@ -117,10 +124,34 @@ func (f *fakeReconciler) Converge(ctx context.Context, nodes []string, opts v1.C
 	return out
 }
 
-func (f *fakeReconciler) SetDeviceConnected(node string, connected bool) {
+func (f *fakeReconciler) SetCamera(node string, connected bool, _ string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.devices[node] = connected
+}
+
+// Subscribe is the store's subscription: setSpec and SetEnabled notify.
+func (f *fakeReconciler) Subscribe() (<-chan string, func()) {
+	ch := make(chan string, 1)
+	f.mu.Lock()
+	f.subs = append(f.subs, ch)
+	f.mu.Unlock()
+	return ch, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.subs = slices.DeleteFunc(f.subs, func(c chan string) bool { return c == ch })
+	}
+}
+
+func (f *fakeReconciler) notify() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ch := range f.subs {
+		select {
+		case ch <- "":
+		default:
+		}
+	}
 }
 
 func (f *fakeReconciler) deviceConnected(node string) bool {
@@ -216,6 +247,7 @@ type harness struct {
 	ctx     context.Context
 	rec     *fakeReconciler
 	actor   *Actor
+	link    *HubLink
 	cams    map[string]*camera
 	dataDir string
 	addr    string
@@ -223,6 +255,8 @@ type harness struct {
 
 type harnessConfig struct {
 	opts      func(*Options)
+	devices   func(*device.Options) // the camera clients' options
+	tronAddr  string                // the hub's address; none when ""
 	spec      func(*v1.Swarm)
 	camConfig camsim.Config
 }
@@ -314,18 +348,22 @@ func newHarness(t *testing.T, hc harnessConfig) *harness {
 	if hc.opts != nil {
 		hc.opts(&opts)
 	}
-	h.actor = New(opts)
-	if err := h.actor.Start(ctx); err != nil {
-		cancel()
-		t.Fatalf("Start: %v", err)
+	var dev device.Options
+	if hc.devices != nil {
+		hc.devices(&dev)
 	}
+	var wait func() error
+	h.actor, h.link, wait = startActor(t, ctx, h.rec, opts, dev, hc.tronAddr)
 	h.addr = h.actor.Addr().String()
 	t.Cleanup(func() {
 		cancel()
-		done := make(chan struct{})
-		go func() { h.actor.Wait(); close(done) }()
+		done := make(chan error, 1)
+		go func() { done <- wait() }()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Errorf("the actor's parts ended with %v", err)
+			}
 		case <-time.After(waitFor):
 			t.Errorf("the actor did not stop")
 		}
@@ -334,6 +372,28 @@ func newHarness(t *testing.T, hc harnessConfig) *harness {
 		h.waitDevice(n, true)
 	}
 	return h
+}
+
+// startActor runs an actor, its camera clients and its hub link on rec
+// (the daemon's three parts) until ctx ends; wait returns once all three
+// have stopped. The actor's port is bound when it returns.
+func startActor(tb testing.TB, ctx context.Context, rec *fakeReconciler, opts Options, dev device.Options, tronAddr string) (*Actor, *HubLink, func() error) {
+	tb.Helper()
+	cams := NewCameras(CamerasOptions{Store: rec, DeviceOptions: dev})
+	link := NewHubLink(HubLinkOptions{Nodes: rec, Addr: tronAddr})
+	opts.Reconciler, opts.Cameras, opts.Subscribe = rec, cams, rec.Subscribe
+	if opts.Hub == nil {
+		opts.Hub = link
+	}
+	a := New(opts)
+	if err := a.Bind(); err != nil {
+		tb.Fatalf("Bind: %v", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return cams.Start(gctx) })
+	g.Go(func() error { return link.Start(gctx) })
+	g.Go(func() error { return a.Start(gctx) })
+	return a, link, g.Wait
 }
 
 // waitDevice waits until the reconciler was told node's camera is

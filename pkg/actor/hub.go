@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -17,7 +16,7 @@ import (
 // How tron's connection to the actor port is recognised: tron connects
 // from the hub's host, so a user whose peer address is one of the
 // addresses the hub's host name (actor.tron_host, or the host of
-// Options.TronAddr) resolves to is tron. Nothing in tron's lines tells it
+// HubLinkOptions.Addr) resolves to is tron. Nothing in tron's lines tells it
 // apart (any program may send a commander such as APO.Jose), and a user
 // connected from the hub's host that is not tron counts as tron too: with
 // tron_host on loopback, every local user does.
@@ -143,16 +142,13 @@ func (p *peerLog) from(ips []netip.Addr) (open bool, last time.Time) {
 	return open, last
 }
 
-// hubAddress is the hub's address for status: Options.TronAddr or
-// tron_host:tron_port, "" when no hub is configured.
+// hubAddress is the hub's address for status: the hub link's, or the
+// spec's tron_host:tron_port; "" when no hub is configured.
 func (a *Actor) hubAddress(spec *v1.Swarm) string {
-	if a.opts.TronAddr != "" {
-		return a.opts.TronAddr
+	if s, ok := a.opts.Hub.(hubStater); ok {
+		return s.State().Addr
 	}
-	if spec.Actor.TronHost == "" || spec.Actor.TronPort <= 0 {
-		return ""
-	}
-	return net.JoinHostPort(spec.Actor.TronHost, strconv.Itoa(spec.Actor.TronPort))
+	return hubAddr(spec)
 }
 
 // HubStatus returns the state of the hub connections, nil when no hub is
@@ -164,7 +160,7 @@ func (a *Actor) HubStatus(ctx context.Context) *v1.HubStatus {
 		return nil
 	}
 	st := &v1.HubStatus{Addr: addr}
-	if s, ok := a.hub().(interface{ State() HubState }); ok {
+	if s, ok := a.opts.Hub.(hubStater); ok {
 		hs := s.State()
 		st.Connected, st.ConnectedSince, st.NubsAccepted = hs.Connected, hs.Since, hs.NubsAccepted
 	}

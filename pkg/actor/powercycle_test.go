@@ -123,7 +123,7 @@ func TestHardRebootFinishesWhenTheUserLeaves(t *testing.T) {
 func TestHardRebootThroughTron(t *testing.T) {
 	hub := startFakeHub(t, "127.0.0.1:0") // fails commands holding "fail"
 	h := newHarness(t, harnessConfig{
-		opts: func(o *Options) { o.TronAddr = hub.addr() },
+		tronAddr: hub.addr(),
 		spec: func(s *v1.Swarm) {
 			powerSpec(s)
 			s.Power.Command.PowerOff = "ieb switch --off --fail" // every power-off fails

@@ -21,6 +21,7 @@ import (
 
 	"github.com/sdss/fliswarm/pkg/camsim"
 	"github.com/sdss/fliswarm/pkg/clu"
+	"github.com/sdss/fliswarm/pkg/device"
 	"github.com/sdss/fliswarm/pkg/opscore"
 )
 
@@ -119,7 +120,7 @@ func startCamsimProcess(tb testing.TB, names []string) map[string]string {
 
 // benchActor starts an actor on 127.0.0.1 whose nodes are the helper's
 // cameras, and waits until every camera is connected.
-func benchActor(tb testing.TB, ctx context.Context, cams map[string]string) *Actor {
+func benchActor(tb testing.TB, ctx context.Context, cams map[string]string) (*Actor, func() error) {
 	tb.Helper()
 	ports := map[string]int{}
 	for n, addr := range cams {
@@ -129,10 +130,7 @@ func benchActor(tb testing.TB, ctx context.Context, cams map[string]string) *Act
 	spec := testSpec(ports)
 	rec := newFakeReconciler(spec)
 	rec.status = cannedStatus(spec)
-	a := New(Options{Reconciler: rec, Version: "bench", Addr: "127.0.0.1:0"})
-	if err := a.Start(ctx); err != nil {
-		tb.Fatal(err)
-	}
+	a, _, wait := startActor(tb, ctx, rec, Options{Version: "bench", Addr: "127.0.0.1:0"}, device.Options{}, "")
 	deadline := time.Now().Add(waitFor)
 	for _, n := range nodeNames {
 		for {
@@ -145,7 +143,7 @@ func benchActor(tb testing.TB, ctx context.Context, cams map[string]string) *Act
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	return a
+	return a, wait
 }
 
 func benchEnvInt(name string, def int) int {
@@ -167,8 +165,8 @@ func BenchmarkRelay(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cams := startCamsimProcess(b, nodeNames)
-	a := benchActor(b, ctx, cams)
-	defer func() { cancel(); a.Wait() }()
+	a, wait := benchActor(b, ctx, cams)
+	defer func() { cancel(); _ = wait() }()
 	b.ResetTimer()
 	for range b.N {
 		benchLatency(b, ctx, a, cams["gfa1"], pings)

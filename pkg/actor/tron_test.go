@@ -303,7 +303,7 @@ func TestTronUnreachable(t *testing.T) {
 func TestHardReboot(t *testing.T) {
 	hub := startFakeHub(t, "127.0.0.1:0")
 	h := newHarness(t, harnessConfig{
-		opts: func(o *Options) { o.TronAddr = hub.addr() },
+		tronAddr: hub.addr(),
 		spec: func(s *v1.Swarm) {
 			s.Power = &v1.Power{Actor: "jaeger", Command: v1.PowerCommand{PowerOn: "ieb switch --on", PowerOff: "ieb switch --off"}}
 			n := s.Nodes["gfa1"]
@@ -312,8 +312,7 @@ func TestHardReboot(t *testing.T) {
 		},
 	})
 	waitUntil(t, "tron connected", func() bool {
-		tc, ok := h.actor.hub().(*TronClient)
-		return ok && tc.Connected()
+		return h.link.State().Connected
 	})
 	c := h.dial()
 	res := send(t, c, "reboot --hard -n gfa1,gfa2")
@@ -354,7 +353,7 @@ func powerBodies(t *testing.T, lines []string) []string {
 
 func TestHardRebootTronUnreachable(t *testing.T) {
 	h := newHarness(t, harnessConfig{
-		opts: func(o *Options) { o.TronAddr = freeAddr(t) },
+		tronAddr: freeAddr(t),
 		spec: func(s *v1.Swarm) {
 			s.Power = &v1.Power{Actor: "jaeger", Command: v1.PowerCommand{PowerOn: "on", PowerOff: "off"}}
 		},
@@ -375,7 +374,7 @@ func TestHardRebootTronUnreachable(t *testing.T) {
 	}
 
 	// Without a power configuration the hard reboot fails at once.
-	h2 := newHarness(t, harnessConfig{opts: func(o *Options) { o.TronAddr = freeAddr(t) }})
+	h2 := newHarness(t, harnessConfig{tronAddr: freeAddr(t)})
 	if res := send(t, h2.dial(), "reboot --hard"); res.final.Code != opscore.Failed || !strings.Contains(res.final.Line, "power") {
 		t.Errorf("reboot --hard without power config: %q", res.final.Line)
 	}

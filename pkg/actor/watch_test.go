@@ -30,7 +30,6 @@ func (h *harness) moveNode(node, addr string) {
 	n.Port, _ = strconv.Atoi(port)
 	next.Nodes[node] = n
 	h.rec.setSpec(&next)
-	h.actor.SetSpec(&next)
 }
 
 // freezer forwards TCP connections to a target and can freeze them: bytes
@@ -116,8 +115,8 @@ func (f *freezer) thaw() {
 
 // fastWatch makes camera clients notice a silent camera in well under a
 // second, and redial quickly.
-func fastWatch(o *Options) {
-	o.DeviceOptions = device.Options{
+func fastWatch(o *device.Options) {
+	*o = device.Options{
 		PingInterval: 100 * time.Millisecond, PingTimeout: 300 * time.Millisecond,
 		InitialBackoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 	}
@@ -128,7 +127,7 @@ func fastWatch(o *Options) {
 // ends with a warning naming it; talk then skips it at once while the
 // others answer; when the link comes back it is connected again.
 func TestCameraThatStopsAnsweringIsDisconnected(t *testing.T) {
-	h := newHarness(t, harnessConfig{opts: fastWatch})
+	h := newHarness(t, harnessConfig{devices: fastWatch})
 	fz := startFreezer(t, h.cams["gfa1"].addr)
 	h.moveNode("gfa1", fz.addr())
 	waitUntil(t, "gfa1 through the freezer", func() bool {
@@ -160,7 +159,7 @@ func TestCameraThatStopsAnsweringIsDisconnected(t *testing.T) {
 		t.Errorf("no warning naming gfa1: %q", res.lines())
 	}
 	h.waitDevice("gfa1", false)
-	if ok, reason := h.actor.CameraState("gfa1"); ok || reason == "" {
+	if ok, reason := h.actor.cams.State("gfa1"); ok || reason == "" {
 		t.Errorf("CameraState(gfa1) = %v, %q", ok, reason)
 	}
 
@@ -187,7 +186,7 @@ func TestCameraThatStopsAnsweringIsDisconnected(t *testing.T) {
 // A process of another name on the node's camera port is not believed:
 // the camera stays disconnected, status says why, talk skips it.
 func TestStrayActorOnTheCameraPortIsNotBelieved(t *testing.T) {
-	h := newHarness(t, harnessConfig{opts: fastWatch})
+	h := newHarness(t, harnessConfig{devices: fastWatch})
 	stray := startCamera(t, "gfa2", "127.0.0.1:0", camsim.Config{DataDir: h.dataDir}) // a second gfa2
 	h.moveNode("gfa1", stray.addr)
 	waitUntil(t, "gfa1's client on the stray's port", func() bool {
@@ -195,12 +194,12 @@ func TestStrayActorOnTheCameraPortIsNotBelieved(t *testing.T) {
 		return c != nil && c.Addr() == stray.addr
 	})
 	waitUntil(t, "the stray refused", func() bool {
-		_, reason := h.actor.CameraState("gfa1")
+		_, reason := h.actor.cams.State("gfa1")
 		return strings.Contains(reason, `says it is "gfa2"`)
 	})
 	// It stays refused over several attempts.
 	time.Sleep(300 * time.Millisecond)
-	if ok, _ := h.actor.CameraState("gfa1"); ok || h.rec.deviceConnected("gfa1") {
+	if ok, _ := h.actor.cams.State("gfa1"); ok || h.rec.deviceConnected("gfa1") {
 		t.Fatal("the stray actor was taken for gfa1's camera")
 	}
 	c := h.dial()

@@ -94,24 +94,28 @@ func start(cmd *cobra.Command, g *globals, f *startFlags) error {
 	for _, w := range l.Warnings {
 		log.Info("configuration warning", "warning", w)
 	}
+	ready := false
 	m, err := manager.New(manager.Options{
 		Config:     l,
 		ConfigPath: g.configPath,
 		Nodes:      g.nodes,
 		RunDir:     g.runDir,
 		Logger:     log,
+		Ready: func() {
+			ready = true
+			daemon.Ready()
+			log.Info("fliswarm started", "pid", os.Getpid(), "config", l.Source, "revision", l.Revision)
+		},
 	})
 	if err != nil {
 		daemon.Failed(err)
 		return withCode(ExitFailure, err)
 	}
-	if err := m.Start(ctx); err != nil {
+	err = m.Start(ctx) // until SIGTERM or SIGINT, or a part fails
+	if !ready {
 		daemon.Failed(err)
 		return withCode(ExitFailure, err)
 	}
-	daemon.Ready()
-	log.Info("fliswarm started", "pid", os.Getpid(), "config", l.Source, "revision", l.Revision)
-	err = m.Wait()
 	log.Info("fliswarm stopped; camera containers are left running")
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return withCode(ExitFailure, err)

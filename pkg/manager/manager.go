@@ -3,7 +3,6 @@ package manager
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/signal"
@@ -38,54 +37,69 @@ type Options struct {
 	Nodes  []string
 	RunDir string
 	Logger logr.Logger
+	// Ready is called once every part has bound its port or socket and
+	// runs (the detached start reports success then).
+	Ready func()
 }
 
-// Manager is the daemon.
+// Manager is the daemon: its parts, made in the order they depend on
+// each other (each is handed only parts made before it), and run as one
+// group by Start.
 type Manager struct {
-	opts Options
-	log  logr.Logger
-	ctl  *controllers.NodeController
-	act  *actor.Actor
-	met  *metrics.Metrics
-	web  *web.Server
+	opts  Options
+	log   logr.Logger
+	store *controllers.Store
+	met   *metrics.Metrics
+	cams  *actor.Cameras
+	ctl   *controllers.NodeController
+	link  *actor.HubLink
+	act   *actor.Actor
+	web   *web.Server
 
 	mu        sync.Mutex
 	loaded    *config.Loaded
 	configErr string
 	started   time.Time
 	warner    securityWarner
-	httpAddr  net.Addr
-
-	group *group
 }
 
 // New builds the daemon; nothing runs until Start.
 func New(opts Options) (*Manager, error) {
+	spec, rev := opts.Config.Spec, opts.Config.Revision
 	m := &Manager{opts: opts, log: opts.Logger, loaded: opts.Config}
 	m.warner = securityWarner{log: opts.Logger}
-	m.warner.check(opts.Config.Spec)
-	m.met = metrics.New(func() []v1.NodeStatus { return m.ctl.Status() })
-	m.ctl = controllers.New(opts.Config.Spec, opts.Config.Revision, controllers.Options{
+	m.warner.check(spec)
+	// The status store comes first: every other part reads it.
+	m.store = controllers.NewStore(spec, rev)
+	m.store.TrackCamera()
+	m.met = metrics.New(m.store.Status)
+	m.cams = actor.NewCameras(actor.CamerasOptions{Store: m.store, Logger: opts.Logger.WithName("device")})
+	m.ctl = controllers.New(spec, rev, controllers.Options{
 		Logger:  opts.Logger.WithName("reconciler"),
 		Metrics: m.met,
+		Store:   m.store,
 		// A (re)started camera is reconnected at once, not after the
 		// device client's backoff.
-		OnContainerStarted: func(node string) { m.act.ContainerStarted(node) },
-		OnCameraStarted:    func(node string) { m.act.CameraAnswers(node) },
+		OnContainerStarted: m.cams.ContainerStarted,
+		OnCameraStarted:    m.cams.CameraAnswers,
 		// A camera in the middle of an exposure is not replaced.
-		Busy: func(node string) (bool, string) { return m.act.Busy(node) },
+		Busy: m.cams.Busy,
 	})
-	m.ctl.Store().TrackCamera()
+	m.link = actor.NewHubLink(actor.HubLinkOptions{Nodes: m.store, Logger: opts.Logger.WithName("tron")})
 	m.act = actor.New(actor.Options{
 		Reconciler:    m.ctl,
+		Cameras:       m.cams,
+		Hub:           m.link,
+		Subscribe:     m.store.Subscribe,
 		Metrics:       m.met,
-		ServerOptions: append(serverOptions(opts.Config.Spec.Actor), opscore.WithObserver(m.met)),
+		ServerOptions: append(serverOptions(spec.Actor), opscore.WithObserver(m.met)),
 		Logger:        opts.Logger.WithName("actor"),
 		Version:       version.Version,
 	})
 	m.web = web.New(web.Options{
+		Addr:      spec.HTTP,
 		Status:    m.Status,
-		Subscribe: m.ctl.Store().Subscribe,
+		Subscribe: m.store.Subscribe,
 		Metrics:   m.met.Handler(),
 		Logger:    opts.Logger.WithName("http"),
 		Pprof:     os.Getenv("FLISWARM_PPROF") == "1",
@@ -113,70 +127,80 @@ func serverOptions(a v1.Actor) []opscore.Option {
 // Controller is the daemon's node controller.
 func (m *Manager) Controller() *controllers.NodeController { return m.ctl }
 
-// Start binds the actor port and the control socket, then starts every
-// component as one group: the first to fail stops the others. It returns
-// once the daemon is serving; Wait blocks until every component stopped.
+// Start runs the daemon until ctx ends: the actor (its port bound first),
+// the control socket, the status page (when http is set; its port bound
+// before anything else starts), the camera clients, the hub connection,
+// the node controller and the configuration watch, as one group. A port
+// or socket that cannot be bound fails Start at once; otherwise Ready is
+// called, the first part to fail stops the others, and Start returns
+// once every part has returned, with that failure (nil when ctx ended).
 func (m *Manager) Start(ctx context.Context) error {
+	m.mu.Lock()
 	m.started = time.Now()
-	g, ctx := newGroup(ctx)
-	m.group = g
-	if err := m.act.Start(ctx); err != nil {
-		g.stop(err)
-		_ = g.Wait()
-		return err
+	m.mu.Unlock()
+	parts := []Runnable{
+		m.act,
+		&controlSocket{path: daemon.SocketPath(m.opts.RunDir), backend: m},
 	}
-	g.Go(func() error { m.act.Wait(); return nil })
-	srv, err := control.Listen(daemon.SocketPath(m.opts.RunDir), m)
-	if err != nil {
-		g.stop(err)
-		_ = g.Wait()
-		return err
+	if m.opts.Config.Spec.HTTP != "" {
+		parts = append(parts, statusPage{m.web, m.log})
 	}
-	g.Go(func() error { return srv.Serve(ctx) })
-	if addr := m.opts.Config.Spec.HTTP; addr != "" {
-		// Bound before Start returns, so that a port in use fails the
-		// start; a failure while serving is logged and leaves the cameras
-		// managed.
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			g.stop(fmt.Errorf("http %s: %w", addr, err))
-			_ = g.Wait()
-			return fmt.Errorf("status page and metrics (http: %s): %w", addr, err)
-		}
-		m.mu.Lock()
-		m.httpAddr = l.Addr()
-		m.mu.Unlock()
-		m.log.Info("serving the status page and metrics", "url", "http://"+l.Addr().String()+"/")
-		g.Go(func() error {
-			if err := m.web.Serve(ctx, l); err != nil {
-				m.log.Error(err, "http server stopped")
-			}
-			return nil
-		})
-	}
-	g.Go(func() error { return m.ctl.Run(ctx) })
+	parts = append(parts, m.cams, m.link, RunnableFunc(m.ctl.Run))
 	if m.opts.ConfigPath != "" {
-		g.Go(func() error { m.watchConfig(ctx); return nil })
+		parts = append(parts, RunnableFunc(func(ctx context.Context) error { m.watchConfig(ctx); return nil }))
+	}
+	return run(ctx, parts, m.opts.Ready)
+}
+
+// controlSocket serves the control socket (fliswarm status, reconcile,
+// stop) as a Runnable.
+type controlSocket struct {
+	path    string
+	backend control.Backend
+	srv     *control.Server
+}
+
+func (c *controlSocket) Bind() (err error) {
+	c.srv, err = control.Listen(c.path, c.backend)
+	return err
+}
+
+func (c *controlSocket) Start(ctx context.Context) error { return c.srv.Serve(ctx) }
+
+// statusPage serves the status page and the metrics. A failure while
+// serving is logged and leaves the cameras managed.
+type statusPage struct {
+	srv *web.Server
+	log logr.Logger
+}
+
+func (p statusPage) Bind() error {
+	if err := p.srv.Bind(); err != nil {
+		return err
+	}
+	p.log.Info("serving the status page and metrics", "url", "http://"+p.srv.Addr().String()+"/")
+	return nil
+}
+
+func (p statusPage) Start(ctx context.Context) error {
+	if err := p.srv.Start(ctx); err != nil {
+		p.log.Error(err, "http server stopped")
 	}
 	return nil
 }
 
-// Wait blocks until every component has stopped, and returns the error
-// that stopped the daemon, if one did.
-func (m *Manager) Wait() error { return m.group.Wait() }
-
 // Status implements control.Backend.
 func (m *Manager) Status() v1.DaemonStatus {
 	m.mu.Lock()
-	l, cerr, httpAddr := m.loaded, m.configErr, m.httpAddr
+	l, cerr, started := m.loaded, m.configErr, m.started
 	m.mu.Unlock()
 	nodes := m.ctl.Status()
 	return v1.DaemonStatus{
 		Daemon: v1.DaemonInfo{
 			Running: true, Pid: os.Getpid(), Version: version.Version,
-			Config: l.Source, Revision: l.Revision, StartedAt: m.started,
+			Config: l.Source, Revision: l.Revision, StartedAt: started,
 			ConfigError: cerr, ActorAddr: addrString(m.act.Addr()),
-			HTTPAddr: addrString(httpAddr),
+			HTTPAddr: addrString(m.web.Addr()),
 			Hub:      m.act.HubStatus(context.Background()),
 		},
 		Nodes: nodes,
@@ -238,11 +262,10 @@ func (m *Manager) reload() {
 	m.log.Info("configuration changed", "from", m.loaded.Revision, "to", l.Revision)
 	m.warner.check(l.Spec)
 	if l.Spec.HTTP != m.loaded.Spec.HTTP {
-		m.log.Info("http changed: the status page moves when the daemon restarts", "serving", addrString(m.httpAddr), "configured", l.Spec.HTTP)
+		m.log.Info("http changed: the status page moves when the daemon restarts", "serving", addrString(m.web.Addr()), "configured", l.Spec.HTTP)
 	}
 	m.loaded = l
-	m.ctl.SetSpec(l.Spec, l.Revision)
-	m.act.SetSpec(l.Spec)
+	m.ctl.SetSpec(l.Spec, l.Revision) // the camera clients, the hub link and the actor follow the store
 }
 
 // watchConfig reloads on changes to the file (editors often replace it,

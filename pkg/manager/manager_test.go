@@ -48,16 +48,30 @@ nodes:
 	return l
 }
 
-func TestDaemonServesHTTP(t *testing.T) {
-	m, err := New(Options{Config: loadConfig(t, "127.0.0.1:0"), RunDir: t.TempDir(), Logger: logr.Discard()})
+// start runs the daemon and returns once it is ready; done receives
+// Start's result.
+func start(t *testing.T, ctx context.Context, opts Options) (m *Manager, done chan error) {
+	t.Helper()
+	ready := make(chan struct{})
+	opts.Ready = func() { close(ready) }
+	m, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	done = make(chan error, 1)
+	go func() { done <- m.Start(ctx) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Start: %v", err)
+	}
+	return m, done
+}
+
+func TestDaemonServesHTTP(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m, done := start(t, ctx, Options{Config: loadConfig(t, "127.0.0.1:0"), RunDir: t.TempDir(), Logger: logr.Discard()})
 	addr := m.Status().Daemon.HTTPAddr
 	if addr == "" || strings.HasSuffix(addr, ":0") {
 		t.Fatalf("HTTPAddr = %q after Start", addr)
@@ -93,10 +107,11 @@ func TestDaemonServesHTTP(t *testing.T) {
 		t.Errorf("/metrics = %d, lacking n1's series or its failed reconciles:\n%s", code, body)
 	}
 	cancel()
-	done := make(chan error, 1)
-	go func() { done <- m.Wait() }()
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Start after the daemon was stopped: %v", err)
+		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the daemon did not stop")
 	}
@@ -115,24 +130,25 @@ func TestDaemonHTTPPortInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = m.Start(context.Background())
+	ready := false
+	m.opts.Ready = func() { ready = true }
+	err = m.Start(context.Background()) // returns at once: nothing to wait for
+	if ready {
+		t.Errorf("Ready called although a port could not be bound")
+	}
 	if err == nil || !strings.Contains(err.Error(), "http") {
 		t.Fatalf("Start with the http port in use = %v, want an error naming http", err)
 	}
 }
 
 func TestDaemonHTTPOff(t *testing.T) {
-	m, err := New(Options{Config: loadConfig(t, "null"), RunDir: t.TempDir(), Logger: logr.Discard()})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := m.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	m, done := start(t, ctx, Options{Config: loadConfig(t, "null"), RunDir: t.TempDir(), Logger: logr.Discard()})
 	if a := m.Status().Daemon.HTTPAddr; a != "" {
 		t.Errorf("HTTPAddr = %q with http: null", a)
 	}
 	cancel()
-	_ = m.Wait()
+	if err := <-done; err != nil {
+		t.Errorf("Start after the daemon was stopped: %v", err)
+	}
 }

@@ -20,10 +20,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -58,6 +60,9 @@ type Options struct {
 	// EventsPerNode is how many recent events are kept for each node.
 	// Default DefaultEventsPerNode.
 	EventsPerNode int
+	// Addr is the address Bind listens on (host:port; port 0 picks a
+	// free one).
+	Addr string
 }
 
 // Server serves the endpoints. Run (or Serve) must run for the page's
@@ -67,6 +72,7 @@ type Server struct {
 	log  logr.Logger
 	hub  *hub
 	mux  *http.ServeMux
+	l    atomic.Pointer[net.Listener] // set by Bind
 }
 
 // New returns a server; nothing runs until Run or Serve.
@@ -109,6 +115,37 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // events and pushes the page's updates.
 func (s *Server) Run(ctx context.Context) {
 	s.hub.run(ctx, s.opts.Subscribe, s.opts.MinInterval)
+}
+
+// Bind listens on Options.Addr, so that a port in use fails the daemon's
+// start at once; Start then serves on it.
+func (s *Server) Bind() error {
+	if s.l.Load() != nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("status page and metrics (http: %s): %w", s.opts.Addr, err)
+	}
+	s.l.Store(&l)
+	return nil
+}
+
+// Addr is the address the server listens on, nil before Bind.
+func (s *Server) Addr() net.Addr {
+	if l := s.l.Load(); l != nil {
+		return (*l).Addr()
+	}
+	return nil
+}
+
+// Start serves on the address Bind bound (binding it first if Bind was not
+// called) until ctx ends, as Serve.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.Bind(); err != nil {
+		return err
+	}
+	return s.Serve(ctx, *s.l.Load())
 }
 
 // Serve runs Run and an HTTP server on l until ctx ends, then shuts the
