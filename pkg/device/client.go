@@ -14,6 +14,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"github.com/sdss/fliswarm/pkg/clu"
+	"github.com/sdss/fliswarm/pkg/internal/loglimit"
 	"github.com/sdss/fliswarm/pkg/linesession"
 )
 
@@ -215,7 +216,7 @@ type Client struct {
 
 	running   atomic.Bool
 	discarded atomic.Uint64
-	badLines  rateLimiter
+	badLines  *loglimit.Limiter // undecodable and long lines, logged at most one a second
 
 	mu     sync.Mutex
 	cur    *session // the current connection, verified or not
@@ -235,7 +236,7 @@ func New(name, addr string, opts Options) *Client {
 		log:      opts.Logger.WithValues("camera", name),
 		keeper:   linesession.NewKeeper(opts.InitialBackoff, opts.MaxBackoff),
 		reason:   fmt.Errorf("camera %s: %w: not connected yet", name, ErrNotConnected),
-		badLines: rateLimiter{every: time.Second},
+		badLines: loglimit.New(time.Second, 1, nil),
 	}
 }
 

@@ -51,7 +51,7 @@ func (s *Server) admit(addr net.Addr) string {
 
 // refuse tells a refused connection why, and closes it.
 func (s *Server) refuse(nc net.Conn, why string) {
-	if ok, suppressed := s.badLog.allow(); ok {
+	if ok, suppressed := s.badLog.Allow(); ok {
 		s.log.Info("connection refused", "addr", nc.RemoteAddr().String(), "reason", why, "suppressed", suppressed)
 	}
 	_ = nc.SetWriteDeadline(timeNow().Add(refuseWriteTimeout))

@@ -15,7 +15,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/go-logr/logr"
+
+	"github.com/sdss/fliswarm/pkg/internal/loglimit"
 )
 
 // Defaults of the server options.
@@ -37,10 +40,18 @@ const (
 	drainTimeout = 5 * time.Second
 )
 
-// Bad input is logged at most badLogBurst lines per badLogWindow per server.
+// Bad input is logged at most badLogBurst lines at once per server, and
+// one more every badLogEvery after that.
 const (
-	badLogBurst  = 5
-	badLogWindow = time.Second
+	badLogBurst = 5
+	badLogEvery = time.Second / badLogBurst
+)
+
+// The accept loop's retry after a failed accept (out of file descriptors
+// and the like) waits from acceptRetryMin, doubling up to acceptRetryMax.
+const (
+	acceptRetryMin = 5 * time.Millisecond
+	acceptRetryMax = time.Second
 )
 
 // A writer's buffer larger than keepBuffer is released once written, so
@@ -162,7 +173,7 @@ type Server struct {
 	observer   Observer
 	userHook   func(User, bool)
 
-	badLog logLimiter
+	badLog *loglimit.Limiter
 
 	lnMu      sync.Mutex
 	ln        net.Listener
@@ -193,7 +204,7 @@ func NewServer(addr string, h Handler, opts ...Option) *Server {
 		observer:   noObserver{},
 		users:      make(map[int]*conn),
 	}
-	s.badLog.now = time.Now
+	s.badLog = loglimit.New(badLogEvery, badLogBurst, time.Now)
 	for _, o := range opts {
 		o(s)
 	}
@@ -254,7 +265,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.ln.Close() })
 	defer stop()
 
-	delay := time.Duration(0)
+	retry := &backoff.ExponentialBackOff{
+		InitialInterval: acceptRetryMin,
+		Multiplier:      2,
+		MaxInterval:     acceptRetryMax,
+	}
+	retry.Reset()
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
@@ -265,7 +281,7 @@ func (s *Server) Serve(ctx context.Context) error {
 				return fmt.Errorf("opscore: accept: %w", err)
 			}
 			// Out of file descriptors and the like: wait and retry.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			delay := retry.NextBackOff()
 			s.log.Error(err, "accept failed; retrying", "in", delay)
 			select {
 			case <-time.After(delay):
@@ -274,7 +290,7 @@ func (s *Server) Serve(ctx context.Context) error {
 			}
 			continue
 		}
-		delay = 0
+		retry.Reset()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -718,7 +734,7 @@ func (c *conn) lineTooLong(prefix string) {
 // that a client sending garbage cannot flood the log; the next line logged
 // says how many were suppressed.
 func (c *conn) logBad(msg string, keysAndValues ...any) {
-	ok, suppressed := c.srv.badLog.allow()
+	ok, suppressed := c.srv.badLog.Allow()
 	if !ok {
 		return
 	}
@@ -769,33 +785,4 @@ func (c *conn) handleLine(raw string) {
 		defer cancel()
 		s.run(ctx, cmd)
 	}()
-}
-
-// logLimiter lets at most badLogBurst lines through per badLogWindow and
-// counts the others.
-type logLimiter struct {
-	now func() time.Time
-
-	mu         sync.Mutex
-	window     time.Time // start of the current window
-	logged     int       // lines let through in it
-	suppressed int       // lines suppressed since the last one let through
-}
-
-// allow reports whether a line may be logged now, and if so how many were
-// suppressed before it.
-func (l *logLimiter) allow() (ok bool, suppressed int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	if now.Sub(l.window) >= badLogWindow || now.Before(l.window) {
-		l.window, l.logged = now, 0
-	}
-	if l.logged >= badLogBurst {
-		l.suppressed++
-		return false, 0
-	}
-	l.logged++
-	suppressed, l.suppressed = l.suppressed, 0
-	return true, suppressed
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/sdss/fliswarm/pkg/internal/loglimit"
 )
 
 // wait is the generous bound on anything a test waits for.
@@ -885,10 +887,11 @@ func (h *countHandler) Handle(ctx context.Context, cmd *Command) {
 // how many were suppressed.
 func TestBadLinesLogRateLimited(t *testing.T) {
 	log, logged := captureLog()
-	s := startServer(t, newTestHandler(), WithLogger(log))
 	now := time.Unix(1000, 0)
 	var mu sync.Mutex
-	s.badLog.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s := startServer(t, newTestHandler(), WithLogger(log),
+		func(s *Server) { s.badLog = loglimit.New(badLogEvery, badLogBurst, clock) })
 	c := greeted(t, s, 1, 1)
 	const n = 1000
 	c.send(strings.Repeat("7 x \"open\n", n))
@@ -901,39 +904,13 @@ func TestBadLinesLogRateLimited(t *testing.T) {
 		t.Fatalf("%d lines logged for %d bad lines, want %d", got, n, badLogBurst)
 	}
 	mu.Lock()
-	now = now.Add(badLogWindow)
+	now = now.Add(badLogEvery)
 	mu.Unlock()
 	c.send("8 x \"open\n")
 	c.expect(`1 8 f error=fliswarm,"unterminated double quote"`)
 	lines := logged.all("bad command line")
 	if len(lines) != badLogBurst+1 || lines[badLogBurst].kv["suppressed"] != strconv.Itoa(n-badLogBurst) {
 		t.Fatalf("log lines %+v, want the last one with suppressed=%d", lines, n-badLogBurst)
-	}
-}
-
-func TestLogLimiter(t *testing.T) {
-	now := time.Unix(0, 0)
-	l := logLimiter{now: func() time.Time { return now }}
-	for i := range badLogBurst {
-		if ok, sup := l.allow(); !ok || sup != 0 {
-			t.Fatalf("line %d: %v %d", i, ok, sup)
-		}
-	}
-	for range 3 {
-		if ok, _ := l.allow(); ok {
-			t.Fatal("let through over the burst")
-		}
-	}
-	now = now.Add(badLogWindow - time.Nanosecond)
-	if ok, _ := l.allow(); ok {
-		t.Fatal("let through before the window ended")
-	}
-	now = now.Add(time.Nanosecond)
-	if ok, sup := l.allow(); !ok || sup != 4 {
-		t.Fatalf("after the window: %v, suppressed %d, want 4", ok, sup)
-	}
-	if ok, sup := l.allow(); !ok || sup != 0 {
-		t.Fatalf("next: %v %d", ok, sup)
 	}
 }
 
