@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"time"
 )
 
 // Who may connect, and how many: the actor port is open to the network,
@@ -89,3 +90,9 @@ type noObserver struct{}
 
 func (noObserver) UsersChanged(int) {}
 func (noObserver) UserDropped()     {}
+
+// refuseWriteTimeout bounds the write of a refused connection's reason.
+const refuseWriteTimeout = time.Second
+
+// timeNow is the clock of deadlines.
+var timeNow = time.Now
