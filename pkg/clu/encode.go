@@ -9,33 +9,10 @@ import (
 	"unicode/utf8"
 )
 
-// MarshalReply encodes a reply as one line, without the trailing newline,
-// the way encoding/json would (compact, the header's fields in order, nil
-// data as {}), except that the non-finite floats are written as Python's
-// json.dumps writes them (NaN, Infinity, -Infinity), which ParseReply reads
-// back, and that <, > and & are not escaped.
-func MarshalReply(r Reply) ([]byte, error) {
-	b := make([]byte, 0, 160+32*len(r.Data))
-	b = append(b, `{"header":{"command_id":`...)
-	b = strconv.AppendInt(b, int64(r.Header.CommandID), 10)
-	b = append(b, `,"commander_id":`...)
-	b = appendJSONString(b, r.Header.CommanderID)
-	b = append(b, `,"message_code":`...)
-	b = appendJSONString(b, r.Header.MessageCode)
-	b = append(b, `,"internal":`...)
-	b = strconv.AppendBool(b, r.Header.Internal)
-	b = append(b, `,"sender":`...)
-	b = appendJSONString(b, r.Header.Sender)
-	b = append(b, `},"data":`...)
-	b, err := appendJSONObject(b, r.Data, 0)
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '}'), nil
-}
-
-// MarshalJSON writes the object with its keys in order (as MarshalReply
-// writes values: non-finite floats as NaN, Infinity, -Infinity).
+// MarshalJSON writes the object with its keys in order, compact, as
+// encoding/json would except that the non-finite floats are written as
+// Python's json.dumps writes them (NaN, Infinity, -Infinity), which
+// ParseReply reads back, and that <, > and & are not escaped.
 func (o Object) MarshalJSON() ([]byte, error) {
 	return appendJSONObject(nil, o, 0)
 }

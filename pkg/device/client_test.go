@@ -16,6 +16,7 @@ import (
 
 	"github.com/sdss/fliswarm/pkg/clu"
 	"github.com/sdss/fliswarm/pkg/linesession"
+	"github.com/sdss/fliswarm/test/camsim"
 )
 
 // Generous bounds for a noisy 2-core machine: a test only waits this long
@@ -157,7 +158,7 @@ func (fc *fakeCamera) next() fakeCmd {
 }
 
 func (s *fakeSession) reply(id int, code string, data clu.Object) {
-	b, err := clu.MarshalReply(clu.Reply{
+	b, err := camsim.MarshalReply(clu.Reply{
 		Header: clu.Header{CommandID: id, CommanderID: "0a1b-uuid", MessageCode: code, Internal: code == clu.CodeRunning, Sender: s.name},
 		Data:   data,
 	})
@@ -843,7 +844,7 @@ func inFlight(c *Client) int { return c.InFlight() }
 // code.
 func FuzzReadLoop(f *testing.F) {
 	reply := func(id int, code string) string {
-		b, _ := clu.MarshalReply(clu.Reply{Header: clu.Header{CommandID: id, MessageCode: code, Sender: "gfa1"},
+		b, _ := camsim.MarshalReply(clu.Reply{Header: clu.Header{CommandID: id, MessageCode: code, Sender: "gfa1"},
 			Data: clu.Object{{Key: "text", Value: "x"}}})
 		return string(b) + "\n"
 	}
