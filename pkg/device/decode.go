@@ -90,3 +90,7 @@ func truncate(b []byte, n int) string {
 	}
 	return string(b[:n]) + "..."
 }
+
+// UndecodableText starts the text of the reply a Client makes of a camera
+// line it cannot decode (see Options.OnUnsolicited).
+const UndecodableText = "undecodable camera line: "
