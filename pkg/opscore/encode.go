@@ -253,26 +253,10 @@ func appendScalar(dst []byte, v any) []byte {
 		return appendString(dst, string(t), false)
 	case int:
 		return strconv.AppendInt(dst, int64(t), 10)
-	case int8:
-		return strconv.AppendInt(dst, int64(t), 10)
-	case int16:
-		return strconv.AppendInt(dst, int64(t), 10)
-	case int32:
-		return strconv.AppendInt(dst, int64(t), 10)
-	case int64:
-		return strconv.AppendInt(dst, t, 10)
-	case uint:
-		return strconv.AppendUint(dst, uint64(t), 10)
-	case uint8:
-		return strconv.AppendUint(dst, uint64(t), 10)
-	case uint16:
-		return strconv.AppendUint(dst, uint64(t), 10)
-	case uint32:
-		return strconv.AppendUint(dst, uint64(t), 10)
-	case uint64:
-		return strconv.AppendUint(dst, t, 10)
-	case uintptr:
-		return strconv.AppendUint(dst, uint64(t), 10)
+	case int8, int16, int32, int64:
+		return strconv.AppendInt(dst, reflect.ValueOf(t).Int(), 10)
+	case uint, uint8, uint16, uint32, uint64, uintptr:
+		return strconv.AppendUint(dst, reflect.ValueOf(t).Uint(), 10)
 	case float32:
 		return appendFloat(dst, float64(t), 32)
 	case float64:
