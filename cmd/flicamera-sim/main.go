@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sdss/fliswarm/pkg/camsim"
+	"github.com/sdss/fliswarm/test/camsim"
 )
 
 func main() {

@@ -17,9 +17,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
-	"github.com/sdss/fliswarm/pkg/camsim"
 	"github.com/sdss/fliswarm/pkg/device"
 	"github.com/sdss/fliswarm/pkg/opscore"
+	"github.com/sdss/fliswarm/test/camsim"
 )
 
 func TestGreeting(t *testing.T) {

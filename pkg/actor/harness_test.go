@@ -15,9 +15,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
-	"github.com/sdss/fliswarm/pkg/camsim"
 	"github.com/sdss/fliswarm/pkg/device"
 	"github.com/sdss/fliswarm/pkg/opscore"
+	"github.com/sdss/fliswarm/test/camsim"
 )
 
 // waitFor is how long a test waits for something that should happen

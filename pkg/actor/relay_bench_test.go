@@ -19,10 +19,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sdss/fliswarm/pkg/camsim"
 	"github.com/sdss/fliswarm/pkg/clu"
 	"github.com/sdss/fliswarm/pkg/device"
 	"github.com/sdss/fliswarm/pkg/opscore"
+	"github.com/sdss/fliswarm/test/camsim"
 )
 
 // The relay benchmark runs on loopback and needs no test bed: the

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sdss/fliswarm/pkg/camsim"
 	"github.com/sdss/fliswarm/pkg/clu"
 	"github.com/sdss/fliswarm/pkg/device"
 	"github.com/sdss/fliswarm/pkg/opscore"
+	"github.com/sdss/fliswarm/test/camsim"
 )
 
 // moveNode points node's camera at addr (host:port) in the spec.
@@ -333,7 +333,7 @@ func startWeirdCamera(t *testing.T) string {
 				defer c.Close()
 				sc := bufio.NewScanner(c)
 				reply := func(id int, code string, data clu.Object) {
-					b, _ := clu.MarshalReply(clu.Reply{Header: clu.Header{CommandID: id, MessageCode: code, Sender: "gfa1"}, Data: data})
+					b, _ := camsim.MarshalReply(clu.Reply{Header: clu.Header{CommandID: id, MessageCode: code, Sender: "gfa1"}, Data: data})
 					c.Write(append(b, '\n'))
 				}
 				for sc.Scan() {

@@ -28,16 +28,3 @@ func BenchmarkParseReply(b *testing.B) {
 		})
 	}
 }
-
-func BenchmarkMarshalReply(b *testing.B) {
-	r, err := ParseReply([]byte(benchLines["status"]))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := MarshalReply(r); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

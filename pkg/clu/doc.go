@@ -7,9 +7,15 @@
 // The camera actors are Python programs, and Python's json module writes
 // the non-finite floats as the bare words NaN, Infinity and -Infinity;
 // ParseReply accepts them wherever a value may be and decodes them to
-// float64 (finite numbers stay json.Number, as written), and MarshalReply
-// writes them back the same way. A line that cannot be decoded yields a
-// *DecodeError holding the raw line, so that it can be relayed.
+// float64 (finite numbers stay json.Number, as written), and Object's
+// MarshalJSON writes them back the same way. A line that cannot be decoded
+// yields a *DecodeError holding the raw line, so that it can be relayed.
 //
-// It is pure encoding: it opens no connection and keeps no state.
+// Files: wire.go (the types and command lines), decode.go (a reply line:
+// its header and data), values.go (JSON values inside it), encode.go
+// (Object as JSON). Writing whole reply lines, as a camera does, is the
+// simulator's (test/camsim.MarshalReply), not the product's.
+//
+// It is pure encoding: it opens no connection and keeps no state, and
+// imports only pkg/internal.
 package clu

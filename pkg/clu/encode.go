@@ -7,35 +7,14 @@ import (
 	"reflect"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/sdss/fliswarm/pkg/internal/jsonnum"
 )
 
-// MarshalReply encodes a reply as one line, without the trailing newline,
-// the way encoding/json would (compact, the header's fields in order, nil
-// data as {}), except that the non-finite floats are written as Python's
-// json.dumps writes them (NaN, Infinity, -Infinity), which ParseReply reads
-// back, and that <, > and & are not escaped.
-func MarshalReply(r Reply) ([]byte, error) {
-	b := make([]byte, 0, 160+32*len(r.Data))
-	b = append(b, `{"header":{"command_id":`...)
-	b = strconv.AppendInt(b, int64(r.Header.CommandID), 10)
-	b = append(b, `,"commander_id":`...)
-	b = appendJSONString(b, r.Header.CommanderID)
-	b = append(b, `,"message_code":`...)
-	b = appendJSONString(b, r.Header.MessageCode)
-	b = append(b, `,"internal":`...)
-	b = strconv.AppendBool(b, r.Header.Internal)
-	b = append(b, `,"sender":`...)
-	b = appendJSONString(b, r.Header.Sender)
-	b = append(b, `},"data":`...)
-	b, err := appendJSONObject(b, r.Data, 0)
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '}'), nil
-}
-
-// MarshalJSON writes the object with its keys in order (as MarshalReply
-// writes values: non-finite floats as NaN, Infinity, -Infinity).
+// MarshalJSON writes the object with its keys in order, compact, as
+// encoding/json would except that the non-finite floats are written as
+// Python's json.dumps writes them (NaN, Infinity, -Infinity), which
+// ParseReply reads back, and that <, > and & are not escaped.
 func (o Object) MarshalJSON() ([]byte, error) {
 	return appendJSONObject(nil, o, 0)
 }
@@ -134,23 +113,7 @@ func appendJSONFloat(b []byte, f float64, bits int) []byte {
 	case math.IsInf(f, -1):
 		return append(b, "-Infinity"...)
 	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 {
-		if bits == 64 && (abs < 1e-6 || abs >= 1e21) ||
-			bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
-			format = 'e'
-		}
-	}
-	n := len(b)
-	b = strconv.AppendFloat(b, f, format, -1, bits)
-	if format == 'e' {
-		// clean up e-09 to e-9
-		if m := len(b) - n; m >= 4 && b[len(b)-4] == 'e' && b[len(b)-3] == '-' && b[len(b)-2] == '0' {
-			b[len(b)-2] = b[len(b)-1]
-			b = b[:len(b)-1]
-		}
-	}
-	return b
+	return jsonnum.AppendFloat(b, f, bits)
 }
 
 const hexDigits = "0123456789abcdef"

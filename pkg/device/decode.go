@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/sdss/fliswarm/pkg/clu"
 	"github.com/sdss/fliswarm/pkg/linesession"
@@ -25,7 +23,7 @@ func (c *Client) decode(line []byte) (clu.Reply, int, bool, error) {
 	if errors.Is(err, clu.ErrNoHeader) {
 		return clu.Reply{}, 0, false, linesession.ErrSkip
 	}
-	if ok, suppressed := c.badLines.allow(); ok {
+	if ok, suppressed := c.badLines.Allow(); ok {
 		c.log.Error(err, "undecodable camera line relayed as a warning", "line", truncate(line, 200), "suppressed", suppressed)
 	}
 	return c.undecodable(line, UndecodableText+truncate(line, maxQuoted))
@@ -33,7 +31,7 @@ func (c *Client) decode(line []byte) (clu.Reply, int, bool, error) {
 
 // decodeLong is the session's DecodeLong.
 func (c *Client) decodeLong(prefix []byte, length int) (clu.Reply, int, bool, error) {
-	if ok, suppressed := c.badLines.allow(); ok {
+	if ok, suppressed := c.badLines.Allow(); ok {
 		c.log.Error(nil, "camera line longer than the limit skipped", "length", length, "limit", c.opts.MaxLineBytes, "suppressed", suppressed)
 	}
 	return c.undecodable(prefix, UndecodableText+"line of "+strconv.Itoa(length)+" bytes, longer than the limit of "+
@@ -93,25 +91,6 @@ func truncate(b []byte, n int) string {
 	return string(b[:n]) + "..."
 }
 
-// rateLimiter lets one event through per interval and counts the others.
-type rateLimiter struct {
-	every time.Duration
-
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether to log now, and how many were suppressed since.
-func (l *rateLimiter) allow() (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if !l.last.IsZero() && now.Sub(l.last) < l.every {
-		l.suppressed++
-		return false, 0
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	return true, n
-}
+// UndecodableText starts the text of the reply a Client makes of a camera
+// line it cannot decode (see Options.OnUnsolicited).
+const UndecodableText = "undecodable camera line: "

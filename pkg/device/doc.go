@@ -14,6 +14,13 @@
 // passed on as unsolicited; a line that cannot be decoded is passed on as a
 // warning carrying its text, never dropped silently.
 //
+// Files: client.go (the Client and its controls: Kick, Started, Pause,
+// Resume, Disconnect), options.go, errors.go, connection.go (dial, the
+// verifying handshake, pings, the sender check), send.go (commands),
+// decode.go (camera lines to replies; undecodable ones logged through
+// pkg/internal/loglimit). It imports pkg/clu, pkg/linesession and
+// pkg/internal.
+//
 // The package must not know about Docker, containers or nodes' health, nor
 // about the opscore protocol (users, command ids upstream, how lines are
 // written, how replies are relayed): the reconciler decides when a camera

@@ -16,4 +16,8 @@
 // The package knows no protocol: a Config's Decode says what a line's
 // command id is and whether it ends the command, and the caller formats
 // its own command lines.
+//
+// Files: session.go (a connection and starting commands), reader.go
+// (reading lines and routing them), call.go (one command in flight and its
+// one outcome), keeper.go (redialling). It imports nothing of fliswarm.
 package linesession

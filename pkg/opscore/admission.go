@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"time"
 )
 
 // Who may connect, and how many: the actor port is open to the network,
@@ -51,7 +52,7 @@ func (s *Server) admit(addr net.Addr) string {
 
 // refuse tells a refused connection why, and closes it.
 func (s *Server) refuse(nc net.Conn, why string) {
-	if ok, suppressed := s.badLog.allow(); ok {
+	if ok, suppressed := s.badLog.Allow(); ok {
 		s.log.Info("connection refused", "addr", nc.RemoteAddr().String(), "reason", why, "suppressed", suppressed)
 	}
 	_ = nc.SetWriteDeadline(timeNow().Add(refuseWriteTimeout))
@@ -89,3 +90,9 @@ type noObserver struct{}
 
 func (noObserver) UsersChanged(int) {}
 func (noObserver) UserDropped()     {}
+
+// refuseWriteTimeout bounds the write of a refused connection's reason.
+const refuseWriteTimeout = time.Second
+
+// timeNow is the clock of deadlines.
+var timeNow = time.Now

@@ -7,9 +7,6 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/sdss/fliswarm/pkg/internal/jsonnum"
 )
@@ -119,74 +116,6 @@ func (k Keyword) appendTo(dst []byte) []byte {
 		dst = appendValue(dst, v, 0, false, &n)
 	}
 	return dst
-}
-
-// ValidName reports whether name is a keyword name opscore parsers accept
-// in a reply: it matches [A-Za-z][A-Za-z0-9_.]* and is not reserved (see
-// ReservedName).
-func ValidName(name string) bool {
-	if name == "" || !isASCIILetter(name[0]) || ReservedName(name) {
-		return false
-	}
-	for i := 1; i < len(name); i++ {
-		if !isNameByte(name[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-// ReservedName reports whether name is a keyword name opscore reserves:
-// "raw", in any case. opscore parsers read `raw=` as the start of a
-// raw-text keyword that takes the rest of the line, and reject a reply
-// keyword named raw.
-func ReservedName(name string) bool {
-	return len(name) == 3 && name[0]|0x20 == 'r' && name[1]|0x20 == 'a' && name[2]|0x20 == 'w'
-}
-
-// SafeName returns the keyword name the encoder writes for name, one that
-// opscore parsers accept (ValidName is true for it):
-//   - every character outside [A-Za-z0-9_.] is replaced by `_`;
-//   - a name not starting with an ASCII letter (also an empty one) gets an
-//     `x` in front ("9x" becomes "x9x");
-//   - a reserved name (see ReservedName: "raw" in any case) gets the same
-//     `x` in front, keeping its case: "raw" becomes "xraw", "RAW" "xRAW".
-//     So a camera keyword named raw is relayed as xraw.
-//
-// A valid name is returned unchanged.
-func SafeName(name string) string {
-	if ValidName(name) {
-		return name
-	}
-	return string(appendName(nil, name))
-}
-
-func appendName(dst []byte, name string) []byte {
-	if name == "" || !isASCIILetter(name[0]) || ReservedName(name) {
-		dst = append(dst, 'x')
-	}
-	for i := 0; i < len(name); {
-		c := name[i]
-		if c < utf8.RuneSelf {
-			if isNameByte(c) {
-				dst = append(dst, c)
-			} else {
-				dst = append(dst, '_')
-			}
-			i++
-			continue
-		}
-		_, size := utf8.DecodeRuneInString(name[i:])
-		dst = append(dst, '_')
-		i += size
-	}
-	return dst
-}
-
-func isASCIILetter(b byte) bool { return (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') }
-
-func isNameByte(b byte) bool {
-	return isASCIILetter(b) || (b >= '0' && b <= '9') || b == '_' || b == '.'
 }
 
 // valuer is an ordered object, such as clu.Object.
@@ -324,26 +253,10 @@ func appendScalar(dst []byte, v any) []byte {
 		return appendString(dst, string(t), false)
 	case int:
 		return strconv.AppendInt(dst, int64(t), 10)
-	case int8:
-		return strconv.AppendInt(dst, int64(t), 10)
-	case int16:
-		return strconv.AppendInt(dst, int64(t), 10)
-	case int32:
-		return strconv.AppendInt(dst, int64(t), 10)
-	case int64:
-		return strconv.AppendInt(dst, t, 10)
-	case uint:
-		return strconv.AppendUint(dst, uint64(t), 10)
-	case uint8:
-		return strconv.AppendUint(dst, uint64(t), 10)
-	case uint16:
-		return strconv.AppendUint(dst, uint64(t), 10)
-	case uint32:
-		return strconv.AppendUint(dst, uint64(t), 10)
-	case uint64:
-		return strconv.AppendUint(dst, t, 10)
-	case uintptr:
-		return strconv.AppendUint(dst, uint64(t), 10)
+	case int8, int16, int32, int64:
+		return strconv.AppendInt(dst, reflect.ValueOf(t).Int(), 10)
+	case uint, uint8, uint16, uint32, uint64, uintptr:
+		return strconv.AppendUint(dst, reflect.ValueOf(t).Uint(), 10)
 	case float32:
 		return appendFloat(dst, float64(t), 32)
 	case float64:
@@ -382,122 +295,8 @@ func appendFloat(dst []byte, f float64, bits int) []byte {
 	case math.IsInf(f, -1):
 		return append(dst, "-inf"...)
 	}
-	format := byte('f')
-	if abs := math.Abs(f); abs != 0 {
-		if bits == 64 && (abs < 1e-6 || abs >= 1e21) ||
-			bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
-			format = 'e'
-		}
-	}
-	start := len(dst)
-	dst = strconv.AppendFloat(dst, f, format, -1, bits)
-	if format == 'e' {
-		// Clean up e-09 to e-9, as encoding/json does.
-		n := len(dst) - start
-		if n >= 4 && dst[len(dst)-4] == 'e' && dst[len(dst)-3] == '-' && dst[len(dst)-2] == '0' {
-			dst[len(dst)-2] = dst[len(dst)-1]
-			dst = dst[:len(dst)-1]
-		}
-	}
-	return dst
+	return jsonnum.AppendFloat(dst, f, bits)
 }
 
 // isJSONNumber reports whether s is a number in JSON syntax.
 func isJSONNumber(s string) bool { return jsonnum.Is(s) }
-
-// CleanString returns s as it goes on the wire before quoting: invalid
-// UTF-8 replaced by U+FFFD and every control character by a space.
-func CleanString(s string) string {
-	if utf8.ValidString(s) && !hasAnyControl(s) {
-		return s
-	}
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.Map(func(r rune) rune {
-		if isControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-}
-
-func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r <= 0x9f) }
-
-func hasAnyControl(s string) bool {
-	for _, r := range s {
-		if isControl(r) {
-			return true
-		}
-	}
-	return false
-}
-
-// needsQuotes reports whether a cleaned string cannot be written bare: an
-// opscore bare word is [^"'\s=,;]+.
-func needsQuotes(s string) bool {
-	if s == "" {
-		return true
-	}
-	for _, r := range s {
-		switch r {
-		case '"', '\'', '=', ',', ';':
-			return true
-		}
-		if unicode.IsSpace(r) || isPySpace(r) {
-			return true
-		}
-	}
-	return false
-}
-
-// isPySpace covers the runes Python's \s matches that unicode.IsSpace does
-// not (the information separators U+001C..U+001F; those are control
-// characters and replaced anyway, listed for completeness).
-func isPySpace(r rune) bool { return r >= 0x1c && r <= 0x1f }
-
-func appendString(dst []byte, s string, forceQuotes bool) []byte {
-	// Fast path: printable ASCII, the common case, in one pass.
-	quote, escapes := forceQuotes || s == "", false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x7f {
-			return appendStringSlow(dst, s, forceQuotes)
-		}
-		switch c {
-		case ' ', '\'', '=', ',', ';':
-			quote = true
-		case '"':
-			quote, escapes = true, true
-		case '\\':
-			escapes = true
-		}
-	}
-	if !quote {
-		return append(dst, s...)
-	}
-	dst = append(dst, '"')
-	if !escapes {
-		dst = append(dst, s...)
-		return append(dst, '"')
-	}
-	return appendEscaped(dst, s)
-}
-
-func appendStringSlow(dst []byte, s string, forceQuotes bool) []byte {
-	s = CleanString(s)
-	if !forceQuotes && !needsQuotes(s) {
-		return append(dst, s...)
-	}
-	dst = append(dst, '"')
-	return appendEscaped(dst, s)
-}
-
-// appendEscaped writes s with `"` and `\` escaped, and the closing quote.
-func appendEscaped(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '"' || c == '\\' {
-			dst = append(dst, '\\')
-		}
-		dst = append(dst, s[i])
-	}
-	return append(dst, '"')
-}

@@ -2,6 +2,7 @@ package jsonnum
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 )
@@ -47,4 +48,27 @@ func isNumberToken(s string) bool {
 		return false
 	}
 	return dec.InputOffset() == int64(len(s))
+}
+
+// FuzzAppendFloat: every finite float is written as encoding/json writes
+// it, as a float64 and as a float32.
+func FuzzAppendFloat(f *testing.F) {
+	for _, v := range []float64{0, -0.0, 1, -2.5, 1e-7, 1e-6, 9.99e-7, 1e20, 1e21, 123456789e-30, 3.4e38, 5e-324} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v float64) {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return
+		}
+		want, _ := json.Marshal(v)
+		if got := AppendFloat([]byte("x"), v, 64); string(got) != "x"+string(want) {
+			t.Fatalf("AppendFloat(%v, 64) = %s, want x%s", v, got, want)
+		}
+		if v32 := float32(v); !math.IsInf(float64(v32), 0) {
+			want, _ := json.Marshal(v32)
+			if got := AppendFloat(nil, float64(v32), 32); string(got) != string(want) {
+				t.Fatalf("AppendFloat(%v, 32) = %s, want %s", v32, got, want)
+			}
+		}
+	})
 }

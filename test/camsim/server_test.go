@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/sdss/fliswarm/pkg/clu"
-	"github.com/sdss/fliswarm/pkg/fits"
+	"github.com/sdss/fliswarm/test/fits"
 )
 
 // timeout bounds every wait in these tests; it is generous on purpose.

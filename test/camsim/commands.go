@@ -439,7 +439,7 @@ func runFlood(ctx context.Context, c *call) (clu.Object, error) {
 	}
 	// Every line is the marshalled reply with an empty text and "flood k"
 	// spliced into it: `...{"text":""}}` -> `...{"text":"flood k"}}`.
-	b, err := clu.MarshalReply(clu.Reply{Header: c.ss.header(c.id, clu.CodeInfo, false),
+	b, err := MarshalReply(clu.Reply{Header: c.ss.header(c.id, clu.CodeInfo, false),
 		Data: clu.Object{{Key: "text", Value: ""}}})
 	if err != nil {
 		return nil, err

@@ -350,11 +350,11 @@ var errBroken = errors.New("camsim: connection broken")
 // reader then sees it closed and the session winds down) and makes this
 // and every later send return errBroken.
 func (ss *session) send(id int, code string, internal bool, data clu.Object) error {
-	b, err := clu.MarshalReply(clu.Reply{Header: ss.header(id, code, internal), Data: data})
+	b, err := MarshalReply(clu.Reply{Header: ss.header(id, code, internal), Data: data})
 	if err != nil {
 		// Only values built by this package are marshalled; this is a bug.
 		ss.srv.log.Error("cannot encode reply", "err", err)
-		b, _ = clu.MarshalReply(clu.Reply{Header: clu.Header{CommandID: id, CommanderID: ss.commanderID,
+		b, _ = MarshalReply(clu.Reply{Header: clu.Header{CommandID: id, CommanderID: ss.commanderID,
 			MessageCode: code, Sender: ss.srv.cfg.Name}})
 	}
 	return ss.writeRaw(append(b, '\n'))

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sdss/fliswarm/pkg/fits"
+	"github.com/sdss/fliswarm/test/fits"
 )
 
 // Fixed properties of the simulated camera.

@@ -11,6 +11,9 @@
 // <data dir>/gcam/<MJD>/gimg-<camera>-<NNNN>.fits (fcam/fimg for the fvc).
 // Only one exposure runs at a time, as on the hardware; a second one fails.
 //
+// MarshalReply writes a reply line as flicamera does; tests that stand in
+// for a camera use it too.
+//
 // Besides the camera's commands it has test knobs: sim-exit CODE (Serve
 // returns an *ExitError after the reply), sim-flood N and sim-hang.
 //
