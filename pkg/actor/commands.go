@@ -242,6 +242,24 @@ func (a *Actor) selection(cmd *opscore.Command, spec *v1.Swarm, names, category 
 	return selected
 }
 
+// selectedNodes parses a command that takes no arguments and selects
+// nodes with -n/-c (reconnect, reboot): it returns the options, the spec
+// and the selected enabled nodes, or ok false when the command has
+// already been answered (a usage error, or no node selected).
+func (a *Actor) selectedNodes(cmd *opscore.Command) (fs *pflag.FlagSet, spec *v1.Swarm, nodes []string, ok bool) {
+	if fs, ok = a.parseNoArgs(cmd); !ok {
+		return nil, nil, nil, false
+	}
+	names, _ := fs.GetString("names")
+	category, _ := fs.GetString("category")
+	spec = a.currentSpec()
+	if nodes = a.selection(cmd, spec, names, category); len(nodes) == 0 {
+		a.fail(cmd, "No enabled node selected.")
+		return nil, nil, nil, false
+	}
+	return fs, spec, nodes, true
+}
+
 // help writes the actor's help as click does for a CLU actor, one help=
 // line per line of text: with no argument the usage and one line per
 // command, with a command's name that command's usage and options.

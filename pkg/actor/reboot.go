@@ -16,19 +16,11 @@ import (
 // a pause, it reports the status of every enabled node, as the original
 // does by running `status`.
 func (a *Actor) reboot(ctx context.Context, cmd *opscore.Command) {
-	fs, ok := a.parseNoArgs(cmd)
+	fs, spec, nodes, ok := a.selectedNodes(cmd)
 	if !ok {
 		return
 	}
-	names, _ := fs.GetString("names")
-	category, _ := fs.GetString("category")
 	hard, _ := fs.GetBool("hard")
-	spec := a.currentSpec()
-	nodes := a.selection(cmd, spec, names, category)
-	if len(nodes) == 0 {
-		a.fail(cmd, "No enabled node selected.")
-		return
-	}
 
 	var failed []string
 	if hard {

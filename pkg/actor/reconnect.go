@@ -17,19 +17,11 @@ import (
 // then reconnects the cameras, waits for each, and reports each node's
 // status. It fails naming the nodes that could not be brought back.
 func (a *Actor) reconnect(ctx context.Context, cmd *opscore.Command) {
-	fs, ok := a.parseNoArgs(cmd)
+	fs, spec, nodes, ok := a.selectedNodes(cmd)
 	if !ok {
 		return
 	}
-	names, _ := fs.GetString("names")
-	category, _ := fs.GetString("category")
 	force, _ := fs.GetBool("force")
-	spec := a.currentSpec()
-	nodes := a.selection(cmd, spec, names, category)
-	if len(nodes) == 0 {
-		a.fail(cmd, "No enabled node selected.")
-		return
-	}
 
 	select {
 	case a.reconnectSem <- struct{}{}:
