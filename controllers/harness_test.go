@@ -41,6 +41,9 @@ type fakeWorld struct {
 	busy                                          map[string]string
 	// hung images run but their camera never answers.
 	hung map[string]bool
+	// onChange reports node's camera state after each change of its
+	// engine (the camera client).
+	onChange func(node string, err error)
 	// registry is what each tag (repo:tag) names at the registry;
 	// manifests every digest ever pushed; registryErr, when set, is the
 	// registry failing.
@@ -207,24 +210,37 @@ func (w *fakeWorld) ping(_ context.Context, host string, _ time.Duration, _ int)
 	return nil
 }
 
-// probe is Options.Probe: the camera answers when its container runs an
-// image that is not hung.
-func (w *fakeWorld) probe(_ context.Context, node, addr string) error {
-	e := w.engines[node]
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// cameraUp is the camera client's state of node: connected when the
+// node's camera container runs an image that is not hung; e.mu held.
+func (w *fakeWorld) cameraUpLocked(e *fakeEngine) error {
 	for _, c := range e.containers {
-		if c.State == "running" && (c.Labels[render.LabelNode] == node || strings.HasSuffix(c.Name, "-"+node)) {
+		if c.State == "running" && (c.Labels[render.LabelNode] == e.node || strings.HasSuffix(c.Name, "-"+e.node)) {
 			w.mu.Lock()
 			hung := w.hung[c.Image]
 			w.mu.Unlock()
 			if hung {
-				return fmt.Errorf("dial tcp %s: connection refused", addr)
+				return fmt.Errorf("dial tcp: connection refused")
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("dial tcp %s: connection refused", addr)
+	return fmt.Errorf("dial tcp: connection refused")
+}
+
+// dialCamera is Options.DialCamera (a one-shot reconcile's readiness).
+func (w *fakeWorld) dialCamera(spec *v1.Swarm) func(context.Context, string) error {
+	return func(_ context.Context, addr string) error {
+		host, _, _ := strings.Cut(addr, ":")
+		for n, nd := range spec.Nodes {
+			if nd.Host == host {
+				e := w.engines[n]
+				e.mu.Lock()
+				defer e.mu.Unlock()
+				return w.cameraUpLocked(e)
+			}
+		}
+		return fmt.Errorf("dial tcp %s: no route to host", addr)
+	}
 }
 
 // isBusy is Options.Busy.
@@ -281,13 +297,22 @@ func newHarness(t *testing.T, spec *v1.Swarm, rev string, tweak ...func(*Options
 			}
 			return nil, fmt.Errorf("no engine for %s", node)
 		},
-		Ping: h.w.ping, Probe: h.w.probe, Busy: h.w.isBusy,
+		Ping: h.w.ping, DialCamera: h.w.dialCamera(spec), Busy: h.w.isBusy,
 		Clock: h.clock,
 	}
 	for _, f := range tweak {
 		f(&opts)
 	}
 	h.ctl = New(spec, rev, opts)
+	// The camera clients: each engine change reports every camera's state,
+	// as the actor's clients would on their own, through SetCamera.
+	h.w.onChange = func(node string, err error) {
+		reason := ""
+		if err != nil {
+			reason = err.Error()
+		}
+		h.ctl.SetCamera(node, err == nil, reason)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			h.logMu.Lock()

@@ -22,6 +22,10 @@ type Rollout struct {
 	halt    *halt
 	// wake enqueues a node that waits for a slot.
 	wake func(node string)
+	// nodes, when set, lists the nodes whose history must be read (see
+	// Known) before any slot is given; known holds those read.
+	nodes func() []string
+	known map[string]bool
 }
 
 type halt struct {
@@ -31,7 +35,36 @@ type halt struct {
 // NewRollout returns a coordinator with max slots that calls wake for a
 // waiting node when a slot frees.
 func NewRollout(max int, wake func(node string)) *Rollout {
-	return &Rollout{max: max, holders: map[string]string{}, pulling: map[string]string{}, wake: wake}
+	return &Rollout{max: max, holders: map[string]string{}, pulling: map[string]string{}, wake: wake, known: map[string]bool{}}
+}
+
+// WaitForHistory has Acquire give no slot until every node that nodes
+// lists has been observed once (Known): a halt recorded on one node is
+// read back before a restarted fliswarm takes another node's camera down.
+func (r *Rollout) WaitForHistory(nodes func() []string) {
+	r.mu.Lock()
+	r.nodes = nodes
+	r.mu.Unlock()
+}
+
+// Known records that node's history has been read (or that the node
+// could not be read at all). The first time, it wakes waiting nodes.
+func (r *Rollout) Known(node string) {
+	r.mu.Lock()
+	first := !r.known[node]
+	r.known[node] = true
+	r.mu.Unlock()
+	if first {
+		r.wakeWaiting()
+	}
+}
+
+// Resume has node hold a slot for revision whatever the number taken:
+// its old camera is already down (a rollout interrupted by a restart).
+func (r *Rollout) Resume(node, revision string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.holders[node] = revision
 }
 
 // SetMax changes the number of slots. Nodes holding a slot keep it; with
@@ -80,7 +113,13 @@ func (r *Rollout) Acquire(node, revision string) bool {
 	for n, rev := range r.pulling {
 		pulling = pulling || n != node && rev == revision
 	}
-	if pulling || len(r.holders) >= r.max {
+	unknown := false
+	if r.nodes != nil {
+		for _, n := range r.nodes() {
+			unknown = unknown || !r.known[n]
+		}
+	}
+	if pulling || unknown || len(r.holders) >= r.max {
 		if !slices.Contains(r.waiting, node) {
 			r.waiting = append(r.waiting, node)
 		}

@@ -39,9 +39,9 @@ type Reconciler interface {
 	// reporting each step to opts.Progress, and waits until each converged
 	// or ctx ends; it maps each node to nil or the last error seen.
 	Converge(ctx context.Context, nodes []string, opts v1.ConvergeOptions) map[string]error
-	// SetDeviceConnected records whether the actor's client is connected
-	// to the node's camera.
-	SetDeviceConnected(node string, connected bool)
+	// SetCamera records whether the actor's client is connected to the
+	// node's camera and, when not, why: the camera's readiness.
+	SetCamera(node string, connected bool, reason string)
 }
 
 // Metrics counts what the actor does.
@@ -56,12 +56,6 @@ type noMetrics struct{}
 
 func (noMetrics) CommandDone(string, string) {}
 func (noMetrics) LinesRelayed(int)           {}
-
-// cameraReporter is a Reconciler that also takes why a camera is not
-// connected (the NodeController does), for status.
-type cameraReporter interface {
-	SetCamera(node string, connected bool, reason string)
-}
 
 // ExecFunc runs a program with arguments (no shell) and returns its
 // combined output and exit code. err is non-nil only when the program could
@@ -442,7 +436,7 @@ func (a *Actor) syncDevices() {
 	for _, e := range stop {
 		e.cancel()
 		<-e.done
-		a.rec.SetDeviceConnected(e.name, false)
+		a.rec.SetCamera(e.name, false, "camera client stopped")
 		a.log.Info("camera client stopped", "node", e.name, "addr", e.addr)
 	}
 
@@ -483,11 +477,7 @@ func (a *Actor) startDeviceLocked(name, addr string) *deviceEntry {
 		if now.reason != "" {
 			a.log.V(1).Info("camera not connected", "node", name, "reason", now.reason)
 		}
-		if r, ok := a.rec.(cameraReporter); ok {
-			r.SetCamera(name, connected, now.reason)
-		} else {
-			a.rec.SetDeviceConnected(name, connected)
-		}
+		a.rec.SetCamera(name, connected, now.reason)
 	}
 	o.OnUnsolicited = func(r clu.Reply) {
 		a.busy.observe(name, r)

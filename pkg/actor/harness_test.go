@@ -117,7 +117,7 @@ func (f *fakeReconciler) Converge(ctx context.Context, nodes []string, opts v1.C
 	return out
 }
 
-func (f *fakeReconciler) SetDeviceConnected(node string, connected bool) {
+func (f *fakeReconciler) SetCamera(node string, connected bool, _ string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.devices[node] = connected

@@ -71,11 +71,9 @@ func New(opts Options) (*Manager, error) {
 		// A (re)started camera is reconnected at once, not after the
 		// device client's backoff.
 		OnContainerStarted: func(node string) { m.act.ContainerStarted(node) },
-		OnCameraStarted:    func(node string) { m.act.CameraAnswers(node) },
 		// A camera in the middle of an exposure is not replaced.
 		Busy: func(node string) (bool, string) { return m.act.Busy(node) },
 	})
-	m.ctl.Store().TrackCamera()
 	m.act = actor.New(actor.Options{
 		Reconciler:    m.ctl,
 		Metrics:       m.met,
