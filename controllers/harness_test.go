@@ -257,6 +257,8 @@ type harness struct {
 	clock *fakeClock
 	w     *fakeWorld
 	ctl   *NodeController
+	// stop ends the controller started by start.
+	stop func()
 
 	logMu sync.Mutex
 	logs  []string
@@ -283,8 +285,20 @@ func testSwarm(nodes ...string) *v1.Swarm {
 // newHarness builds a controller for spec over a world holding every
 // node of spec. Run it with start.
 func newHarness(t *testing.T, spec *v1.Swarm, rev string, tweak ...func(*Options)) *harness {
-	h := &harness{t: t, clock: newFakeClock()}
-	h.w = newFakeWorld(h.clock, spec.NodeNames())
+	clock := newFakeClock()
+	return newHarnessIn(t, clock, newFakeWorld(clock, spec.NodeNames()), spec, rev, tweak...)
+}
+
+// restarted stops h's controller and returns a new one, with nothing in
+// memory, over the same world and clock (fliswarm restarted). Run it
+// with start.
+func (h *harness) restarted(spec *v1.Swarm, rev string) *harness {
+	h.stop()
+	return newHarnessIn(h.t, h.clock, h.w, spec, rev)
+}
+
+func newHarnessIn(t *testing.T, clock *fakeClock, w *fakeWorld, spec *v1.Swarm, rev string, tweak ...func(*Options)) *harness {
+	h := &harness{t: t, clock: clock, w: w}
 	opts := Options{
 		Logger: funcr.New(func(prefix, args string) {
 			h.logMu.Lock()
@@ -313,6 +327,12 @@ func newHarness(t *testing.T, spec *v1.Swarm, rev string, tweak ...func(*Options
 		}
 		h.ctl.SetCamera(node, err == nil, reason)
 	}
+	for n, e := range h.w.engines { // the clients' first connection
+		e.mu.Lock()
+		err := h.w.cameraUpLocked(e)
+		e.mu.Unlock()
+		h.w.onChange(n, err)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			h.logMu.Lock()
@@ -329,7 +349,9 @@ func (h *harness) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = h.ctl.Run(ctx); close(done) }()
-	h.t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	h.stop = func() { once.Do(func() { cancel(); <-done }) }
+	h.t.Cleanup(h.stop)
 	for _, n := range h.ctl.Enabled() {
 		h.waitFor("the event stream of "+n, func() bool { return h.w.engines[n].Streams() > 0 })
 	}

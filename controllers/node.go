@@ -176,6 +176,7 @@ func (r *NodeReconciler) observe(ctx context.Context, node string, t ticket) (*p
 		// A disabled node is left as it is.
 		return nil, &passEnd{out: Outcome{Err: fmt.Errorf("%s: node is not enabled", node), Final: true}}
 	}
+	defer r.rollout.Known(node) // its history read, or not readable
 	p := &pass{node: node, t: t, mem: r.memory(node), spec: spec, rev: rev}
 	prev, seen := r.store.Observed(node)
 	p.st = newStatus(prev, seen, spec, node, rev, r.clock.Now())
@@ -183,7 +184,6 @@ func (r *NodeReconciler) observe(ctx context.Context, node string, t ticket) (*p
 	if p.want, err = desired(spec, node); err != nil {
 		return nil, r.end(p, Result{}, Outcome{Err: err, Final: true}, err, false)
 	}
-	defer r.rollout.Known(node)
 	if p.eng, err = r.probeNode(ctx, spec, node, p.st); err != nil {
 		p.mem.engineWasDown = true
 		return nil, r.end(p, Result{}, Outcome{Err: err, Final: true}, err, true)

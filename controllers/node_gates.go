@@ -23,6 +23,11 @@ func (r *NodeReconciler) gates(ctx context.Context, p *pass) *passEnd {
 	if !p.plan.Disruptive() {
 		return nil
 	}
+	if !r.rollout.HistoryRead(p.node) {
+		// A halt recorded on a node not read yet may hold this change.
+		r.store.SetRollout(p.node, &v1.RolloutStatus{Revision: p.rev, State: v1.RolloutPending, Message: "update pending: reading every node's rollout history"})
+		return r.end(p, Result{RequeueAfter: slotRetry}, Outcome{Err: fmt.Errorf("%s: waiting for every node's rollout history", p.node)}, nil, false)
+	}
 	if res, wait := r.busyGate(p); wait {
 		return r.end(p, res, Outcome{Err: fmt.Errorf("%s: update pending: camera busy", p.node)}, nil, false)
 	}

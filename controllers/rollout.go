@@ -59,6 +59,32 @@ func (r *Rollout) Known(node string) {
 	}
 }
 
+// HistoryRead reports whether every node's history has been read (see
+// WaitForHistory); when not, node is woken once it has.
+func (r *Rollout) HistoryRead(node string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.historyReadLocked() {
+		return true
+	}
+	if !slices.Contains(r.waiting, node) {
+		r.waiting = append(r.waiting, node)
+	}
+	return false
+}
+
+func (r *Rollout) historyReadLocked() bool {
+	if r.nodes == nil {
+		return true
+	}
+	for _, n := range r.nodes() {
+		if !r.known[n] {
+			return false
+		}
+	}
+	return true
+}
+
 // Resume has node hold a slot for revision whatever the number taken:
 // its old camera is already down (a rollout interrupted by a restart).
 func (r *Rollout) Resume(node, revision string) {
@@ -113,13 +139,7 @@ func (r *Rollout) Acquire(node, revision string) bool {
 	for n, rev := range r.pulling {
 		pulling = pulling || n != node && rev == revision
 	}
-	unknown := false
-	if r.nodes != nil {
-		for _, n := range r.nodes() {
-			unknown = unknown || !r.known[n]
-		}
-	}
-	if pulling || unknown || len(r.holders) >= r.max {
+	if pulling || !r.historyReadLocked() || len(r.holders) >= r.max {
 		if !slices.Contains(r.waiting, node) {
 			r.waiting = append(r.waiting, node)
 		}
