@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -176,4 +177,32 @@ func TestHistoryIsNotAStray(t *testing.T) {
 	if got := cleanupPlan(want, have, true); len(got) != 2 || got[0].ID != "b" {
 		t.Fatalf("cleanup once the camera answers %v, want the previous camera and the record removed", got)
 	}
+}
+
+// After a restart, no node takes a camera down before every node's
+// history is read: here the halted node answers last.
+func TestRestartReadsEveryHistoryBeforeASlot(t *testing.T) {
+	h, spec := rolloutHarness(t, nil)
+	bad := edited(spec, func(s *v1.Swarm) { s.Env = map[string]string{"BAD": "1"} })
+	h.ctl.SetSpec(bad, "r2")
+	h.advance(30 * time.Second)
+	node := halted(t, h, "r2")
+
+	mark := h.w.markDown()
+	h2 := h.restarted(bad, "r2")
+	release := h2.eng(node).Hold("ListContainers")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = h2.ctl.Run(ctx); close(done) }()
+	h2.stop = func() { cancel(); <-done }
+	t.Cleanup(func() { release(); h2.stop() })
+	for _, n := range threeNodes {
+		if n != node {
+			h2.waitFor(n+" to wait for the history", func() bool { st := h2.status(n); return st.Rollout != nil })
+		}
+	}
+	release()
+	h2.settle()
+	h2.advance(time.Minute)
+	stillHalted(t, h2, spec, "r2", node, "exited with code 2", mark)
 }
