@@ -204,8 +204,7 @@ func TestCrashLoopBacksOff(t *testing.T) {
 func TestBadEditHaltsRollout(t *testing.T) {
 	bed := testbed.Ensure(t)
 	e, ids := runningDaemon(t, bed)
-	e.writeConfig(func(cfg map[string]any) { cfg["ready_timeout"] = 4 })
-	time.Sleep(time.Second)
+	applied(t, e, func(cfg map[string]any) { cfg["ready_timeout"] = 4 })
 	hashes := map[string]string{}
 	for _, n := range bed.Nodes {
 		c, err := runningContainer(t, n)
@@ -248,7 +247,7 @@ func TestBadEditHaltsRollout(t *testing.T) {
 			}
 			return nil
 		})
-		time.Sleep(3 * time.Second)
+		waitAllReadyOrHalted(t, e) // two reconciles of every node since
 		for _, n := range bed.Nodes {
 			c, err := runningContainer(t, n)
 			if err != nil {
