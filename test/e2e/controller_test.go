@@ -43,11 +43,19 @@ func watchEvents(t *testing.T, bed *testbed.Bed) *eventLog {
 		evs, errc := subscribe(t, ctx, engineFor(t, n))
 		wg.Go(func() {
 			for ev := range evs {
-				if ev.Type != "container" || ev.Name != "flicamera-"+n.Name {
+				action := ev.Action
+				switch {
+				case ev.Type != "container":
+					continue
+				case ev.Name == "flicamera-"+n.Name+"-previous":
+					// The camera a rollout replaced, kept until its
+					// successor answers.
+					action = "previous-" + action
+				case ev.Name != "flicamera-"+n.Name:
 					continue
 				}
 				l.mu.Lock()
-				l.events[n.Name] = append(l.events[n.Name], ev.Action)
+				l.events[n.Name] = append(l.events[n.Name], action)
 				l.times[n.Name] = append(l.times[n.Name], ev.Time)
 				l.mu.Unlock()
 			}
