@@ -206,3 +206,30 @@ func TestRestartReadsEveryHistoryBeforeASlot(t *testing.T) {
 	h2.advance(time.Minute)
 	stillHalted(t, h2, spec, "r2", node, "exited with code 2", mark)
 }
+
+// Without a daemon there is no camera client: a one-shot reconcile
+// judges a camera by its port accepting (DialCamera), through SetCamera.
+func TestOneShotReconcileJudgesThePort(t *testing.T) {
+	spec := testSwarm("gfa1")
+	h := newHarness(t, spec, "r1")
+	h.w.onChange = nil // no camera clients
+	h.ctl.SetCamera("gfa1", false, "")
+	done := make(chan []v1.NodeResult)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- h.ctl.ReconcileOnce(ctx, []string{"gfa1"}, v1.ConvergeOptions{})
+	}()
+	for {
+		select {
+		case res := <-done:
+			if res[0].Error != "" || !h.ctl.Store().CameraConnected("gfa1") {
+				t.Fatalf("one-shot reconcile: %+v, camera connected %t", res[0], h.ctl.Store().CameraConnected("gfa1"))
+			}
+			return
+		default:
+			h.clock.Step(portEvery)
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
