@@ -12,4 +12,6 @@ const (
 	ActionRecreateContainer = v1.ActionRecreateContainer
 	ActionStartContainer    = v1.ActionStartContainer
 	ActionUnpauseContainer  = v1.ActionUnpauseContainer
+	ActionRecordHalt        = v1.ActionRecordHalt
+	ActionRestorePrevious   = v1.ActionRestorePrevious
 )

@@ -18,25 +18,40 @@
 //   - expectations.go: the engine events the reconciler's own actions
 //     will cause (its `start`, its `create`), which the event source does
 //     not reconcile again.
-//   - node.go, node_steps.go, observe.go, execute.go, probe.go, plan.go:
-//     the node reconciler. Reconcile(ctx, node) observes the node, plans
-//     (PlanNode, pure), acts and records, with no loop or sleep: it asks to
-//     come back when it waits for a camera to answer, a rollout slot, an
-//     idle camera or the end of a crash-loop backoff (crashloop.go).
+//   - node.go, observe.go, node_steps.go, node_gates.go, execute.go,
+//     plan.go: the node reconciler. Reconcile(ctx, node) is one pass:
+//     observe (the node read once: observe.go), decide (a camera just
+//     started, the rollout history, PlanNode, pure: node_steps.go), gates
+//     (crash-loop backoff in crashloop.go, a busy camera, pre-pull, a
+//     rollout slot: node_gates.go), act (execute.go) and record, with no
+//     loop or sleep: it asks to come back when it waits for a camera to
+//     answer, a rollout slot, an idle camera or the end of a backoff.
+//     A camera is ready when its camera client is connected (the actor's,
+//     reported through NodeController.SetCamera, the one source of
+//     readiness; a one-shot reconcile without a daemon has no client and
+//     judges by the container running and its port accepting: once.go).
+//   - history.go: a node's rollout history, kept on the node so that a
+//     restarted fliswarm finds it: the camera a rollout replaced, kept
+//     stopped as "<container>-previous" until its successor answers (going
+//     back is a rename and a start), and a halt, recorded as a container
+//     never started, "<container>-halted", labelled with the halted spec
+//     and the reason. No slot is given before every node's history has
+//     been read.
 //   - adopt.go: adoption. A camera container fliswarm did not create (the
 //     Python fliswarm's, without fliswarm's labels) that runs what the
 //     spec asks for, as the engine reports it (adoptDiff, pure), is kept
 //     and treated as fliswarm's own; one that differs is replaced like a
 //     changed spec, the reason naming each difference.
 //   - store.go: the one status store: observed status, enable overrides,
-//     the camera connection the actor reports, rollout state; readiness is
+//     the camera connection (SetCamera), rollout state; readiness is
 //     evaluated when status is read, and subscribers hear of changes.
 //   - redeploy.go: an operator's redeploy (the actor's `reconnect`): the
 //     image pulled and the container replaced although current, owed to
 //     the request until done, each step reported to it as it is taken.
 //   - rollout.go: the rollout coordinator: at most max_unavailable nodes
 //     replace a running camera at once, each holding its slot until the
-//     new camera answers; a failed new camera halts the rollout there.
+//     new camera answers; a failed new camera halts the rollout there, and
+//     the node goes back to the camera it replaced.
 //   - node_controller.go, once.go: NodeController wires the parts and runs
 //     them as one group; the same controller serves the daemon and the
 //     one-shot `fliswarm reconcile`.

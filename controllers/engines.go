@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 
@@ -18,6 +19,8 @@ type Engine interface {
 	InspectContainer(ctx context.Context, id string) (engine.Container, error)
 	CreateContainer(ctx context.Context, name string, cfg *container.Config, host *container.HostConfig) (string, error)
 	StartContainer(ctx context.Context, id string) error
+	StopContainer(ctx context.Context, id string, grace time.Duration) error
+	RenameContainer(ctx context.Context, id, name string) error
 	UnpauseContainer(ctx context.Context, id string) error
 	RemoveContainer(ctx context.Context, id string, force bool) error
 	ContainerLogs(ctx context.Context, id string, lines int) ([]string, error)

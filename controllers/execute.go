@@ -36,7 +36,13 @@ func (r *NodeReconciler) execute(ctx context.Context, eng Engine, node string, s
 		}
 		return "", fmt.Errorf("volume %s is not in the spec", a.Target)
 	case ActionRecreateContainer:
-		if err := eng.RemoveContainer(ctx, a.ID, true); err != nil {
+		// A running camera is kept stopped until its successor answers
+		// (history.go); a stopped one is removed.
+		remove := func() error { return eng.RemoveContainer(ctx, a.ID, true) }
+		if a.Disruptive {
+			remove = func() error { return r.retire(ctx, eng, want.Container.Name, a.ID) }
+		}
+		if err := remove(); err != nil {
 			return "", err
 		}
 		t.report(v1.DeployStep{Kind: v1.StepRun, Target: a.Target, Image: want.Container.Config.Image, Reason: a.Reason})
@@ -47,6 +53,10 @@ func (r *NodeReconciler) execute(ctx context.Context, eng Engine, node string, s
 		return a.ID, r.start(ctx, eng, node, want.Container.Name, a.ID)
 	case ActionUnpauseContainer:
 		return "", eng.UnpauseContainer(ctx, a.ID)
+	case ActionRecordHalt:
+		return "", recordHalt(ctx, eng, want, a.Reason)
+	case ActionRestorePrevious:
+		return a.ID, r.restorePrevious(ctx, eng, node, want.Container.Name, a.ID)
 	}
 	return "", fmt.Errorf("unknown action %q", a.Type)
 }
@@ -76,8 +86,12 @@ func (r *NodeReconciler) createAndStart(ctx context.Context, eng Engine, node st
 	return id, r.start(ctx, eng, node, c.Name, id)
 }
 
-// start starts a container, expecting its `start` event (see Expectations).
+// start starts a container, expecting its `start` event (see
+// Expectations). The camera client's connection counts for the new camera
+// only from now on: it is cleared before the start, so that a client
+// quick to connect is never lost.
 func (r *NodeReconciler) start(ctx context.Context, eng Engine, node, name, id string) error {
+	r.store.ContainerStarted(node)
 	r.expect.Expect(node, name, "start")
 	err := eng.StartContainer(ctx, id)
 	if err != nil {

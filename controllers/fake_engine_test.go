@@ -138,8 +138,12 @@ func (e *fakeEngine) changed(op, target string, evs ...engine.Event) {
 	for _, c := range e.containers {
 		up = up || c.State == "running"
 	}
+	camera := e.w.cameraUpLocked(e)
 	e.mu.Unlock()
 	e.w.record(e.node, op, target, up)
+	if e.w.onChange != nil {
+		e.w.onChange(e.node, camera)
+	}
 	for _, ev := range evs {
 		e.emit(ev)
 	}
@@ -243,6 +247,45 @@ func (e *fakeEngine) StartContainer(ctx context.Context, id string) error {
 		evs = append(evs, e.event(c, "die", "exitCode", fmt.Sprint(code)))
 	}
 	e.changed("start", c.Name, evs...)
+	return nil
+}
+
+func (e *fakeEngine) StopContainer(ctx context.Context, id string, _ time.Duration) error {
+	if err := e.enter(ctx, "StopContainer"); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	c := e.find(id)
+	if c == nil {
+		e.mu.Unlock()
+		return notFound("container", id)
+	}
+	if !c.Running {
+		e.mu.Unlock()
+		return nil
+	}
+	c.State, c.Running, c.ExitCode, c.FinishedAt = "exited", false, 137, e.w.stamp()
+	e.changed("stop", c.Name, e.event(c, "kill", "signal", "9"), e.event(c, "die", "exitCode", "137"), e.event(c, "stop"))
+	return nil
+}
+
+func (e *fakeEngine) RenameContainer(ctx context.Context, id, name string) error {
+	if err := e.enter(ctx, "RenameContainer"); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	c := e.find(id)
+	if c == nil {
+		e.mu.Unlock()
+		return notFound("container", id)
+	}
+	if o := e.find(name); o != nil && o != c {
+		e.mu.Unlock()
+		return fmt.Errorf("Conflict. The container name %q is already in use: %w", "/"+name, cerrdefs.ErrConflict)
+	}
+	old := c.Name
+	c.Name = name
+	e.changed("rename", old+"→"+name, e.event(c, "rename"))
 	return nil
 }
 

@@ -41,6 +41,9 @@ type fakeWorld struct {
 	busy                                          map[string]string
 	// hung images run but their camera never answers.
 	hung map[string]bool
+	// onChange reports node's camera state after each change of its
+	// engine (the camera client).
+	onChange func(node string, err error)
 	// registry is what each tag (repo:tag) names at the registry;
 	// manifests every digest ever pushed; registryErr, when set, is the
 	// registry failing.
@@ -207,24 +210,37 @@ func (w *fakeWorld) ping(_ context.Context, host string, _ time.Duration, _ int)
 	return nil
 }
 
-// probe is Options.Probe: the camera answers when its container runs an
-// image that is not hung.
-func (w *fakeWorld) probe(_ context.Context, node, addr string) error {
-	e := w.engines[node]
-	e.mu.Lock()
-	defer e.mu.Unlock()
+// cameraUp is the camera client's state of node: connected when the
+// node's camera container runs an image that is not hung; e.mu held.
+func (w *fakeWorld) cameraUpLocked(e *fakeEngine) error {
 	for _, c := range e.containers {
-		if c.State == "running" && (c.Labels[render.LabelNode] == node || strings.HasSuffix(c.Name, "-"+node)) {
+		if c.State == "running" && (c.Labels[render.LabelNode] == e.node || strings.HasSuffix(c.Name, "-"+e.node)) {
 			w.mu.Lock()
 			hung := w.hung[c.Image]
 			w.mu.Unlock()
 			if hung {
-				return fmt.Errorf("dial tcp %s: connection refused", addr)
+				return fmt.Errorf("dial tcp: connection refused")
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("dial tcp %s: connection refused", addr)
+	return fmt.Errorf("dial tcp: connection refused")
+}
+
+// dialCamera is Options.DialCamera (a one-shot reconcile's readiness).
+func (w *fakeWorld) dialCamera(spec *v1.Swarm) func(context.Context, string) error {
+	return func(_ context.Context, addr string) error {
+		host, _, _ := strings.Cut(addr, ":")
+		for n, nd := range spec.Nodes {
+			if nd.Host == host {
+				e := w.engines[n]
+				e.mu.Lock()
+				defer e.mu.Unlock()
+				return w.cameraUpLocked(e)
+			}
+		}
+		return fmt.Errorf("dial tcp %s: no route to host", addr)
+	}
 }
 
 // isBusy is Options.Busy.
@@ -241,6 +257,8 @@ type harness struct {
 	clock *fakeClock
 	w     *fakeWorld
 	ctl   *NodeController
+	// stop ends the controller started by start.
+	stop func()
 
 	logMu sync.Mutex
 	logs  []string
@@ -267,8 +285,20 @@ func testSwarm(nodes ...string) *v1.Swarm {
 // newHarness builds a controller for spec over a world holding every
 // node of spec. Run it with start.
 func newHarness(t *testing.T, spec *v1.Swarm, rev string, tweak ...func(*Options)) *harness {
-	h := &harness{t: t, clock: newFakeClock()}
-	h.w = newFakeWorld(h.clock, spec.NodeNames())
+	clock := newFakeClock()
+	return newHarnessIn(t, clock, newFakeWorld(clock, spec.NodeNames()), spec, rev, tweak...)
+}
+
+// restarted stops h's controller and returns a new one, with nothing in
+// memory, over the same world and clock (fliswarm restarted). Run it
+// with start.
+func (h *harness) restarted(spec *v1.Swarm, rev string) *harness {
+	h.stop()
+	return newHarnessIn(h.t, h.clock, h.w, spec, rev)
+}
+
+func newHarnessIn(t *testing.T, clock *fakeClock, w *fakeWorld, spec *v1.Swarm, rev string, tweak ...func(*Options)) *harness {
+	h := &harness{t: t, clock: clock, w: w}
 	opts := Options{
 		Logger: funcr.New(func(prefix, args string) {
 			h.logMu.Lock()
@@ -281,13 +311,28 @@ func newHarness(t *testing.T, spec *v1.Swarm, rev string, tweak ...func(*Options
 			}
 			return nil, fmt.Errorf("no engine for %s", node)
 		},
-		Ping: h.w.ping, Probe: h.w.probe, Busy: h.w.isBusy,
+		Ping: h.w.ping, DialCamera: h.w.dialCamera(spec), Busy: h.w.isBusy,
 		Clock: h.clock,
 	}
 	for _, f := range tweak {
 		f(&opts)
 	}
 	h.ctl = New(spec, rev, opts)
+	// The camera clients: each engine change reports every camera's state,
+	// as the actor's clients would on their own, through SetCamera.
+	h.w.onChange = func(node string, err error) {
+		reason := ""
+		if err != nil {
+			reason = err.Error()
+		}
+		h.ctl.SetCamera(node, err == nil, reason)
+	}
+	for n, e := range h.w.engines { // the clients' first connection
+		e.mu.Lock()
+		err := h.w.cameraUpLocked(e)
+		e.mu.Unlock()
+		h.w.onChange(n, err)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			h.logMu.Lock()
@@ -304,7 +349,9 @@ func (h *harness) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = h.ctl.Run(ctx); close(done) }()
-	h.t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	h.stop = func() { once.Do(func() { cancel(); <-done }) }
+	h.t.Cleanup(h.stop)
 	for _, n := range h.ctl.Enabled() {
 		h.waitFor("the event stream of "+n, func() bool { return h.w.engines[n].Streams() > 0 })
 	}

@@ -20,8 +20,8 @@ import (
 // configuration change does: every node pre-pulls, a busy camera is
 // waited for, at most max_unavailable cameras are down, and a camera of
 // the new image that does not answer halts the rollout and goes back to
-// the spec it ran before — pinned to the digest it ran, so the image the
-// tag named before, not the one it names now.
+// the camera it replaced, kept stopped on the node (history.go), so the
+// image the tag named before, not the one it names now.
 //
 // The spec hash leaves the digest out: pinning the digest a node already
 // runs changes nothing; which image a container runs is told by its image
@@ -168,20 +168,6 @@ func runsTarget(k *engine.Container, want Desired, img *engine.Image) bool {
 		return !strings.Contains(want.Container.Config.Image, "@sha256:")
 	}
 	return k.ImageID == "" || k.ImageID == img.ID
-}
-
-// lastGoodSpec is the spec to remember as the one node's camera last
-// answered under: with image updates on but no digest pinned yet, the
-// digest of the image it runs is pinned into a copy, so that a halted
-// update puts that image back rather than whatever the tag names by then.
-func lastGoodSpec(spec *v1.Swarm, img *engine.Image) *v1.Swarm {
-	if spec.ImageUpdateInterval <= 0 || spec.ImageDigest != "" || img == nil {
-		return spec
-	}
-	if d := repoDigest(img.RepoDigests, spec.ImageRepo()); d != "" {
-		return withDigest(spec, d)
-	}
-	return spec
 }
 
 // repoDigest is the digest of repo among an image's RepoDigests

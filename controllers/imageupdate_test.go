@@ -180,8 +180,8 @@ func TestImageUpdateHaltPutsBackPreviousDigest(t *testing.T) {
 			if halted == "" {
 				t.Fatalf("no node says halted\n%v", ops)
 			}
-			if c, _ := h.eng(halted).Container("flicamera-" + halted); c.Image != repoV1+"@"+digestD1 {
-				t.Fatalf("%s was put back from %s, want the pinned previous digest", halted, c.Image)
+			if c, _ := h.eng(halted).Container("flicamera-" + halted); c.ImageID != registryImage(repoV1, digestD1).ID {
+				t.Fatalf("%s was put back running %s, want the previous digest's image", halted, c.ImageID)
 			}
 			for _, o := range ops {
 				if o.Node != halted && (o.Op == "remove" || o.Op == "create") {

@@ -10,12 +10,15 @@ import (
 	"github.com/go-logr/logr"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
+	"github.com/sdss/fliswarm/pkg/engine"
+	"github.com/sdss/fliswarm/pkg/render"
 )
 
 // Intervals of the node reconciler.
 const (
-	// firstProbe is the wait before the first readiness probe of a camera
-	// just started; probes then double up to maxProbeEvery.
+	// firstProbe is the wait before the first look at the readiness of a
+	// camera just started (its camera client's state, see Store.SetCamera);
+	// looks then double up to maxProbeEvery.
 	firstProbe    = 50 * time.Millisecond
 	maxProbeEvery = time.Second
 	// slotRetry and busyRetry are how soon a node waiting for a rollout
@@ -28,7 +31,7 @@ const (
 	crashLogLines = 5
 )
 
-// NodeReconciler converges one node: observe, plan, act, record. It never
+// NodeReconciler converges one node: observe, decide, gates, act, record. It never
 // loops or sleeps: it returns when it has acted, asking to come back when
 // it waits for something (a camera to answer, a rollout slot, an idle
 // camera, the end of a crash-loop backoff).
@@ -51,13 +54,9 @@ type NodeReconciler struct {
 type nodeMemory struct {
 	crash crashTracker
 	// starting is a camera fliswarm started whose readiness is not yet
-	// known.
+	// known. (What the node ran before a rollout is kept on the node, not
+	// here: see history.go.)
 	starting *startingCamera
-	// answered is the container whose camera answered the readiness probe.
-	answered string
-	// lastGood is the spec under which the node's camera last answered: a
-	// halted rollout puts the node back to it.
-	lastGood *v1.Swarm
 	// busySince is when a pending update first found the camera busy.
 	busySince time.Time
 	// engineWasDown: the last observation found the engine (or the node)
@@ -80,11 +79,9 @@ type startingCamera struct {
 	id    string
 	since time.Time
 	delay time.Duration
-	// spec is the spec the container was created from; rollout says that
-	// it replaced a running camera under a rollout slot.
-	spec     *v1.Swarm
-	revision string
-	rollout  bool
+	// rollout says that it replaced a running camera under a rollout
+	// slot: if it fails, the rollout halts and the node goes back.
+	rollout bool
 }
 
 func newNodeReconciler(store *Store, engines *Engines, rollout *Rollout, requests *Requests, expect *Expectations, opts Options) *NodeReconciler {
@@ -109,168 +106,182 @@ func (r *NodeReconciler) memory(node string) *nodeMemory {
 // of one node at once.
 func (r *NodeReconciler) Reconcile(ctx context.Context, node string) (Result, error) {
 	t := r.requests.begin(node)
-	res, out, err := r.reconcile(ctx, node, t)
-	if out.Err == nil && err != nil {
-		out.Err = err
+	e := r.reconcile(ctx, node, t)
+	if e.out.Err == nil && e.err != nil {
+		e.out.Err = e.err
 	}
-	r.requests.finish(node, t, out, func() v1.NodeStatus { st, _ := r.store.NodeStatus(node); return st })
-	return res, err
+	r.requests.finish(node, t, e.out, func() v1.NodeStatus { st, _ := r.store.NodeStatus(node); return st })
+	return e.res, e.err
 }
 
-// reconcile is one pass over node. The Outcome tells operators' requests
-// how it went; the error, when not nil, has the pass retried with backoff.
-func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) (Result, Outcome, error) {
+// pass is one reconcile of a node: what it read and what it decided.
+type pass struct {
+	node string
+	t    ticket
+	mem  *nodeMemory
+	spec *v1.Swarm
+	rev  string
+	// want is what the spec renders for the node; have what the node has
+	// (read once per pass); keeper the container named as want names it.
+	want   Desired
+	eng    Engine
+	have   Observed
+	keeper *engine.Container
+	st     *v1.NodeStatus
+	opts   PlanOptions
+	plan   Plan
+	taken  []Action
+	// cleanup is history that is over (history.go), removed before the
+	// plan runs: housekeeping, logged but not reported as the plan's.
+	cleanup []Action
+}
+
+// passEnd is how a pass ends: when to come back, what the operators'
+// requests hear, and an error that has the pass retried with backoff.
+type passEnd struct {
+	res Result
+	out Outcome
+	err error
+}
+
+// reconcile is one pass over node, in the order of a Kubernetes
+// reconciler: observe the node once, decide (the camera just started,
+// the rollout history, the plan), pass the gates (crash-loop backoff, a
+// busy camera, a rollout slot), act, and record the status.
+func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) passEnd {
+	p, end := r.observe(ctx, node, t)
+	if end != nil {
+		return *end
+	}
+	if end := r.decide(ctx, p); end != nil {
+		return *end
+	}
+	if p.plan.Empty() {
+		return r.converged(p)
+	}
+	if end := r.gates(ctx, p); end != nil {
+		return *end
+	}
+	return r.actAll(ctx, p)
+}
+
+// observe reads the spec in force and the node (once), and records what
+// it found.
+func (r *NodeReconciler) observe(ctx context.Context, node string, t ticket) (*pass, *passEnd) {
 	spec, rev := r.store.Spec()
 	if _, ok := spec.Nodes[node]; !ok {
-		return Result{}, Outcome{Err: fmt.Errorf("%s: node is not configured", node), Final: true}, nil
+		return nil, &passEnd{out: Outcome{Err: fmt.Errorf("%s: node is not configured", node), Final: true}}
 	}
 	if !r.store.IsEnabled(node) {
 		// A disabled node is left as it is.
-		return Result{}, Outcome{Err: fmt.Errorf("%s: node is not enabled", node), Final: true}, nil
+		return nil, &passEnd{out: Outcome{Err: fmt.Errorf("%s: node is not enabled", node), Final: true}}
 	}
-	mem := r.memory(node)
-	now := r.clock.Now()
+	defer r.rollout.Known(node) // its history read, or not readable
+	p := &pass{node: node, t: t, mem: r.memory(node), spec: spec, rev: rev}
 	prev, seen := r.store.Observed(node)
-	st := newStatus(prev, seen, spec, node, rev, now)
-	want, err := desired(spec, node)
-	if err != nil {
-		r.record(node, st, mem, nil, err)
-		return Result{}, Outcome{Err: err, Final: true}, nil
+	p.st = newStatus(prev, seen, spec, node, rev, r.clock.Now())
+	var err error
+	if p.want, err = desired(spec, node); err != nil {
+		return nil, r.end(p, Result{}, Outcome{Err: err, Final: true}, err, false)
 	}
-
-	// Observe.
-	eng, err := r.probeNode(ctx, spec, node, st)
-	if err != nil {
-		mem.engineWasDown = true
-		r.record(node, st, mem, nil, err)
-		return Result{}, Outcome{Err: err, Final: true}, err
+	if p.eng, err = r.probeNode(ctx, spec, node, p.st); err != nil {
+		p.mem.engineWasDown = true
+		return nil, r.end(p, Result{}, Outcome{Err: err, Final: true}, err, true)
 	}
-	if mem.engineWasDown {
+	if p.mem.engineWasDown {
 		// The engine came back and stopped the containers it found: not
 		// the camera crashing, so it starts again at once.
-		mem.engineWasDown = false
-		mem.crash.forget()
+		p.mem.engineWasDown = false
+		p.mem.crash.forget()
 	}
-	have, err := r.inspect(ctx, eng, node, want, st)
-	if err != nil {
-		r.record(node, st, mem, nil, err)
-		return Result{}, Outcome{Err: err}, err
+	if p.have, err = r.inspect(ctx, p.eng, node, p.want, p.st); err != nil {
+		return nil, r.end(p, Result{}, Outcome{Err: err}, err, true)
 	}
+	p.keeper = keeperOf(p.want, p.have)
+	r.readHalt(p)
+	return p, nil
+}
 
-	// A camera we started: does it answer yet?
-	if mem.starting != nil {
-		if wait, waiting := r.checkStarting(ctx, spec, rev, node, mem, have, st); waiting {
-			r.record(node, st, mem, nil, nil)
-			return Result{RequeueAfter: wait}, Outcome{Err: fmt.Errorf("%s: waiting for the camera to answer", node)}, nil
-		}
+// end records the pass's status and ends it; retry says that err has the
+// pass retried with backoff.
+func (r *NodeReconciler) end(p *pass, res Result, out Outcome, err error, retry bool) *passEnd {
+	r.record(p.node, p.st, p.mem, p.taken, err)
+	out.Actions = p.taken
+	if !retry {
+		err = nil
 	}
+	return &passEnd{res: res, out: out, err: err}
+}
 
-	// Plan, against the spec this node follows now. When that is not the
-	// spec in force (a halted rollout), the node is observed again against
-	// it: its image, not the new one, is the one to find on the node.
-	target, opts := r.target(spec, rev, node, mem, want, have)
-	if !sameTarget(target, want) {
-		if have, err = r.inspect(ctx, eng, node, target, st); err != nil {
-			r.record(node, st, mem, nil, err)
-			return Result{}, Outcome{Err: err}, err
-		}
+// decide makes the pass's plan: the history actions a camera just started
+// calls for (going back after a failed rollout, or removing the camera
+// it replaced), else PlanNode against the spec the node follows now.
+func (r *NodeReconciler) decide(ctx context.Context, p *pass) *passEnd {
+	back, wait := r.judgeStarting(p)
+	if wait > 0 {
+		return r.end(p, Result{RequeueAfter: wait}, Outcome{Err: fmt.Errorf("%s: waiting for the camera to answer", p.node)}, nil, false)
 	}
-	want = target
-	opts.Force, opts.Redeploy, opts.Pulled = t.force, t.redeploy, opts.Pulled || t.pulled
-	plan := PlanNode(node, want, have, opts)
-	keeper := keeperOf(want, have)
-	r.noteRunning(ctx, spec, node, mem, want, have, keeper, st)
+	r.noteRunning(p)
+	if len(back) > 0 {
+		p.plan = Plan{Node: p.node, Actions: back}
+		return nil
+	}
+	r.cleanHistory(ctx, p)
+	p.opts = r.target(p)
+	p.opts.Force, p.opts.Redeploy = p.t.force, p.t.redeploy
+	// A node pulls a revision's image once, before it waits for a slot.
+	p.opts.Pulled = p.t.pulled || p.mem.prepulled == p.rev && p.st.Image.Present && !p.t.redeploy
+	p.plan = PlanNode(p.node, p.want, p.have, p.opts)
+	return nil
+}
 
-	if plan.Empty() {
-		r.store.SetRollout(node, r.rolloutStatus(rev, node, nil))
-		r.record(node, st, mem, nil, nil)
-		converged := keeper != nil && keeper.Running && keeper.State == "running" &&
-			st.Container.SpecHash == want.Container.Hash && st.DeviceConnected
-		out := Outcome{Converged: converged}
-		if !converged {
-			out.Err = fmt.Errorf("%s: %s", node, st.Condition(v1.ConditionContainerRunning).Message)
+// cleanHistory removes the history that is over; a failure is logged and
+// the next pass tries again.
+func (r *NodeReconciler) cleanHistory(ctx context.Context, p *pass) {
+	for _, a := range p.cleanup {
+		r.log.Info("reconcile", "node", p.node, "action", string(a.Type), "target", a.Target, "reason", a.Reason)
+		if err := p.eng.RemoveContainer(ctx, a.ID, true); err != nil {
+			r.log.Error(err, "history not removed", "node", p.node, "target", a.Target)
 		}
-		if _, _, halted := r.rollout.Halted(rev); halted {
-			out.Final, out.Converged = true, false
-			out.Err = r.haltError(rev)
-		}
-		return Result{}, out, nil
 	}
+}
 
-	// Gates: a crash loop waits out its backoff; a change that takes a
-	// running camera down waits for an idle camera and a rollout slot.
-	if res, out, wait := r.crashGate(ctx, eng, node, mem, plan, keeper, st, t); wait {
-		r.record(node, st, mem, nil, nil)
-		return res, out, nil
+// converged ends a pass with nothing to do.
+func (r *NodeReconciler) converged(p *pass) passEnd {
+	r.store.SetRollout(p.node, r.rolloutStatus(p.rev, p.node))
+	k := p.keeper
+	ok := k != nil && k.Running && k.State == "running" &&
+		k.Labels[render.LabelSpecHash] == p.want.Container.Hash && r.store.CameraConnected(p.node)
+	out := Outcome{Converged: ok}
+	r.record(p.node, p.st, p.mem, nil, nil)
+	if !ok {
+		out.Err = fmt.Errorf("%s: %s", p.node, p.st.Condition(v1.ConditionContainerRunning).Message)
 	}
-	var taken []Action
-	if plan.Disruptive() {
-		if res, wait := r.busyGate(spec, rev, node, mem, t); wait {
-			r.record(node, st, mem, nil, nil)
-			return res, Outcome{Err: fmt.Errorf("%s: update pending: camera busy", node)}, nil
-		}
-		// Pull before the slot is taken, so that every node pulls at once;
-		// a node that waits for a slot pulls once per revision.
-		if mem.prepulled == rev && st.Image.Present && !t.redeploy {
-			opts.Pulled = true
-			plan = PlanNode(node, want, have, opts)
-		}
-		for _, a := range plan.Actions {
-			if a.Type != ActionPullImage {
-				break
-			}
-			r.rollout.Pulling(node, rev)
-			_, err := r.act(ctx, eng, node, spec, want, a, t)
-			r.rollout.Pulled(node)
-			if err != nil {
-				r.record(node, st, mem, taken, err)
-				return Result{}, Outcome{Actions: taken, Err: err}, err
-			}
-			taken = append(taken, a)
-			opts.Pulled, mem.prepulled = true, rev
-		}
-		if !r.rollout.Acquire(node, rev) {
-			r.store.SetRollout(node, &v1.RolloutStatus{Revision: rev, State: v1.RolloutPending, Message: "update pending: waiting for a rollout slot"})
-			r.record(node, st, mem, taken, nil)
-			return Result{RequeueAfter: slotRetry}, Outcome{Actions: taken, Err: fmt.Errorf("%s: waiting for a rollout slot", node)}, nil
-		}
-		r.store.SetRollout(node, &v1.RolloutStatus{Revision: rev, State: v1.RolloutUpdating, Message: "replacing the camera"})
-		// The plan is made again now that the slot is held.
-		if have, err = r.inspect(ctx, eng, node, want, st); err != nil {
-			r.record(node, st, mem, taken, err)
-			return Result{}, Outcome{Actions: taken, Err: err}, err
-		}
-		plan = PlanNode(node, want, have, opts)
-		if plan.Empty() {
-			// Converged meanwhile (the image it runs is the one wanted
-			// after all): no camera goes down, the slot goes back.
-			r.rollout.Release(node)
-			r.store.SetRollout(node, nil)
-		}
+	if _, _, halted := r.rollout.Halted(p.rev); halted {
+		out.Final, out.Converged = true, false
+		out.Err = r.haltError(p.rev)
 	}
+	return passEnd{out: out}
+}
 
-	// Act.
-	for _, a := range plan.Actions {
-		id, err := r.act(ctx, eng, node, spec, want, a, t)
+// actAll runs the plan's actions in order. Whether a camera it started
+// answers is looked at by the next passes.
+func (r *NodeReconciler) actAll(ctx context.Context, p *pass) passEnd {
+	for _, a := range p.plan.Actions {
+		id, err := r.act(ctx, p.eng, p.node, p.spec, p.want, a, p.t)
 		if err != nil {
-			r.record(node, st, mem, taken, err)
 			if errors.Is(err, errNameInUse) {
-				return Result{RequeueAfter: firstProbe}, Outcome{Actions: taken, Err: err}, nil
+				return *r.end(p, Result{RequeueAfter: firstProbe}, Outcome{Err: err}, err, false)
 			}
-			return Result{}, Outcome{Actions: taken, Err: err}, err
+			return *r.end(p, Result{}, Outcome{Err: err}, err, true)
 		}
-		taken = append(taken, a)
+		p.taken = append(p.taken, a)
 		if id != "" {
-			r.noteStarted(node, mem, spec, rev, id, a, want, t.redeploy)
+			r.noteStarted(p, id, a)
 		}
 	}
-	if _, err := r.inspect(ctx, eng, node, want, st); err != nil {
-		r.record(node, st, mem, taken, err)
-		return Result{}, Outcome{Actions: taken, Err: err}, err
+	if s := p.mem.starting; s != nil {
+		return *r.end(p, Result{RequeueAfter: s.delay}, Outcome{Err: fmt.Errorf("%s: waiting for the camera to answer", p.node)}, nil, false)
 	}
-	r.record(node, st, mem, taken, nil)
-	if mem.starting != nil {
-		return Result{RequeueAfter: mem.starting.delay}, Outcome{Actions: taken, Err: fmt.Errorf("%s: waiting for the camera to answer", node)}, nil
-	}
-	return Result{RequeueAfter: firstProbe}, Outcome{Actions: taken}, nil
+	return *r.end(p, Result{RequeueAfter: firstProbe}, Outcome{}, nil, false)
 }

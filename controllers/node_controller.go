@@ -23,18 +23,18 @@ type Options struct {
 	NewEngine func(node string, conn v1.EngineConnection) (Engine, error)
 	// Ping checks that a host answers; default ping.Host.
 	Ping func(ctx context.Context, host string, timeout time.Duration, fallbackPort int) error
-	// Probe checks that the camera named node answers on address (the
-	// readiness of a new camera); default: a `ping` over its protocol.
-	Probe func(ctx context.Context, node, address string) error
+	// DialCamera checks that a camera's port accepts a connection, the
+	// readiness of a camera in a one-shot reconcile, which has no camera
+	// clients (see once.go); default a TCP dial.
+	DialCamera func(ctx context.Context, address string) error
 	// Busy tells whether the node's camera is busy (exposing) and why; a
 	// change that would recreate it waits, up to update_wait.
 	Busy func(node string) (bool, string)
 	// OnContainerStarted is called as soon as fliswarm has started a
-	// node's camera container (the actor then dials the camera until it
-	// listens), OnCameraStarted when that camera answers the readiness
-	// probe (the actor connects at once, if it has not yet).
+	// node's camera container (the camera client then dials the camera
+	// until it listens; its state, reported through SetCamera, is the
+	// camera's readiness).
 	OnContainerStarted func(node string)
-	OnCameraStarted    func(node string)
 	// CrashBackoff is the crash-loop schedule; default DefaultCrashBackoff.
 	CrashBackoff CrashBackoff
 	// RateLimiter spaces the retries of failed reconciles; default
@@ -67,8 +67,8 @@ func (o Options) withDefaults() Options {
 	if o.Ping == nil {
 		o.Ping = defaultPing
 	}
-	if o.Probe == nil {
-		o.Probe = probeCamera
+	if o.DialCamera == nil {
+		o.DialCamera = dialCamera
 	}
 	if o.CrashBackoff == (CrashBackoff{}) {
 		o.CrashBackoff = DefaultCrashBackoff
@@ -122,6 +122,7 @@ func New(spec *v1.Swarm, revision string, opts Options) *NodeController {
 	}
 	c.engines = NewEngines(opts.NewEngine)
 	c.rollout = NewRollout(spec.MaxUnavailable, c.queue.Add)
+	c.rollout.WaitForHistory(c.store.Enabled)
 	c.requests = NewRequests(c.queue.Add)
 	expect := NewExpectations(opts.Clock)
 	c.events = NewEventSource(c.engines, c.store, expect, c.queue.Add, opts.Logger.WithName("events"))
@@ -177,11 +178,6 @@ func (c *NodeController) SetEnabled(node string, on bool) bool {
 	c.events.Sync()
 	c.queue.Add(node)
 	return true
-}
-
-// SetDeviceConnected records the actor's connection to node's camera.
-func (c *NodeController) SetDeviceConnected(node string, connected bool) {
-	c.store.SetCamera(node, connected, "")
 }
 
 // Status returns every node's status.
@@ -264,16 +260,19 @@ func (c *NodeController) Converge(ctx context.Context, nodes []string, opts v1.C
 // answers as through the daemon.
 func (c *NodeController) ReconcileOnce(ctx context.Context, nodes []string, opts v1.ConvergeOptions) []v1.NodeResult {
 	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = c.Run(runCtx); close(done) }()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = c.Run(runCtx) })
+	wg.Go(func() { c.watchPorts(runCtx, nodes) })
 	res := c.ConvergeResults(ctx, nodes, opts)
 	cancel()
-	<-done
+	wg.Wait()
 	return res
 }
 
-// SetCamera records the actor's connection to node's camera and, when
-// not connected, why (for status).
+// SetCamera records whether node's camera client is connected to the
+// camera and, when not, why (for status). It is the one source of a
+// camera's readiness: a camera fliswarm started is ready when it is
+// connected.
 func (c *NodeController) SetCamera(node string, connected bool, reason string) {
 	c.store.SetCamera(node, connected, reason)
 }

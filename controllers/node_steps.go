@@ -1,64 +1,90 @@
 package controllers
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
-	"github.com/sdss/fliswarm/pkg/engine"
 )
 
-// The steps of a node's reconcile, in the order Reconcile takes them.
+// The decide steps of a node's reconcile: what the node's history and a
+// camera just started call for, and which spec the node follows now.
 
-// checkStarting decides on a camera fliswarm started: it answers (done),
-// it failed (stopped, or no answer within ready_timeout), or it is still
-// starting (waiting, and how long until the next probe).
-func (r *NodeReconciler) checkStarting(ctx context.Context, spec *v1.Swarm, rev, node string, mem *nodeMemory, have Observed, st *v1.NodeStatus) (time.Duration, bool) {
-	s := mem.starting
-	var c *engine.Container
-	for i := range have.Containers {
-		if have.Containers[i].ID == s.id {
-			c = &have.Containers[i]
+// readHalt reads a halt recorded on the node for the spec in force (after
+// a restart, the rollout is halted there again, for the recorded reason)
+// and resumes a rollout a restart interrupted: a node that kept the
+// camera it replaced holds its slot, and its new camera is judged as one
+// just started, since it started.
+func (r *NodeReconciler) readHalt(p *pass) {
+	if reason, ok := haltRecordOf(p.have.Halted, p.want); ok {
+		if _, _, halted := r.rollout.Halted(p.rev); !halted {
+			r.log.Info("rollout halt read from the node", "node", p.node, "revision", p.rev, "reason", reason)
+			r.rollout.Halt(p.node, p.rev, reason)
 		}
+		return
+	}
+	if p.have.Previous == nil || p.mem.starting != nil {
+		return
+	}
+	if haltedNode, _, halted := r.rollout.Halted(p.rev); halted && haltedNode == p.node {
+		return
+	}
+	r.rollout.Resume(p.node, p.rev)
+	if k := p.keeper; k != nil && runsTarget(k, p.want, p.have.Image) && k.State != "created" {
+		since := k.StartedAt
+		if since.IsZero() {
+			since = r.clock.Now()
+		}
+		p.mem.starting = &startingCamera{id: k.ID, since: since, delay: firstProbe, rollout: true}
+		r.log.Info("rollout resumed", "node", p.node, "container", short(k.ID))
+	}
+}
+
+// judgeStarting decides on a camera fliswarm started: it answers (its
+// camera client is connected), it failed (stopped, or no answer within
+// ready_timeout), or it is still starting (wait: when to look again).
+// It returns the actions that put the node back when it failed under a
+// rollout, and sets the pass's cleanup (history that is over).
+func (r *NodeReconciler) judgeStarting(p *pass) (back []Action, wait time.Duration) {
+	s := p.mem.starting
+	p.cleanup = cleanupPlan(p.want, p.have, false)
+	if s == nil {
+		return nil, 0
+	}
+	c := p.keeper
+	if c != nil && c.ID != s.id {
+		c = nil
 	}
 	now := r.clock.Now()
+	timeout := p.spec.ReadyTimeout.D()
 	switch {
 	case c == nil:
-		mem.starting = nil // removed meanwhile: the plan creates it again
-		return 0, false
-	case c.State == "running":
-		err := r.cameraAnswers(ctx, spec, node)
-		if err == nil {
-			mem.starting, mem.answered, mem.lastGood = nil, c.ID, s.spec
-			st.DeviceConnected = true
-			r.log.Info("camera answers", "node", node, "container", c.ID[:min(12, len(c.ID))],
-				"after", now.Sub(s.since).Round(time.Millisecond).String())
-			if s.rollout {
-				r.rollout.Release(node)
-				r.store.SetRollout(node, nil)
-			}
-			if r.opts.OnCameraStarted != nil {
-				r.opts.OnCameraStarted(node)
-			}
-			return 0, false
+		p.mem.starting = nil // removed meanwhile: the plan creates it again
+		return nil, 0
+	case c.State == "running" && r.store.CameraConnected(p.node):
+		p.mem.starting = nil
+		r.log.Info("camera answers", "node", p.node, "container", short(c.ID),
+			"after", now.Sub(s.since).Round(time.Millisecond).String())
+		if s.rollout {
+			r.rollout.Release(p.node)
+			r.store.SetRollout(p.node, nil)
 		}
-		if now.Sub(s.since) < spec.ReadyTimeout.D() {
-			return r.nextProbe(s), true
+		p.cleanup = cleanupPlan(p.want, p.have, true)
+		return nil, 0
+	case c.State == "running" || c.State == "created" || c.State == "restarting":
+		if now.Sub(s.since) < timeout {
+			return nil, r.nextProbe(s)
 		}
-		r.startFailed(node, rev, mem, fmt.Sprintf("camera did not answer within %s: %v", spec.ReadyTimeout.D(), err))
-	case c.State == "created" || c.State == "restarting":
-		if now.Sub(s.since) < spec.ReadyTimeout.D() {
-			return r.nextProbe(s), true
+		why := "camera did not answer within " + timeout.String()
+		if c.State != "running" {
+			why = fmt.Sprintf("container still %s after %s", c.State, timeout)
+		} else if msg := r.store.CameraMessage(p.node); msg != "" {
+			why += ": " + msg
 		}
-		r.startFailed(node, rev, mem, fmt.Sprintf("container still %s after %s", c.State, spec.ReadyTimeout.D()))
+		return r.startFailed(p, c.ID, why), 0
 	default:
-		r.startFailed(node, rev, mem, fmt.Sprintf("camera exited with code %d right after start", c.ExitCode))
+		return r.startFailed(p, c.ID, fmt.Sprintf("camera exited with code %d right after start", c.ExitCode)), 0
 	}
-	return 0, false
 }
 
 func (r *NodeReconciler) nextProbe(s *startingCamera) time.Duration {
@@ -68,224 +94,73 @@ func (r *NodeReconciler) nextProbe(s *startingCamera) time.Duration {
 }
 
 // startFailed ends the wait for a camera that will not answer. Under a
-// rollout, the rollout halts on this node, which keeps its slot and goes
-// back to the spec it ran before.
-func (r *NodeReconciler) startFailed(node, rev string, mem *nodeMemory, reason string) {
-	s := mem.starting
-	mem.starting = nil
+// rollout, the rollout halts on this node, which keeps its slot, records
+// the halt and goes back to the camera it replaced.
+func (r *NodeReconciler) startFailed(p *pass, id, reason string) []Action {
+	s := p.mem.starting
+	p.mem.starting = nil
 	if !s.rollout {
-		r.log.Info("camera failed to start", "node", node, "reason", reason)
-		return
+		r.log.Info("camera failed to start", "node", p.node, "reason", reason)
+		return nil
 	}
-	r.rollout.Halt(node, rev, reason)
-	msg := "rollout of revision " + rev + " halted: " + reason
-	if mem.lastGood == nil {
-		msg += "; the spec this node ran before is not known, so it is left as it is"
+	r.rollout.Halt(p.node, p.rev, reason)
+	msg := "rollout of revision " + p.rev + " halted: " + reason
+	if p.have.Previous == nil {
+		msg += "; the camera this node ran before is not known, so it is left as it is"
 	}
-	r.log.Error(nil, "rollout halted", "node", node, "revision", rev, "reason", reason)
-	r.store.SetRollout(node, &v1.RolloutStatus{Revision: rev, State: v1.RolloutHalted, Message: msg, HaltedNode: node})
+	r.log.Error(nil, "rollout halted", "node", p.node, "revision", p.rev, "reason", reason)
+	r.store.SetRollout(p.node, &v1.RolloutStatus{Revision: p.rev, State: v1.RolloutHalted, Message: msg, HaltedNode: p.node})
+	p.cleanup = nil
+	return goBackPlan(p.want, p.have, id, reason)
 }
 
-// target is the spec node follows now, with the plan options that go with
-// it. While the rollout of the spec is halted, a node that does not run
-// the new spec yet stays on the spec it last ran (the node that failed
-// goes back to it).
-func (r *NodeReconciler) target(spec *v1.Swarm, rev, node string, mem *nodeMemory, want Desired, have Observed) (Desired, PlanOptions) {
-	haltedNode, _, halted := r.rollout.Halted(rev)
+// target is how the node follows the spec now: while the rollout of the
+// spec is halted, a node that does not run it yet keeps the camera it
+// runs (Keep).
+func (r *NodeReconciler) target(p *pass) PlanOptions {
+	haltedNode, _, halted := r.rollout.Halted(p.rev)
 	if !halted {
-		return want, PlanOptions{}
+		return PlanOptions{}
 	}
-	if k := keeperOf(want, have); haltedNode != node && runsTarget(k, want, have.Image) {
-		return want, PlanOptions{} // updated before the halt
+	if haltedNode != p.node && runsTarget(p.keeper, p.want, p.have.Image) {
+		return PlanOptions{} // updated before the halt
 	}
-	if mem.lastGood != nil && mem.lastGood != spec {
-		if old, err := desired(mem.lastGood, node); err == nil {
-			return old, PlanOptions{}
-		}
-	}
-	return want, PlanOptions{Keep: true}
+	return PlanOptions{Keep: true}
 }
 
 // noteRunning records what a running camera tells: it ran long enough to
-// forget its crashes; an adopted camera is probed once; the spec it runs
-// is one to come back to.
-func (r *NodeReconciler) noteRunning(ctx context.Context, spec *v1.Swarm, node string, mem *nodeMemory, want Desired, have Observed, k *engine.Container, st *v1.NodeStatus) {
-	if k == nil || k.State != "running" {
-		return
-	}
-	mem.ranOnce = true
-	mem.crash.ranLongEnough(k.StartedAt, r.clock.Now())
-	if mem.answered != k.ID && mem.starting == nil && r.cameraAnswers(ctx, spec, node) == nil {
-		mem.answered = k.ID
-	}
-	st.DeviceConnected = mem.answered == k.ID
-	if st.DeviceConnected && followsSpec(spec, node, want) && runsTarget(k, want, have.Image) {
-		mem.lastGood = lastGoodSpec(spec, have.Image)
+// forget its crashes.
+func (r *NodeReconciler) noteRunning(p *pass) {
+	if k := p.keeper; k != nil && k.State == "running" {
+		p.mem.ranOnce = true
+		p.mem.crash.ranLongEnough(k.StartedAt, r.clock.Now())
 	}
 }
-
-// crashGate holds back the start of a camera that keeps stopping until
-// its backoff has passed. An operator's request goes through once.
-func (r *NodeReconciler) crashGate(ctx context.Context, eng Engine, node string, mem *nodeMemory, plan Plan, k *engine.Container, st *v1.NodeStatus, t ticket) (Result, Outcome, bool) {
-	if k == nil || k.Running || k.State == "created" || k.State == "removing" {
-		return Result{}, Outcome{}, false
-	}
-	now := r.clock.Now()
-	// The camera's last words are read once it loops (its restart then
-	// waits anyway): a first stop is restarted without that extra call.
-	came := mem.answered == k.ID || r.store.CameraSeen(node)
-	if mem.crash.observeStop(k.ID, k.StartedAt, k.FinishedAt, k.ExitCode, came, now) && mem.crash.looping() {
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		mem.crash.logs, _ = eng.ContainerLogs(lctx, k.ID, crashLogLines)
-		cancel()
-	}
-	starts := false
-	for _, a := range plan.Actions {
-		starts = starts || a.Type == ActionStartContainer
-	}
-	if !starts || t.bypass || !mem.crash.looping() || !now.Before(mem.crash.nextStart()) {
-		return Result{}, Outcome{}, false
-	}
-	next := mem.crash.nextStart()
-	if mem.crash.announced != mem.crash.lastStop {
-		mem.crash.announced = mem.crash.lastStop
-		r.log.Info("camera keeps stopping: backing off", "node", node, "stops", mem.crash.stops,
-			"exitCode", mem.crash.exitCode, "nextStart", next.Format(time.RFC3339Nano), "lastLog", mem.crash.logs)
-	}
-	err := fmt.Errorf("%s: CrashLoopBackOff: the camera stopped %d times in a row (exit code %d); next start in %s",
-		node, mem.crash.stops, mem.crash.exitCode, next.Sub(now).Round(time.Millisecond))
-	return Result{RequeueAfter: next.Sub(now)}, Outcome{Err: err, Final: true}, true
-}
-
-// busyGate holds back a change that would take down a camera in the
-// middle of an exposure, for at most update_wait. Operators' requests do
-// not wait.
-func (r *NodeReconciler) busyGate(spec *v1.Swarm, rev, node string, mem *nodeMemory, t ticket) (Result, bool) {
-	if t.bypass || r.opts.Busy == nil {
-		mem.busySince = time.Time{}
-		return Result{}, false
-	}
-	busy, why := r.opts.Busy(node)
-	now := r.clock.Now()
-	if !busy {
-		mem.busySince = time.Time{}
-		return Result{}, false
-	}
-	if mem.busySince.IsZero() {
-		mem.busySince = now
-		r.log.Info("update pending: camera busy", "node", node, "why", why, "waitAtMost", spec.UpdateWait.D().String())
-	}
-	if now.Sub(mem.busySince) >= spec.UpdateWait.D() {
-		r.log.Info("update_wait over: updating a busy camera", "node", node, "why", why)
-		mem.busySince = time.Time{}
-		return Result{}, false
-	}
-	r.store.SetRollout(node, &v1.RolloutStatus{Revision: rev, State: v1.RolloutPending, Message: "update pending: camera " + why})
-	return Result{RequeueAfter: busyRetry}, true
-}
-
-// act runs one action, with its log line, and tells the requests the
-// pass serves (t). It returns the id of a container it started.
-func (r *NodeReconciler) act(ctx context.Context, eng Engine, node string, spec *v1.Swarm, want Desired, a Action, t ticket) (string, error) {
-	r.log.Info("reconcile", "node", node, "action", string(a.Type), "target", a.Target, "reason", a.Reason)
-	if s, ok := announce(want, a); ok {
-		t.report(s)
-	}
-	id, err := r.execute(ctx, eng, node, spec, want, a, t)
-	if m := r.opts.Metrics; m != nil {
-		outcome := "ok"
-		if err != nil {
-			outcome = "error"
-		}
-		m.CountAction(string(a.Type), outcome)
-	}
-	if err != nil {
-		return "", &ActionError{Node: node, Action: a, Err: err}
-	}
-	t.done(a)
-	return id, nil
-}
-
-// ActionError is an action that failed.
-type ActionError struct {
-	Node   string
-	Action Action
-	Err    error
-}
-
-func (e *ActionError) Error() string {
-	return fmt.Sprintf("%s: %s %s: %v", e.Node, e.Action.Type, e.Action.Target, e.Err)
-}
-
-func (e *ActionError) Unwrap() error { return e.Err }
 
 // noteStarted remembers a camera fliswarm just started, so that later
 // reconciles check that it answers. A camera that comes back is a restart,
-// unless an operator's redeploy replaced it.
-func (r *NodeReconciler) noteStarted(node string, mem *nodeMemory, spec *v1.Swarm, rev, id string, a Action, want Desired, redeploy bool) {
-	if mem.ranOnce && !redeploy && (a.Type == ActionStartContainer || a.Type == ActionCreateContainer) {
-		mem.restarts++
+// unless an operator's redeploy replaced it. A camera started while the
+// node holds a rollout slot for the spec is the rollout's: after a failed
+// recreate, the new camera comes from a plain create, and it still
+// releases the slot when it answers; the camera put back is not.
+func (r *NodeReconciler) noteStarted(p *pass, id string, a Action) {
+	if p.mem.ranOnce && !p.t.redeploy && (a.Type == ActionStartContainer || a.Type == ActionCreateContainer) {
+		p.mem.restarts++
 	}
 	// A camera that exits at start is never seen running: its start
 	// still makes the next one a restart.
-	mem.ranOnce = true
-	target := spec
-	if !followsSpec(spec, node, want) {
-		target = mem.lastGood
+	p.mem.ranOnce = true
+	p.mem.starting = &startingCamera{
+		id: id, since: r.clock.Now(), delay: firstProbe,
+		rollout: r.rollout.Holds(p.node) && !p.opts.Keep && a.Type != ActionRestorePrevious,
 	}
-	// A node that holds a rollout slot is rolling out, whatever the
-	// action: after a failed recreate, the new camera comes from a plain
-	// create, and it still releases the slot when it answers.
-	mem.starting = &startingCamera{
-		id: id, since: r.clock.Now(), delay: firstProbe, spec: target, revision: rev,
-		rollout: r.rollout.Holds(node) && target == spec,
-	}
-	mem.answered = ""
-	r.store.ContainerStarted(node)
 	if r.opts.OnContainerStarted != nil {
-		r.opts.OnContainerStarted(node)
+		r.opts.OnContainerStarted(p.node)
 	}
-}
-
-// record stores what this reconcile observed and did.
-func (r *NodeReconciler) record(node string, st *v1.NodeStatus, mem *nodeMemory, taken []Action, err error) {
-	now := r.clock.Now()
-	if err != nil {
-		st.LastError = err.Error()
-		st.SetCondition(v1.ConditionConverged, false, "ReconcileFailed", err.Error(), now)
-		if isPullError(err) {
-			st.SetCondition(v1.ConditionImageReady, false, v1.ReasonPullFailed, err.Error(), now)
-		}
-	} else {
-		st.SetCondition(v1.ConditionConverged, true, "Converged", "nothing left to do", now)
-	}
-	for _, a := range taken {
-		st.LastActions = append(st.LastActions, a.String())
-	}
-	if len(taken) == 0 {
-		if prev, ok := r.store.Observed(node); ok {
-			st.LastActions = prev.LastActions
-		}
-	}
-	st.Restarts = mem.restarts
-	st.CrashLoop = nil
-	if mem.crash.looping() {
-		st.CrashLoop = &v1.CrashLoopStatus{
-			Restarts: mem.crash.stops, LastExitCode: mem.crash.exitCode, LastLog: mem.crash.logs,
-			Backoff: v1.Duration(mem.crash.wait()), NextAttempt: mem.crash.nextStart(),
-		}
-	}
-	r.store.SetObserved(*st)
-}
-
-// isPullError tells a failed pull.
-func isPullError(err error) bool {
-	ae, ok := errors.AsType[*ActionError](err)
-	return ok && ae.Action.Type == ActionPullImage
 }
 
 // rolloutStatus is node's part in the rollout of rev, nil when none.
-func (r *NodeReconciler) rolloutStatus(rev, node string, _ *nodeMemory) *v1.RolloutStatus {
+func (r *NodeReconciler) rolloutStatus(rev, node string) *v1.RolloutStatus {
 	halted, reason, ok := r.rollout.Halted(rev)
 	if !ok {
 		return nil
@@ -301,14 +176,4 @@ func (r *NodeReconciler) rolloutStatus(rev, node string, _ *nodeMemory) *v1.Roll
 func (r *NodeReconciler) haltError(rev string) error {
 	node, reason, _ := r.rollout.Halted(rev)
 	return fmt.Errorf("RolloutHalted: the rollout of revision %s halted on %s: %s", rev, node, reason)
-}
-
-// cameraAnswers probes the node's camera, when it listens on the node's
-// own address (host networking).
-func (r *NodeReconciler) cameraAnswers(ctx context.Context, spec *v1.Swarm, node string) error {
-	if spec.NetworkMode != "host" {
-		return nil
-	}
-	n := spec.Nodes[node]
-	return r.opts.Probe(ctx, node, net.JoinHostPort(n.Host, strconv.Itoa(n.Port)))
 }

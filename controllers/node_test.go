@@ -78,7 +78,7 @@ func TestPullFailureIsRetriedWithBackoff(t *testing.T) {
 
 func TestCameraConnectionSurvivesAConcurrentReconcile(t *testing.T) {
 	h, _ := oneNode(t)
-	h.ctl.Store().TrackCamera()
+	h.ctl.SetCamera("gfa1", false, "") // the camera client lost it
 	if st := h.status("gfa1"); st.Phase != v1.PhaseCameraNotConnected {
 		t.Fatalf("phase %s before the actor connects, want CameraNotConnected", st.Phase)
 	}
@@ -87,7 +87,7 @@ func TestCameraConnectionSurvivesAConcurrentReconcile(t *testing.T) {
 	release := e.Hold("ListContainers")
 	h.ctl.queue.Add("gfa1")
 	h.waitFor("a reconcile to observe", func() bool { return e.Calls("ListContainers") > calls })
-	h.ctl.SetDeviceConnected("gfa1", true) // while the reconcile runs
+	h.ctl.SetCamera("gfa1", true, "") // while the reconcile runs
 	release()
 	h.settle()
 	st := h.status("gfa1")
@@ -211,9 +211,9 @@ func TestOwnStartEventIsNotReconciledAgain(t *testing.T) {
 	lists := e.Calls("ListContainers")
 	e.Kill(name, 137)
 	h.settle()
-	// One reconcile: it reads the node before and after acting.
-	if n := e.Calls("ListContainers") - lists; n != 2 {
-		t.Fatalf("%d container listings for a die and the restart that followed, want 2 (one reconcile)", n)
+	// One reconcile, which reads the node once.
+	if n := e.Calls("ListContainers") - lists; n != 1 {
+		t.Fatalf("%d container listings for a die and the restart that followed, want 1 (one reconcile)", n)
 	}
 	startEvent := func() {
 		e.mu.Lock()

@@ -11,6 +11,7 @@ import (
 
 	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/engine"
+	"github.com/sdss/fliswarm/pkg/ping"
 	"github.com/sdss/fliswarm/pkg/render"
 )
 
@@ -40,6 +41,10 @@ func newStatus(prev v1.NodeStatus, seen bool, spec *v1.Swarm, node, revision str
 	st.Image.Ref = spec.ImageRef()
 	st.Image.LatestDigest = spec.ImageDigest
 	return st
+}
+
+func defaultPing(ctx context.Context, host string, timeout time.Duration, fallbackPort int) error {
+	return ping.Host(ctx, host, timeout, fallbackPort)
 }
 
 // probeNode checks, concurrently, that the node answers ping and its engine
@@ -85,10 +90,12 @@ func (r *NodeReconciler) inspect(ctx context.Context, eng Engine, node string, w
 	ctr := want.Container
 	have := Observed{Volumes: map[string]engine.Volume{}}
 	var err error
-	have.Containers, err = eng.ListContainers(ctx, map[string]string{render.LabelManaged: "true", render.LabelNode: node}, ctr.Name)
+	all, err := eng.ListContainers(ctx, map[string]string{render.LabelManaged: "true", render.LabelNode: node},
+		ctr.Name, ctr.Name+previousSuffix, ctr.Name+haltedSuffix)
 	if err != nil {
 		return have, fmt.Errorf("%s: list containers: %w", node, err)
 	}
+	have.Containers, have.Previous, have.Halted = splitHistory(all, ctr.Name)
 	st.Volumes = st.Volumes[:0]
 	for _, v := range want.Volumes {
 		got, err := eng.InspectVolume(ctx, v.Name)

@@ -2,7 +2,10 @@ package controllers
 
 import (
 	"context"
+	"net"
+	"strconv"
 	"sync"
+	"time"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
 )
@@ -55,9 +58,63 @@ func (r *NodeReconciler) plan(ctx context.Context, node string, opts PlanOptions
 		return Plan{Node: node}, st, err
 	}
 	if k := keeperOf(want, have); k != nil && k.State == "running" {
-		st.DeviceConnected = r.cameraAnswers(ctx, spec, node) == nil
+		r.checkPort(ctx, spec, node)
 	}
 	return PlanNode(node, want, have, opts), st, nil
+}
+
+// Without a daemon there are no camera clients. A one-shot `fliswarm
+// status` or `reconcile` judges a camera up when its container runs and
+// its port accepts a connection (no handshake: the camera's identity is
+// not checked), and reports it through the same setter as the camera
+// clients do (SetCamera), so readiness and ready_timeout work the same.
+
+// portEvery is how often a one-shot reconcile looks at the cameras'
+// ports.
+const portEvery = 100 * time.Millisecond
+
+// checkPort reports whether node's camera port accepts a connection.
+func (r *NodeReconciler) checkPort(ctx context.Context, spec *v1.Swarm, node string) {
+	n := spec.Nodes[node]
+	err := r.opts.DialCamera(ctx, net.JoinHostPort(n.Host, strconv.Itoa(n.Port)))
+	reason := ""
+	if err != nil {
+		reason = err.Error()
+	}
+	r.store.SetCamera(node, err == nil, reason)
+}
+
+// watchPorts checks the ports of nodes whose camera container runs,
+// every portEvery, until ctx ends.
+func (c *NodeController) watchPorts(ctx context.Context, nodes []string) {
+	for {
+		spec, _ := c.store.Spec()
+		for _, n := range nodes {
+			if st, ok := c.store.Observed(n); ok && st.Container != nil && st.Container.State == "running" {
+				c.rec.checkPort(ctx, spec, n)
+			}
+		}
+		tick := make(chan struct{})
+		t := c.opts.Clock.AfterFunc(portEvery, func() { close(tick) })
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-tick:
+		}
+	}
+}
+
+// dialCamera is Options.DialCamera's default: a TCP connection accepted.
+func dialCamera(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
 
 // eachNode runs f for every node concurrently (a dead node never holds up

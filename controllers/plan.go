@@ -73,6 +73,10 @@ type Observed struct {
 	// for: observe gave it the spec's hash label, so that it counts as
 	// fliswarm's own from then on.
 	Adopted string
+	// Previous and Halted are the node's rollout history (history.go):
+	// the camera a rollout replaced, kept stopped, and the record of a
+	// halt; nil when absent. They are not in Containers.
+	Previous, Halted *engine.Container
 }
 
 // PlanOptions alter a plan.

@@ -101,7 +101,9 @@ func TestRedeployReplacesAnUnchangedCamera(t *testing.T) {
 	if want := []string{"pull-image (redeploy: pull the latest image)", "recreate-container (redeploy requested)"}; !slices.Equal(acts, want) {
 		t.Fatalf("actions %v, want %v", acts, want)
 	}
-	if got, want := opsOf(h.w.opsSince(mark), "gfa1"), []string{"pull " + spec.ImageRef(), "remove " + name, "create " + name, "start " + name}; !slices.Equal(got, want) {
+	if got, want := opsOf(h.w.opsSince(mark), "gfa1"), []string{"pull " + spec.ImageRef(),
+		"stop " + name, "rename " + name + "→" + name + previousSuffix, // kept until the new camera answers
+		"create " + name, "start " + name, "remove " + name + previousSuffix}; !slices.Equal(got, want) {
 		t.Fatalf("engine ops on gfa1 %v, want %v", got, want)
 	}
 	if got := opsOf(h.w.opsSince(mark), "gfa2"); len(got) != 0 {

@@ -22,6 +22,10 @@ type Rollout struct {
 	halt    *halt
 	// wake enqueues a node that waits for a slot.
 	wake func(node string)
+	// nodes, when set, lists the nodes whose history must be read (see
+	// Known) before any slot is given; known holds those read.
+	nodes func() []string
+	known map[string]bool
 }
 
 type halt struct {
@@ -31,7 +35,62 @@ type halt struct {
 // NewRollout returns a coordinator with max slots that calls wake for a
 // waiting node when a slot frees.
 func NewRollout(max int, wake func(node string)) *Rollout {
-	return &Rollout{max: max, holders: map[string]string{}, pulling: map[string]string{}, wake: wake}
+	return &Rollout{max: max, holders: map[string]string{}, pulling: map[string]string{}, wake: wake, known: map[string]bool{}}
+}
+
+// WaitForHistory has Acquire give no slot until every node that nodes
+// lists has been observed once (Known): a halt recorded on one node is
+// read back before a restarted fliswarm takes another node's camera down.
+func (r *Rollout) WaitForHistory(nodes func() []string) {
+	r.mu.Lock()
+	r.nodes = nodes
+	r.mu.Unlock()
+}
+
+// Known records that node's history has been read (or that the node
+// could not be read at all). The first time, it wakes waiting nodes.
+func (r *Rollout) Known(node string) {
+	r.mu.Lock()
+	first := !r.known[node]
+	r.known[node] = true
+	r.mu.Unlock()
+	if first {
+		r.wakeWaiting()
+	}
+}
+
+// HistoryRead reports whether every node's history has been read (see
+// WaitForHistory); when not, node is woken once it has.
+func (r *Rollout) HistoryRead(node string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.historyReadLocked() {
+		return true
+	}
+	if !slices.Contains(r.waiting, node) {
+		r.waiting = append(r.waiting, node)
+	}
+	return false
+}
+
+func (r *Rollout) historyReadLocked() bool {
+	if r.nodes == nil {
+		return true
+	}
+	for _, n := range r.nodes() {
+		if !r.known[n] {
+			return false
+		}
+	}
+	return true
+}
+
+// Resume has node hold a slot for revision whatever the number taken:
+// its old camera is already down (a rollout interrupted by a restart).
+func (r *Rollout) Resume(node, revision string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.holders[node] = revision
 }
 
 // SetMax changes the number of slots. Nodes holding a slot keep it; with
@@ -80,7 +139,7 @@ func (r *Rollout) Acquire(node, revision string) bool {
 	for n, rev := range r.pulling {
 		pulling = pulling || n != node && rev == revision
 	}
-	if pulling || len(r.holders) >= r.max {
+	if pulling || !r.historyReadLocked() || len(r.holders) >= r.max {
 		if !slices.Contains(r.waiting, node) {
 			r.waiting = append(r.waiting, node)
 		}

@@ -103,7 +103,7 @@ func haltedBy(t *testing.T, h *harness, old *v1.Swarm, rev, node, reason string,
 			t.Fatalf("%s: rollout state %q, want held", n, st.Rollout.State)
 		}
 		for _, o := range ops {
-			if o.Node == n && (o.Op == "remove" || o.Op == "create" || o.Op == "died") {
+			if o.Node == n && (o.Op == "remove" || o.Op == "create" || o.Op == "stop" || o.Op == "died") {
 				t.Fatalf("%s was touched by a halted rollout: %v", n, o)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/go-logr/logr"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
@@ -90,9 +91,12 @@ func (s *EventSource) Sync() {
 // Wait blocks until every watch has returned (after ctx ended).
 func (s *EventSource) Wait() { s.wg.Wait() }
 
-// watch follows one engine's events, reconnecting with backoff.
+// watch follows one engine's events, reconnecting with backoff (1 s
+// doubling to maxStreamRetry, back to 1 s after a stream that lasted).
 func (s *EventSource) watch(ctx context.Context, node string, eng Engine) {
-	delay := time.Second
+	retry := &backoff.ExponentialBackOff{InitialInterval: time.Second, Multiplier: 2,
+		RandomizationFactor: 0, MaxInterval: maxStreamRetry}
+	retry.Reset()
 	for ctx.Err() == nil {
 		evs, errs := eng.Events(ctx)
 		connected := time.Now()
@@ -125,16 +129,15 @@ func (s *EventSource) watch(ctx context.Context, node string, eng Engine) {
 		}
 		s.enqueue(node)
 		if time.Since(connected) > 30*time.Second {
-			delay = time.Second
+			retry.Reset()
 		}
-		t := time.NewTimer(delay)
+		t := time.NewTimer(retry.NextBackOff())
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		delay = min(delay*2, maxStreamRetry)
 	}
 }
 

@@ -9,7 +9,8 @@ import (
 
 // Store is the one place the state of the swarm is kept and read: the spec
 // in force, the actor's enable/disable overrides, each node's last
-// observed status, its camera connection (reported by the actor) and its
+// observed status, its camera connection (the camera client's state, the
+// one source of a camera's readiness, reported through SetCamera) and its
 // rollout state. Each writer owns its part, so a reconcile that records
 // what it observed never overwrites a camera connection reported
 // meanwhile. The actor, the control socket and (later) the status page
@@ -26,11 +27,7 @@ type Store struct {
 	// registryErr is why the last ask to the registry for the image's
 	// digest failed ("" when it answered).
 	registryErr string
-	// tracksCamera is set when an actor reports camera connections;
-	// without one (a one-shot reconcile) the controller's own probe of the
-	// camera counts.
-	tracksCamera bool
-	subs         map[chan string]struct{}
+	subs        map[chan string]struct{}
 }
 
 type cameraState struct {
@@ -135,15 +132,10 @@ func (s *Store) Observed(node string) (v1.NodeStatus, bool) {
 	return copyStatus(st), true
 }
 
-// TrackCamera says that an actor reports camera connections from now on.
-func (s *Store) TrackCamera() {
-	s.mu.Lock()
-	s.tracksCamera = true
-	s.mu.Unlock()
-}
-
-// SetCamera records whether the actor is connected to the node's camera
-// and, when not, why (empty for no particular reason).
+// SetCamera records whether fliswarm's client of the node's camera is
+// connected to it (it checked the camera's identity and that it answers)
+// and, when not, why (empty for no particular reason). It is the one
+// source of a camera's readiness.
 func (s *Store) SetCamera(node string, connected bool, message string) {
 	s.mu.Lock()
 	old := s.camera[node]
@@ -161,6 +153,14 @@ func (s *Store) CameraConnected(node string) bool {
 	return s.camera[node].connected
 }
 
+// CameraMessage is why the node's camera client is not connected, "" when
+// it is or when no reason was given.
+func (s *Store) CameraMessage(node string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.camera[node].message
+}
+
 // CameraSeen reports whether the actor has been connected to the node's
 // camera since ContainerStarted: whether the camera came up at all before
 // it stopped.
@@ -171,13 +171,18 @@ func (s *Store) CameraSeen(node string) bool {
 }
 
 // ContainerStarted records that the node's camera container was just
-// started: its camera has not been seen since.
+// started: its camera has not been seen since, and a connection reported
+// before (to the camera it replaced) does not count for it.
 func (s *Store) ContainerStarted(node string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	cs := s.camera[node]
-	cs.seen = false
+	changed := cs.connected
+	cs.seen, cs.connected = false, false
 	s.camera[node] = cs
+	s.mu.Unlock()
+	if changed {
+		s.notify(node)
+	}
 }
 
 // SetRollout records a node's part in a rollout; nil clears it.
@@ -250,20 +255,17 @@ func (s *Store) composeLocked(node string, enabled bool) v1.NodeStatus {
 	if s.spec.ImageUpdateInterval > 0 {
 		st.Image.RegistryError = s.registryErr
 	}
-	camera := st.DeviceConnected // the controller's own probe
-	if s.tracksCamera {
-		cs := s.camera[node]
-		camera = cs.connected
-		st.CameraMessage = cs.message
-		reason, msg := "Connected", "the camera actor answers"
-		if !camera {
-			reason, msg = "Disconnected", "no connection to the camera actor"
-			if cs.message != "" {
-				msg = cs.message
-			}
+	cs := s.camera[node]
+	camera := cs.connected
+	st.CameraMessage = cs.message
+	reason, msg := "Connected", "the camera actor answers"
+	if !camera {
+		reason, msg = "Disconnected", "no connection to the camera actor"
+		if cs.message != "" {
+			msg = cs.message
 		}
-		st.SetCondition(v1.ConditionDeviceConnected, camera, reason, msg, st.ObservedAt)
 	}
+	st.SetCondition(v1.ConditionDeviceConnected, camera, reason, msg, st.ObservedAt)
 	st.DeviceConnected = camera
 	if rs := s.rollout[node]; rs != nil {
 		cp := *rs

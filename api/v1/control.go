@@ -20,6 +20,13 @@ const (
 	ActionRecreateContainer ActionType = "recreate-container"
 	ActionStartContainer    ActionType = "start-container"
 	ActionUnpauseContainer  ActionType = "unpause-container"
+	// ActionRecordHalt records on the node that the rollout of the spec
+	// halted there, and why: a container that is never started, named
+	// "<container>-halted", labelled with the halted spec and the reason.
+	ActionRecordHalt ActionType = "record-halt"
+	// ActionRestorePrevious puts back the container a rollout replaced
+	// (kept stopped as "<container>-previous"): renamed and started.
+	ActionRestorePrevious ActionType = "restore-previous"
 )
 
 // Action is one step of a node's plan.

@@ -60,7 +60,14 @@ func (a *Actor) reconnect(ctx context.Context, cmd *opscore.Command) {
 	cmd.Write(opscore.Info, text("Reconnecting %s.", strings.Join(nodes, ", ")))
 	cctx, cancel := context.WithTimeout(ctx, a.opts.ConvergeTimeout)
 	errs := a.rec.Converge(cctx, nodes, v1.ConvergeOptions{Redeploy: true, Force: force,
-		Progress: func(s v1.DeployStep) { cmd.Write(stepLine(s)) }})
+		Progress: func(s v1.DeployStep) {
+			cmd.Write(stepLine(s))
+			// The old camera is gone: the client dials the new one, whose
+			// connection is its readiness (the controller waits for it).
+			if c := clients[s.Node]; c != nil && s.Kind == v1.StepRun {
+				c.Resume()
+			}
+		}})
 	cancel()
 	resume()
 	if ctx.Err() != nil {

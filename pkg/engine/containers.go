@@ -276,6 +276,25 @@ func (c *Client) StartContainer(ctx context.Context, id string) error {
 	})
 }
 
+// StopContainer stops a running container, killing it after grace (0:
+// at once). Stopping a stopped container is not an error.
+func (c *Client) StopContainer(ctx context.Context, id string, grace time.Duration) error {
+	secs := int(grace / time.Second)
+	return c.do(ctx, c.timeout+grace, "stop container "+shortID(id), func(ctx context.Context) error {
+		_, err := c.api.ContainerStop(ctx, id, client.ContainerStopOptions{Timeout: &secs})
+		return err
+	})
+}
+
+// RenameContainer gives the container a new name. A name in use gives an
+// error satisfying IsConflict.
+func (c *Client) RenameContainer(ctx context.Context, id, name string) error {
+	return c.do(ctx, c.timeout, "rename container "+shortID(id)+" to "+name, func(ctx context.Context) error {
+		_, err := c.api.ContainerRename(ctx, id, client.ContainerRenameOptions{NewName: name})
+		return err
+	})
+}
+
 // RemoveContainer removes the container (with force, also a running one,
 // which is killed). Its anonymous volumes are kept. A container that does
 // not exist is not an error. A removal already in progress (the engine

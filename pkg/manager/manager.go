@@ -71,7 +71,6 @@ func New(opts Options) (*Manager, error) {
 	m.warner.check(spec)
 	// The status store comes first: every other part reads it.
 	m.store = controllers.NewStore(spec, rev)
-	m.store.TrackCamera()
 	m.met = metrics.New(m.store.Status)
 	m.cams = actor.NewCameras(actor.CamerasOptions{Store: m.store, Logger: opts.Logger.WithName("device")})
 	m.ctl = controllers.New(spec, rev, controllers.Options{
@@ -81,7 +80,6 @@ func New(opts Options) (*Manager, error) {
 		// A (re)started camera is reconnected at once, not after the
 		// device client's backoff.
 		OnContainerStarted: m.cams.ContainerStarted,
-		OnCameraStarted:    m.cams.CameraAnswers,
 		// A camera in the middle of an exposure is not replaced.
 		Busy: m.cams.Busy,
 	})

@@ -36,7 +36,6 @@ func newFakeDaemon() *fakeDaemon {
 	}
 	spec.SetDefaults()
 	d := &fakeDaemon{store: controllers.NewStore(spec, "rev1")}
-	d.store.TrackCamera()
 	d.info = v1.DaemonInfo{Running: true, Pid: 42, Version: "test", Revision: "rev1", StartedAt: time.Now()}
 	return d
 }

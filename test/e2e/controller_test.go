@@ -43,11 +43,19 @@ func watchEvents(t *testing.T, bed *testbed.Bed) *eventLog {
 		evs, errc := subscribe(t, ctx, engineFor(t, n))
 		wg.Go(func() {
 			for ev := range evs {
-				if ev.Type != "container" || ev.Name != "flicamera-"+n.Name {
+				action := ev.Action
+				switch {
+				case ev.Type != "container":
+					continue
+				case ev.Name == "flicamera-"+n.Name+"-previous":
+					// The camera a rollout replaced, kept until its
+					// successor answers.
+					action = "previous-" + action
+				case ev.Name != "flicamera-"+n.Name:
 					continue
 				}
 				l.mu.Lock()
-				l.events[n.Name] = append(l.events[n.Name], ev.Action)
+				l.events[n.Name] = append(l.events[n.Name], action)
 				l.times[n.Name] = append(l.times[n.Name], ev.Time)
 				l.mu.Unlock()
 			}
@@ -204,8 +212,7 @@ func TestCrashLoopBacksOff(t *testing.T) {
 func TestBadEditHaltsRollout(t *testing.T) {
 	bed := testbed.Ensure(t)
 	e, ids := runningDaemon(t, bed)
-	e.writeConfig(func(cfg map[string]any) { cfg["ready_timeout"] = 4 })
-	time.Sleep(time.Second)
+	applied(t, e, func(cfg map[string]any) { cfg["ready_timeout"] = 4 })
 	hashes := map[string]string{}
 	for _, n := range bed.Nodes {
 		c, err := runningContainer(t, n)
@@ -248,7 +255,7 @@ func TestBadEditHaltsRollout(t *testing.T) {
 			}
 			return nil
 		})
-		time.Sleep(3 * time.Second)
+		waitAllReadyOrHalted(t, e) // two reconciles of every node since
 		for _, n := range bed.Nodes {
 			c, err := runningContainer(t, n)
 			if err != nil {
