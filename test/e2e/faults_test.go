@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -155,7 +156,13 @@ func writeFaultMatrix(t *testing.T, table string) {
 		t.Log(err)
 		return
 	}
-	describe, _ := exec.Command("git", "-C", root, "describe", "--tags", "--always", "--dirty").Output()
+	// The commit, "-dirty" when anything but the generated results differs
+	// from it (this file itself is rewritten by every run).
+	describe, _ := exec.Command("git", "-C", root, "describe", "--tags", "--always").Output()
+	if changed, _ := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no", "--", ".",
+		":(exclude)test/fault-matrix", ":(exclude)test/bench-results").Output(); len(bytes.TrimSpace(changed)) > 0 {
+		describe = append(bytes.TrimSpace(describe), "-dirty"...)
+	}
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "# fliswarm fault matrix, %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&sb, "- commit: `%s`\n- machine: %d cores (%s/%s), shared\n", strings.TrimSpace(string(describe)), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
