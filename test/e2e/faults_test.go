@@ -229,7 +229,11 @@ func (m *matrix) run(f fault) faultRow {
 	if f.quiet {
 		m.prober.resume()
 	}
-	time.Sleep(500 * time.Millisecond) // last replies and events
+	// The prober's command in flight at recovery has ended (answered or
+	// counted): it sends one at a time, so two more sent prove it.
+	if err := m.prober.settle(70 * time.Second); err != nil {
+		m.note("FAIL: %v", err)
+	}
 	row.unanswered = m.unanswered.Load() + m.prober.unansweredCount() - probed
 	after := m.containerIDs()
 	expected := append(slices.Clone(f.recreate), m.extraRecreate...)
@@ -341,6 +345,19 @@ func (p *prober) loop() {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+}
+
+// settle returns once the prober has sent two more commands: the one in
+// flight at the call, if any, has ended.
+func (p *prober) settle(timeout time.Duration) error {
+	sent0, deadline := p.sent.Load(), time.Now().Add(timeout)
+	for p.sent.Load() < sent0+2 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the prober sent %d commands in %s", p.sent.Load()-sent0, timeout)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the counter
+	}
+	return nil
 }
 
 func (p *prober) pause()                 { p.pauses.Add(1); p.paused.Store(true) }
