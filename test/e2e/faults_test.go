@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -133,7 +134,16 @@ func TestFaultMatrix(t *testing.T) {
 	defer m.prober.stop()
 
 	var rows []faultRow
+	// FLISWARM_FAULTS, a regular expression, runs only the faults whose
+	// names it matches.
+	only, err := regexp.Compile(os.Getenv("FLISWARM_FAULTS"))
+	if err != nil {
+		t.Fatalf("FLISWARM_FAULTS: %v", err)
+	}
 	for _, f := range faults(bed) {
+		if !only.MatchString(f.name) {
+			continue
+		}
 		rows = append(rows, m.run(f))
 	}
 	table := renderTable(rows)
