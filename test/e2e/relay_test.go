@@ -227,14 +227,17 @@ func TestRelayGoneUserFloodReachesNobody(t *testing.T) {
 	leaver.conn.Close()
 
 	// The others keep working; then wait for the camera to be done
-	// flooding (a command to the same camera answers after it).
+	// flooding.
 	for i, u := range others {
 		fmt.Fprintf(u.conn, "1 ping\n")
 		if l := u.waitFinal(t, 1, 10*time.Second); !strings.HasSuffix(l, "text=Pong.") {
 			t.Errorf("user %d ping: %q", i, l)
 		}
 	}
-	time.Sleep(5 * time.Second) // 300,000 lines take well under this at the camera's speed
+	// 300,000 lines take well under this at the camera's speed. A sleep:
+	// nothing a test can see marks the end of a flood whose user is gone
+	// (see leaverFlood in faults_actor_test.go).
+	time.Sleep(5 * time.Second)
 	for i, u := range others {
 		fmt.Fprintf(u.conn, "2 talk -n %s ping\n", node)
 		u.waitFinal(t, 2, time.Minute)
