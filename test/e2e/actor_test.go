@@ -231,21 +231,19 @@ func TestActorTalkToKilledCamera(t *testing.T) {
 	bed, e := actorEnv(t)
 	c := dialActor(t, e)
 	victim := bed.Nodes[0]
-	// Kill it during an exposure: the command in flight must end.
-	done := make(chan struct{})
-	var lines []opscore.Reply
-	var final opscore.Reply
-	go func() {
-		defer close(done)
-		lines, final = send(t, c, "talk expose 3", 2*time.Minute)
-	}()
-	time.Sleep(300 * time.Millisecond)
+	// Kill it during its exposure: the command in flight must end.
+	done := sendSeen(t, c, "talk expose 3", 2*time.Minute, integrating(victim.Name))
 	bed.Crash(t, victim.Name)
+	var r sent
 	select {
-	case <-done:
+	case r = <-done:
 	case <-time.After(2 * time.Minute):
 		t.Fatal("talk did not end after a camera was killed")
 	}
+	if r.err != nil {
+		t.Fatalf("talk expose: %v\n%s", r.err, replyLines(r.lines))
+	}
+	lines, final := r.lines, r.final
 	out := replyLines(lines)
 	if !strings.Contains(out, victim.Name) || !regexp.MustCompile(`(?m) w .*`+victim.Name).MatchString(out) {
 		t.Errorf("no warning naming %s:\n%s", victim.Name, out)

@@ -23,6 +23,8 @@ type eventLog struct {
 	mu     sync.Mutex
 	events map[string][]string // node → "action@time"
 	times  map[string][]time.Time
+	// barrier: see sync.
+	barrier barrier
 }
 
 func watchEvents(t *testing.T, bed *testbed.Bed) *eventLog {
@@ -45,7 +47,7 @@ func watchEvents(t *testing.T, bed *testbed.Bed) *eventLog {
 			for ev := range evs {
 				action := ev.Action
 				switch {
-				case ev.Type != "container":
+				case l.barrier.observe(ev), ev.Type != "container":
 					continue
 				case ev.Name == "flicamera-"+n.Name+"-previous":
 					// The camera a rollout replaced, kept until its
@@ -172,10 +174,20 @@ func TestCrashLoopBacksOff(t *testing.T) {
 	events := watchEvents(t, bed)
 	e := newEnv(t, bed, func(cfg map[string]any) { setEnv(cfg, "FLICAMERA_EXPOSURE_SCALE", "fast") })
 	e.startDaemon()
-	pid := e.daemon.Process.Pid
-	time.Sleep(5 * time.Second) // settle: the cold start
+	started, pid := time.Now(), e.daemon.Process.Pid
+	// The cold start is over once every camera has been seen crash
+	// looping; the CPU is measured from then to the end of the first
+	// minute (a measurement window: it stays a sleep).
+	e.eventually(30*time.Second, "every node crash looping", func() error {
+		for _, n := range bed.Nodes {
+			if st := nodeStatus(t, e, n.Name); st.Phase != v1.PhaseCrashLoopBackOff {
+				return fmt.Errorf("%s is %s", n.Name, st.Phase)
+			}
+		}
+		return nil
+	})
 	cpu0, t0 := daemonCPU(t, pid), time.Now()
-	time.Sleep(55 * time.Second)
+	time.Sleep(time.Until(started.Add(time.Minute)))
 	cpu := float64(daemonCPU(t, pid)-cpu0) / float64(time.Since(t0))
 	for _, n := range bed.Nodes {
 		starts := events.count(n.Name, "start")
@@ -385,19 +397,7 @@ func TestImageChangeWaitsForTheExposure(t *testing.T) {
 	n := bed.Nodes[0]
 	c := dialActor(t, e)
 	// The bed's cameras expose 5 times faster: 25 s take 5 s.
-	type result struct {
-		end   time.Time
-		final opscore.Reply
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		final, err := c.Send(ctx, "talk -n "+n.Name+" expose 25", nil)
-		done <- result{time.Now(), final, err}
-	}()
-	time.Sleep(500 * time.Millisecond) // the exposure is under way
+	done := sendSeen(t, c, "talk -n "+n.Name+" expose 25", time.Minute, integrating(n.Name))
 	events := watchEvents(t, bed)
 	e.writeConfig(func(cfg map[string]any) { cfg["image"] = bed.ImageV2 })
 	e.eventually(30*time.Second, "update pending on the exposing camera", func() error {
@@ -407,7 +407,7 @@ func TestImageChangeWaitsForTheExposure(t *testing.T) {
 		}
 		return nil
 	})
-	var r result
+	var r sent
 	select {
 	case r = <-done:
 	case <-time.After(time.Minute):
@@ -417,6 +417,7 @@ func TestImageChangeWaitsForTheExposure(t *testing.T) {
 		t.Errorf("the exposure was interrupted: %v %v", r.final, r.err)
 	}
 	waitImage(t, e, bed, bed.ImageV2Ref, time.Minute)
+	events.sync(t, bed)
 	events.mu.Lock()
 	defer events.mu.Unlock()
 	for i, a := range events.events[n.Name] {

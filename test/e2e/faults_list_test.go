@@ -44,8 +44,9 @@ func faults(bed *testbed.Bed) []fault {
 			if err := m.docker(g2, "rm", "-f", "flicamera-"+g2); err != nil {
 				return err
 			}
-			m.e.writeConfig(func(cfg map[string]any) { setNodeEnv(cfg, g2, "FLICAMERA_EXPOSURE_SCALE", "fast") })
-			time.Sleep(time.Second) // the edit is loaded
+			if err := m.edit(func(cfg map[string]any) { setNodeEnv(cfg, g2, "FLICAMERA_EXPOSURE_SCALE", "fast") }); err != nil {
+				return err
+			}
 			events := watchEvents(m.t, m.bed)
 			m.send("enable " + g2)
 			if err := m.waitPhase(g2, v1.PhaseCrashLoopBackOff, 30*time.Second); err != nil {
@@ -101,8 +102,10 @@ func faults(bed *testbed.Bed) []fault {
 			})
 		}},
 		{name: "node partitioned and healed, a talk in flight", node: fv, inject: func(m *matrix) error {
-			talk := m.sendAsync("talk -n " + fv + " expose 25")
-			time.Sleep(500 * time.Millisecond)
+			talk, under := m.sendAsyncSeen("talk -n "+fv+" expose 25", integrating(fv))
+			if err := m.underWay(talk, under); err != nil {
+				return err
+			}
 			m.bed.Partition(m.t, fv)
 			if err := m.waitReply(talk, 30*time.Second); err != nil {
 				return err
@@ -110,17 +113,47 @@ func faults(bed *testbed.Bed) []fault {
 			return m.waitPhase(fv, v1.PhaseUnreachable, 30*time.Second)
 		}, heal: func(m *matrix) error { m.bed.Heal(m.t, fv); return nil }},
 		{name: "registry down during an image change", node: g1, recreate: []string{g1, g2, fv}, inject: func(m *matrix) error {
+			events := watchEvents(m.t, m.bed)
 			m.bed.StopRegistry(m.t)
-			m.e.writeConfig(func(cfg map[string]any) { cfg["image"] = m.bed.ImageV2 })
-			time.Sleep(8 * time.Second)
+			if err := m.edit(func(cfg map[string]any) { cfg["image"] = m.bed.ImageV2 }); err != nil {
+				return err
+			}
+			// The daemon tried the new image and its pull failed: only
+			// then is "the cameras were not disturbed" worth checking.
+			var failed string
+			if err := m.eventually(60*time.Second, func() error {
+				st, err := m.e.status()
+				if err != nil {
+					return err
+				}
+				for _, n := range st.Nodes {
+					if c := n.Condition(v1.ConditionImageReady); c != nil && !c.Status && c.Reason == v1.ReasonPullFailed && c.LastTransitionTime.After(m.faultAt) {
+						failed = n.Name
+						return nil
+					}
+				}
+				return errors.New("no node's pull of the new image failed")
+			}); err != nil {
+				return err
+			}
+			m.note("pull failed on %s", failed)
+			events.sync(m.t, m.bed)
+			for _, n := range m.bed.Nodes {
+				if k := events.anyOf(n.Name, "kill", "die", "stop", "destroy", "rename",
+					"previous-kill", "previous-die", "previous-stop", "previous-destroy"); k > 0 {
+					return fmt.Errorf("a registry outage disturbed %s's camera: %v", n.Name, events.actions(n.Name))
+				}
+			}
 			if err := m.healthy(); err != nil {
 				return fmt.Errorf("a registry outage disturbed the cameras: %w", err)
 			}
 			return nil
 		}, heal: func(m *matrix) error { m.bed.StartRegistry(m.t); return m.waitImage(m.bed.ImageV2Ref) }},
 		{name: "image change during an exposure", node: g1, recreate: []string{g1, g2, fv}, inject: func(m *matrix) error {
-			talk := m.sendAsync("talk -n " + g1 + " expose 25")
-			time.Sleep(500 * time.Millisecond)
+			talk, under := m.sendAsyncSeen("talk -n "+g1+" expose 25", integrating(g1))
+			if err := m.underWay(talk, under); err != nil {
+				return err
+			}
 			m.e.writeConfig(func(cfg map[string]any) { cfg["image"] = m.bed.Image })
 			r := <-talk
 			if r.err != nil || r.final.Code != opscore.Done {
@@ -170,9 +203,21 @@ func faults(bed *testbed.Bed) []fault {
 				"-e", "FLICAMERA_DATA_DIR=/tmp", m.bed.ImageRef); err != nil {
 				return err
 			}
+			enabled := time.Now()
 			m.send("enable " + g1)
-			time.Sleep(8 * time.Second)
-			st := m.status(g1)
+			// The daemon looked at the node since, and its camera client
+			// met the stray on the port.
+			var st v1.NodeStatus
+			if err := m.eventually(60*time.Second, func() error {
+				st = m.status(g1)
+				if !st.ObservedAt.After(enabled) || st.CameraMessage == "" {
+					return fmt.Errorf("%s observed at %s, camera message %q, phase %s", g1, st.ObservedAt.Format(time.StampMilli), st.CameraMessage, st.Phase)
+				}
+				return nil
+			}); err != nil {
+				return err
+			}
+			m.note("camera message %q", st.CameraMessage)
 			if st.Ready() {
 				return fmt.Errorf("%s is ready with a stray actor on its port", g1)
 			}
@@ -237,6 +282,27 @@ func (m *matrix) status(node string) v1.NodeStatus {
 		}
 	}
 	return v1.NodeStatus{}
+}
+
+// edit writes an edit of the configuration and returns once the daemon
+// reports a new revision: the edit is loaded.
+func (m *matrix) edit(f func(cfg map[string]any)) error {
+	st, err := m.e.status()
+	if err != nil {
+		return err
+	}
+	before := st.Daemon.Revision
+	m.e.writeConfig(f)
+	return m.eventually(30*time.Second, func() error {
+		st, err := m.e.status()
+		if err != nil {
+			return err
+		}
+		if st.Daemon.Revision == before || st.Daemon.ConfigError != "" {
+			return fmt.Errorf("revision %s, config error %q: the edit is not loaded", st.Daemon.Revision, st.Daemon.ConfigError)
+		}
+		return nil
+	})
 }
 
 func (m *matrix) waitPhase(node, phase string, timeout time.Duration) error {
@@ -310,7 +376,16 @@ type reply struct {
 // sendAsync sends an actor command on a new connection and delivers its
 // outcome; a command with no terminal reply within a minute is counted.
 func (m *matrix) sendAsync(body string) <-chan reply {
+	out, _ := m.sendAsyncSeen(body, nil)
+	return out
+}
+
+// sendAsyncSeen is sendAsync that also closes under once a reply for which
+// seen holds arrives: the evidence that the command is under way.
+func (m *matrix) sendAsyncSeen(body string, seen func(opscore.Reply) bool) (<-chan reply, <-chan struct{}) {
 	out := make(chan reply, 1)
+	under := make(chan struct{})
+	var once sync.Once
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -326,6 +401,9 @@ func (m *matrix) sendAsync(body string) <-chan reply {
 			mu.Lock()
 			lines = append(lines, r.String())
 			mu.Unlock()
+			if seen != nil && seen(r) {
+				once.Do(func() { close(under) })
+			}
 		})
 		if err != nil {
 			m.unanswered.Add(1)
@@ -334,7 +412,19 @@ func (m *matrix) sendAsync(body string) <-chan reply {
 		out <- reply{final: final, lines: lines, err: err}
 		mu.Unlock()
 	}()
-	return out
+	return out, under
+}
+
+// underWay waits for a command of sendAsyncSeen to be seen under way.
+func (m *matrix) underWay(out <-chan reply, under <-chan struct{}) error {
+	select {
+	case <-under:
+		return nil
+	case r := <-out:
+		return fmt.Errorf("the command ended before it was seen under way: %v %v %v", r.final, r.err, r.lines)
+	case <-time.After(30 * time.Second):
+		return errors.New("the command was not seen under way within 30 s")
+	}
 }
 
 func (m *matrix) send(body string) { <-m.sendAsync(body) }

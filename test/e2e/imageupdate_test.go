@@ -66,10 +66,21 @@ func TestImageUpdateRollsOutRepushedTag(t *testing.T) {
 	pulls := map[string]time.Time{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var bar barrier
+	var streamErr sync.Map
 	for _, n := range bed.Nodes {
-		evs, _ := engineFor(t, n).Events(ctx)
+		// subscribe returns once the stream delivers.
+		evs, errc := subscribe(t, ctx, engineFor(t, n))
 		go func() {
+			defer func() {
+				if err := <-errc; err != nil && ctx.Err() == nil {
+					streamErr.Store(n.Name, err)
+				}
+			}()
 			for ev := range evs {
+				if bar.observe(ev) {
+					continue
+				}
 				mu.Lock()
 				if _, seen := pulls[n.Name]; !seen && ev.Type == "image" && ev.Action == "pull" {
 					pulls[n.Name] = ev.Time
@@ -91,7 +102,6 @@ func TestImageUpdateRollsOutRepushedTag(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(500 * time.Millisecond) // the event streams are open
 
 	// Push v2 under the bed's tag; push the bed's image back at the end
 	// and have every node's tag name it again.
@@ -135,7 +145,11 @@ func TestImageUpdateRollsOutRepushedTag(t *testing.T) {
 		t.Errorf("fliswarm status (exit %d) does not show the digests:\n%s", code, out)
 	}
 
-	time.Sleep(time.Second) // last events
+	bar.wait(t, bed.Nodes) // every event of the rollout has arrived
+	streamErr.Range(func(node, err any) bool {
+		t.Fatalf("the event stream of %s ended during the rollout: %v", node, err)
+		return false
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	var ws []window

@@ -360,6 +360,7 @@ func TestRollingImageChange(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var streamErr sync.Map
+	var bar barrier
 	for _, n := range bed.Nodes {
 		evs, errc := subscribe(t, ctx, engineFor(t, n))
 		go func() {
@@ -369,6 +370,9 @@ func TestRollingImageChange(t *testing.T) {
 				}
 			}()
 			for ev := range evs {
+				if bar.observe(ev) {
+					continue
+				}
 				if ev.Type == "image" && ev.Action == "pull" {
 					mu.Lock()
 					if _, seen := pulls[n.Name]; !seen {
@@ -398,7 +402,7 @@ func TestRollingImageChange(t *testing.T) {
 	e.writeConfig(func(cfg map[string]any) { cfg["image"] = bed.ImageV2 })
 	waitImage(t, e, bed, bed.ImageV2Ref, 3*time.Minute)
 	waitAllReady(t, e, time.Minute)
-	time.Sleep(time.Second) // last events
+	bar.wait(t, bed.Nodes) // every event of the rollout has arrived
 	streamErr.Range(func(node, err any) bool {
 		t.Fatalf("the event stream of %s ended during the rollout: %v", node, err)
 		return false
@@ -600,6 +604,7 @@ func TestRegistryDownLeavesCamerasRunning(t *testing.T) {
 func TestBadConfigEditLeavesCamerasUntouched(t *testing.T) {
 	bed := testbed.Ensure(t)
 	e, ids := runningDaemon(t, bed)
+	events := watchEvents(t, bed)
 	good, _ := os.ReadFile(e.config)
 	bad := strings.Replace(string(good), "container_name: flicamera", "container_name: flicamera\nbogus_key: 1\nping_timeout: fast", 1)
 	if err := os.WriteFile(filepath.Join(e.dir, "fliswarm.yaml"), []byte(bad), 0o644); err != nil {
@@ -615,11 +620,32 @@ func TestBadConfigEditLeavesCamerasUntouched(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(2 * time.Second)
+	// A whole reconcile pass of every node ran after the rejection: the
+	// daemon had its chance to act on the edit. A pass observes, then
+	// acts; a node observed twice since the rejection has finished the
+	// first of those passes (resync_interval is 5 s on the bed).
+	rejected := time.Now()
+	first := map[string]time.Time{}
+	e.eventually(30*time.Second, "a whole pass of every node after the rejection", func() error {
+		for _, n := range bed.Nodes {
+			at := nodeStatus(t, e, n.Name).ObservedAt
+			if first[n.Name].IsZero() && at.After(rejected) {
+				first[n.Name] = at
+			}
+			if f := first[n.Name]; f.IsZero() || !at.After(f) {
+				return fmt.Errorf("%s last observed at %s", n.Name, at.Format(time.StampMilli))
+			}
+		}
+		return nil
+	})
+	events.sync(t, bed)
 	for _, n := range bed.Nodes {
 		c, err := runningContainer(t, n)
 		if err != nil || c.ID != ids[n.Name] {
 			t.Fatalf("%s: camera disturbed by a bad edit: %v", n.Name, err)
+		}
+		if k := events.anyOf(n.Name, "kill", "die", "stop", "destroy", "rename"); k > 0 {
+			t.Errorf("%s: camera disturbed by a bad edit: events %v", n.Name, events.actions(n.Name))
 		}
 	}
 	out, _, code := e.run(30*time.Second, "status")
