@@ -42,7 +42,7 @@ func stillHalted(t *testing.T, h *harness, old *v1.Swarm, rev, node, reason stri
 		}
 	}
 	if ops := h.w.opsSince(mark); len(ops) > 0 {
-		t.Fatalf("the restarted controller acted on a halted rollout: %v", ops)
+		t.Fatalf("the restarted controller acted on a halted rollout (halted on %s): %v", node, ops)
 	}
 }
 

@@ -28,6 +28,11 @@ func (r *NodeReconciler) gates(ctx context.Context, p *pass) *passEnd {
 		r.store.SetRollout(p.node, &v1.RolloutStatus{Revision: p.rev, State: v1.RolloutPending, Message: "update pending: reading every node's rollout history"})
 		return r.end(p, Result{RequeueAfter: slotRetry}, Outcome{Err: fmt.Errorf("%s: waiting for every node's rollout history", p.node)}, nil, false)
 	}
+	if haltedNode, _, halted := r.rollout.Halted(p.rev); halted && haltedNode != p.node && !p.t.redeploy && !p.t.bypass {
+		// The rollout was halted (its halt read back from another node)
+		// after this pass decided: decide again, against the halt.
+		return r.end(p, Result{RequeueAfter: firstProbe}, Outcome{Err: fmt.Errorf("%s: rollout halted meanwhile", p.node)}, nil, false)
+	}
 	if res, wait := r.busyGate(p); wait {
 		return r.end(p, res, Outcome{Err: fmt.Errorf("%s: update pending: camera busy", p.node)}, nil, false)
 	}
