@@ -245,14 +245,6 @@ func (c *Cameras) ContainerStarted(node string) {
 	}
 }
 
-// CameraAnswers tells that node's camera, which fliswarm started,
-// answers: its client dials at once if it is not connected yet.
-func (c *Cameras) CameraAnswers(node string) {
-	if cl := c.client(node); cl != nil {
-		cl.Kick()
-	}
-}
-
 // Busy reports whether node's camera is exposing (an expose command in
 // flight through fliswarm, or the camera's own exposure state) and why;
 // the controller waits for an idle camera before replacing it.
