@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -60,48 +58,7 @@ func TestImageUpdateRollsOutRepushedTag(t *testing.T) {
 		}
 	}
 
-	type window struct{ down, up time.Time }
-	var mu sync.Mutex
-	windows := map[string]*window{}
-	pulls := map[string]time.Time{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var bar barrier
-	var streamErr sync.Map
-	for _, n := range bed.Nodes {
-		// subscribe returns once the stream delivers.
-		evs, errc := subscribe(t, ctx, engineFor(t, n))
-		go func() {
-			defer func() {
-				if err := <-errc; err != nil && ctx.Err() == nil {
-					streamErr.Store(n.Name, err)
-				}
-			}()
-			for ev := range evs {
-				if bar.observe(ev) {
-					continue
-				}
-				mu.Lock()
-				if _, seen := pulls[n.Name]; !seen && ev.Type == "image" && ev.Action == "pull" {
-					pulls[n.Name] = ev.Time
-				}
-				if ev.Type == "container" && ev.Name == "flicamera-"+n.Name {
-					w := windows[n.Name]
-					switch ev.Action {
-					case "kill", "die", "destroy":
-						if w == nil {
-							windows[n.Name] = &window{down: ev.Time}
-						}
-					case "start":
-						if w != nil && w.up.IsZero() {
-							w.up = ev.Time
-						}
-					}
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	watch := watchRollout(t, bed)
 
 	// Push v2 under the bed's tag; push the bed's image back at the end
 	// and have every node's tag name it again.
@@ -145,41 +102,5 @@ func TestImageUpdateRollsOutRepushedTag(t *testing.T) {
 		t.Errorf("fliswarm status (exit %d) does not show the digests:\n%s", code, out)
 	}
 
-	bar.wait(t, bed.Nodes) // every event of the rollout has arrived
-	streamErr.Range(func(node, err any) bool {
-		t.Fatalf("the event stream of %s ended during the rollout: %v", node, err)
-		return false
-	})
-	mu.Lock()
-	defer mu.Unlock()
-	var ws []window
-	var firstDown time.Time
-	for _, n := range bed.Nodes {
-		w := windows[n.Name]
-		if w == nil || w.up.IsZero() {
-			t.Fatalf("%s: no down/up events seen: %+v", n.Name, w)
-		}
-		if firstDown.IsZero() || w.down.Before(firstDown) {
-			firstDown = w.down
-		}
-		ws = append(ws, *w)
-	}
-	for _, n := range bed.Nodes {
-		w := windows[n.Name]
-		p, ok := pulls[n.Name]
-		if !ok {
-			t.Errorf("%s: no pull seen", n.Name)
-		} else if p.After(firstDown) {
-			t.Errorf("%s pulled at %s, after the first camera went down at %s", n.Name, p.Format("15:04:05.000"), firstDown.Format("15:04:05.000"))
-		}
-		t.Logf("%s: pulled %s, down %s, up %s (down for %s)", n.Name, p.Format("15:04:05.000"),
-			w.down.Format("15:04:05.000"), w.up.Format("15:04:05.000"), w.up.Sub(w.down).Round(time.Millisecond))
-	}
-	for i := range ws {
-		for j := i + 1; j < len(ws); j++ {
-			if ws[i].down.Before(ws[j].up) && ws[j].down.Before(ws[i].up) {
-				t.Errorf("two cameras were down at once: %+v and %+v", ws[i], ws[j])
-			}
-		}
-	}
+	watch.check(t)
 }

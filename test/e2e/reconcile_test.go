@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -353,94 +351,13 @@ func TestRollingImageChange(t *testing.T) {
 	bed := testbed.Ensure(t)
 	e, _ := runningDaemon(t, bed)
 
-	type window struct{ pulled, down, up time.Time }
-	var mu sync.Mutex
-	windows := map[string]*window{}
-	pulls := map[string]time.Time{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var streamErr sync.Map
-	var bar barrier
-	for _, n := range bed.Nodes {
-		evs, errc := subscribe(t, ctx, engineFor(t, n))
-		go func() {
-			defer func() {
-				if err := <-errc; err != nil && ctx.Err() == nil {
-					streamErr.Store(n.Name, err)
-				}
-			}()
-			for ev := range evs {
-				if bar.observe(ev) {
-					continue
-				}
-				if ev.Type == "image" && ev.Action == "pull" {
-					mu.Lock()
-					if _, seen := pulls[n.Name]; !seen {
-						pulls[n.Name] = ev.Time
-					}
-					mu.Unlock()
-				}
-				if ev.Type != "container" || ev.Name != "flicamera-"+n.Name {
-					continue
-				}
-				mu.Lock()
-				w := windows[n.Name]
-				switch ev.Action {
-				case "kill", "die", "destroy":
-					if w == nil {
-						windows[n.Name] = &window{down: ev.Time}
-					}
-				case "start":
-					if w != nil && w.up.IsZero() {
-						w.up = ev.Time
-					}
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	watch := watchRollout(t, bed)
 	e.writeConfig(func(cfg map[string]any) { cfg["image"] = bed.ImageV2 })
 	waitImage(t, e, bed, bed.ImageV2Ref, 3*time.Minute)
 	waitAllReady(t, e, time.Minute)
-	bar.wait(t, bed.Nodes) // every event of the rollout has arrived
-	streamErr.Range(func(node, err any) bool {
-		t.Fatalf("the event stream of %s ended during the rollout: %v", node, err)
-		return false
-	})
-	mu.Lock()
-	defer mu.Unlock()
-	var ws []window
-	var firstDown time.Time
-	for _, n := range bed.Nodes {
-		w := windows[n.Name]
-		if w == nil || w.up.IsZero() {
-			t.Fatalf("%s: no down/up events seen: %+v", n.Name, w)
-		}
-		if firstDown.IsZero() || w.down.Before(firstDown) {
-			firstDown = w.down
-		}
-		ws = append(ws, *w)
-	}
 	// The timeline: the pulls, all before the first camera goes down, then
 	// one camera at a time.
-	for _, n := range bed.Nodes {
-		w := windows[n.Name]
-		p, ok := pulls[n.Name]
-		if !ok {
-			t.Errorf("%s: no pull seen", n.Name)
-		} else if p.After(firstDown) {
-			t.Errorf("%s pulled at %s, after the first camera went down at %s", n.Name, p.Format("15:04:05.000"), firstDown.Format("15:04:05.000"))
-		}
-		t.Logf("%s: pulled %s, down %s, up %s (down for %s)", n.Name, p.Format("15:04:05.000"),
-			w.down.Format("15:04:05.000"), w.up.Format("15:04:05.000"), w.up.Sub(w.down).Round(time.Millisecond))
-	}
-	for i := range ws {
-		for j := i + 1; j < len(ws); j++ {
-			if ws[i].down.Before(ws[j].up) && ws[j].down.Before(ws[i].up) {
-				t.Errorf("two cameras were down at once: %+v and %+v", ws[i], ws[j])
-			}
-		}
-	}
+	watch.check(t)
 }
 
 // TestPartitionedNodeDoesNotHoldUpOthers: a partitioned node is reported
