@@ -225,14 +225,7 @@ func TestBadEditHaltsRollout(t *testing.T) {
 	bed := testbed.Ensure(t)
 	e, ids := runningDaemon(t, bed)
 	applied(t, e, func(cfg map[string]any) { cfg["ready_timeout"] = 4 })
-	hashes := map[string]string{}
-	for _, n := range bed.Nodes {
-		c, err := runningContainer(t, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[n.Name], hashes[n.Name] = c.ID, c.Labels[render.LabelSpecHash]
-	}
+	hashes := runningCameras(t, bed, ids)
 	for _, tc := range []struct{ name, key, value string }{
 		{"exits at start", "FLICAMERA_EXPOSURE_SCALE", "fast"},
 		{"never answers", "FLICAMERA_PORT", "19990"},

@@ -79,14 +79,7 @@ func TestHaltedRolloutSurvivesRestart(t *testing.T) {
 	bed := testbed.Ensure(t)
 	e, ids := runningDaemon(t, bed)
 	applied(t, e, func(cfg map[string]any) { cfg["ready_timeout"] = 4 })
-	hashes := map[string]string{}
-	for _, n := range bed.Nodes {
-		c, err := runningContainer(t, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[n.Name], hashes[n.Name] = c.ID, c.Labels[render.LabelSpecHash]
-	}
+	hashes := runningCameras(t, bed, ids)
 
 	var orig any
 	applied(t, e, func(cfg map[string]any) { orig = setEnv(cfg, "FLICAMERA_EXPOSURE_SCALE", "fast") })

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdss/fliswarm/pkg/render"
 	"github.com/sdss/fliswarm/test/testbed"
 )
 
@@ -111,4 +112,20 @@ func (w *rolloutWatch) check(t *testing.T) {
 			}
 		}
 	}
+}
+
+// runningCameras records each bed node's running camera in ids (its
+// container ID) and returns each one's spec hash, failing the test when a
+// node has none.
+func runningCameras(t *testing.T, bed *testbed.Bed, ids map[string]string) map[string]string {
+	t.Helper()
+	hashes := map[string]string{}
+	for _, n := range bed.Nodes {
+		c, err := runningContainer(t, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[n.Name], hashes[n.Name] = c.ID, c.Labels[render.LabelSpecHash]
+	}
+	return hashes
 }
