@@ -50,6 +50,23 @@ func (e *Expectations) Forget(node, name, action string) {
 	e.consume(node, name, action)
 }
 
+// ForgetNode drops every expectation of node: its event stream has just
+// (re)connected, so any event expected before that was lost with the old
+// stream (or came before the first), and an expectation left waiting for
+// it would take the place of the next event nobody expected.
+func (e *Expectations) ForgetNode(node string) {
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k := range e.m {
+		if k.node == node {
+			delete(e.m, k)
+		}
+	}
+}
+
 // Expected reports whether the event was expected, using the expectation
 // up.
 func (e *Expectations) Expected(node, name, action string) bool {

@@ -244,3 +244,31 @@ func TestOwnStartEventIsNotReconciledAgain(t *testing.T) {
 		t.Fatalf("%d reconciles for a start expected too long ago, want 1", n)
 	}
 }
+
+// A start the reconciler made before the node's event stream was open is
+// never seen; its expectation must not take the place of the next start
+// nobody expected (an operator's `docker start` after the first crash).
+func TestStartBeforeTheStreamOpenedLeavesNoExpectation(t *testing.T) {
+	spec := testSwarm("gfa1")
+	h := newHarness(t, spec, "r1")
+	e := h.eng("gfa1")
+	release := e.Hold("Events")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = h.ctl.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	h.waitFor("the camera started with no event stream open", func() bool { return e.Calls("StartContainer") == 1 })
+	release()
+	h.waitFor("the event stream", func() bool { return e.Streams() > 0 })
+	h.settle()
+	h.probed()
+	h.requireReady("gfa1")
+
+	name := spec.ContainerNameFor("gfa1")
+	lists := e.Calls("ListContainers")
+	e.mu.Lock()
+	ev := e.event(e.find(name), "start")
+	e.mu.Unlock()
+	e.emit(ev)
+	h.waitFor("a reconcile for the start nobody expected", func() bool { return e.Calls("ListContainers") > lists })
+}

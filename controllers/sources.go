@@ -102,8 +102,10 @@ func (s *EventSource) watch(ctx context.Context, node string, eng Engine) {
 		connected := time.Now()
 		// The stream is up once the engine answers: reconcile at once, so
 		// that an engine coming back is acted on without waiting for the
-		// resync.
+		// resync. What the reconciler expected before this stream was
+		// open is not coming on it.
 		if eng.Ping(ctx) == nil {
+			s.expect.ForgetNode(node)
 			s.enqueue(node)
 		}
 	stream:
