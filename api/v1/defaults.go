@@ -23,6 +23,13 @@ const (
 	DefaultHTTP = "127.0.0.1:19997"
 )
 
+// DefaultEventsPerNode is how many events are kept for each node, and
+// MaxEventsPerNode the most a configuration may ask.
+const (
+	DefaultEventsPerNode = 200
+	MaxEventsPerNode     = 100000
+)
+
 // Default durations.
 var (
 	DefaultPingTimeout    = Seconds(0.1)
@@ -110,6 +117,9 @@ func (s *Swarm) SetDefaults() {
 	}
 	if s.StatusInterval == 0 {
 		s.StatusInterval = DefaultStatusInterval
+	}
+	if s.EventsPerNode == 0 {
+		s.EventsPerNode = DefaultEventsPerNode
 	}
 	if s.TLS != nil && !s.TLS.Disabled && s.TLS.Verify == nil {
 		t := true

@@ -36,6 +36,7 @@ func TestSetDefaultsFillsEveryField(t *testing.T) {
 		{"max_unavailable", s.MaxUnavailable, 1},
 		{"command_timeout", s.CommandTimeout.D(), time.Duration(0)}, // no limit, as the original
 		{"status_interval", s.StatusInterval.D(), 300 * time.Second},
+		{"events_per_node", s.EventsPerNode, 200},
 		{"reboot_command", s.RebootCommand, "sudo reboot"},
 		// Not defaulted: no tron, no log files, Docker Hub, no power.
 		{"actor.tron_host", s.Actor.TronHost, ""},
@@ -92,9 +93,9 @@ func TestSetDefaultsKeepsSetValues(t *testing.T) {
 		MaxUnavailable: 3,
 		ReadyTimeout:   Seconds(4), UpdateWait: Seconds(9), PullStallTimeout: Seconds(11),
 		CommandTimeout: Seconds(7),
-		StatusInterval: Seconds(-1),
-		Power:          &Power{Actor: "jaeger"},
-		RebootCommand:  "reboot",
+		StatusInterval: Seconds(-1), EventsPerNode: 7,
+		Power:         &Power{Actor: "jaeger"},
+		RebootCommand: "reboot",
 	}
 	s := set
 	s.SetDefaults()

@@ -96,6 +96,9 @@ type Swarm struct {
 	// StatusInterval is the period of the automatic broadcast status.
 	// Default 300 s; a negative value disables it.
 	StatusInterval Duration `json:"status_interval"`
+	// EventsPerNode is how many events (fliswarm events) the daemon keeps
+	// in memory for each node, the oldest dropped first. Default 200.
+	EventsPerNode int `json:"events_per_node,omitempty"`
 	// HTTP is the address (host:port) of the status page, the health
 	// checks and the metrics. A configuration without the key gets
 	// DefaultHTTP (loopback only); empty (YAML null) turns them off. Port

@@ -179,6 +179,9 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 	if s.ResyncInterval <= 0 {
 		errs.Add("resync_interval", "must be positive")
 	}
+	if s.EventsPerNode < 1 || s.EventsPerNode > MaxEventsPerNode {
+		errs.Add("events_per_node", "must be between 1 and %d, found %d", MaxEventsPerNode, s.EventsPerNode)
+	}
 	if s.MaxUnavailable < 1 {
 		errs.Add("max_unavailable", "must be at least 1, found %d", s.MaxUnavailable)
 	}

@@ -159,6 +159,7 @@ func Parse(data []byte, obs string, nodes []string) (*Loaded, error) {
 		"image_update_interval": d.seconds(&s.ImageUpdateInterval),
 		"pull_stall_timeout":    d.seconds(&s.PullStallTimeout),
 		"status_interval":       d.seconds(&s.StatusInterval),
+		"events_per_node":       d.integer(&s.EventsPerNode),
 		"reboot_command":        d.str(&s.RebootCommand),
 		"http":                  func(p string, v any) { httpSet = true; d.nullableStr(&s.HTTP)(p, v) },
 		"power":                 func(p string, v any) { s.Power = &v1.Power{}; d.power(p, v, s.Power) },

@@ -235,6 +235,7 @@ resync_interval: 10
 max_unavailable: 2
 command_timeout: 60
 status_interval: -1
+events_per_node: 50
 http: 0.0.0.0:8080
 `
 
@@ -266,9 +267,9 @@ func TestLoadFlat(t *testing.T) {
 		MaxUnavailable: 2,
 		ReadyTimeout:   v1.Seconds(30), UpdateWait: v1.Seconds(600), PullStallTimeout: v1.Seconds(60),
 		CommandTimeout: v1.Seconds(60),
-		StatusInterval: v1.Seconds(-1),
-		HTTP:           "0.0.0.0:8080",
-		RebootCommand:  "sudo reboot",
+		StatusInterval: v1.Seconds(-1), EventsPerNode: 50,
+		HTTP:          "0.0.0.0:8080",
+		RebootCommand: "sudo reboot",
 	}
 	if diff := cmp.Diff(want, l.Spec); diff != "" {
 		t.Errorf("flat file (-want +got):\n%s", diff)
