@@ -45,6 +45,7 @@ func (r *NodeReconciler) execute(ctx context.Context, eng Engine, node string, s
 		if err := remove(); err != nil {
 			return "", err
 		}
+		r.event(node, v1.EventNormal, v1.ReasonRolloutStarted, "camera %s replaced: %s", a.Target, a.Reason)
 		t.report(v1.DeployStep{Kind: v1.StepRun, Target: a.Target, Image: want.Container.Config.Image, Reason: a.Reason})
 		return r.createAndStart(ctx, eng, node, want)
 	case ActionCreateContainer:
@@ -83,6 +84,7 @@ func (r *NodeReconciler) createAndStart(ctx context.Context, eng Engine, node st
 	if err != nil {
 		return "", err
 	}
+	r.event(node, v1.EventNormal, v1.ReasonCreated, "container %s (%s) created from %s", c.Name, short(id), c.Config.Image)
 	return id, r.start(ctx, eng, node, c.Name, id)
 }
 
@@ -94,6 +96,9 @@ func (r *NodeReconciler) start(ctx context.Context, eng Engine, node, name, id s
 	r.store.ContainerStarted(node)
 	r.expect.Expect(node, name, "start")
 	err := eng.StartContainer(ctx, id)
+	if err == nil {
+		r.event(node, v1.EventNormal, v1.ReasonStarted, "container %s (%s) started", name, short(id))
+	}
 	if err != nil {
 		r.expect.Forget(node, name, "start")
 	}
@@ -138,6 +143,7 @@ func (r *NodeReconciler) pull(ctx context.Context, eng Engine, node string, spec
 	})
 	if err == nil {
 		r.reportPulled(ctx, eng, t, ref, rep.last.Status)
+		r.event(node, v1.EventNormal, v1.ReasonPulled, "image %s pulled (%s)", ref, pulledWhat(rep))
 	}
 	return err
 }

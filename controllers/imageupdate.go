@@ -110,6 +110,10 @@ func (c *NodeController) checkImage(ctx context.Context, spec *v1.Swarm) {
 	if old.ref == ref && old.digest != "" {
 		c.log.Info("image update: the tag names a new image; rolling it out", "image", ref,
 			"from", old.digest, "to", digest, "revision", rev, "askedThrough", node)
+		if c.opts.Events != nil {
+			c.opts.Events.Event("", v1.EventNormal, v1.ReasonImageUpdated,
+				fmt.Sprintf("%s names a new image (%s, was %s): rolling out revision %s", ref, digest, old.digest, rev))
+		}
 	} else {
 		c.log.Info("image digest pinned", "image", ref, "digest", digest, "revision", rev, "askedThrough", node)
 	}

@@ -48,6 +48,9 @@ type Options struct {
 	// other parts read it (NewStore with the same spec and revision);
 	// default a new one.
 	Store *Store
+	// Events records what happens to each node (fliswarm events); nil
+	// records nothing.
+	Events EventRecorder
 }
 
 // Metrics is what the controller reports to a metrics registry.
@@ -109,6 +112,9 @@ func New(spec *v1.Swarm, revision string, opts Options) *NodeController {
 	store := opts.Store
 	if store == nil {
 		store = NewStore(spec, revision)
+	}
+	if opts.Events != nil {
+		store.RecordEventsTo(opts.Events)
 	}
 	c := &NodeController{opts: opts, log: opts.Logger, store: store,
 		configSpec: spec, configRev: revision, imageKick: make(chan struct{}, 1)}

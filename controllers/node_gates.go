@@ -94,10 +94,14 @@ func (r *NodeReconciler) crashGate(ctx context.Context, p *pass) (Result, Outcom
 	// The camera's last words are read once it loops (its restart then
 	// waits anyway): a first stop is restarted without that extra call.
 	came := r.store.CameraSeen(p.node)
-	if mem.crash.observeStop(k.ID, k.StartedAt, k.FinishedAt, k.ExitCode, came, now) && mem.crash.looping() {
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		mem.crash.logs, _ = p.eng.ContainerLogs(lctx, k.ID, crashLogLines)
-		cancel()
+	if mem.crash.observeStop(k.ID, k.StartedAt, k.FinishedAt, k.ExitCode, came, now) {
+		r.event(p.node, v1.EventWarning, v1.ReasonCrashed, "container %s (%s) is %s, exit code %d%s",
+			k.Name, short(k.ID), k.State, k.ExitCode, stopsInARow(mem.crash.stops))
+		if mem.crash.looping() {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			mem.crash.logs, _ = p.eng.ContainerLogs(lctx, k.ID, crashLogLines)
+			cancel()
+		}
 	}
 	starts := false
 	for _, a := range p.plan.Actions {
@@ -111,6 +115,8 @@ func (r *NodeReconciler) crashGate(ctx context.Context, p *pass) (Result, Outcom
 		mem.crash.announced = mem.crash.lastStop
 		r.log.Info("camera keeps stopping: backing off", "node", p.node, "stops", mem.crash.stops,
 			"exitCode", mem.crash.exitCode, "nextStart", next.Format(time.RFC3339Nano), "lastLog", mem.crash.logs)
+		r.event(p.node, v1.EventWarning, v1.ReasonBackOff, "the camera stopped %d times in a row (exit code %d): next start in %s%s",
+			mem.crash.stops, mem.crash.exitCode, next.Sub(now).Round(time.Millisecond), lastWords(mem.crash.logs))
 	}
 	err := fmt.Errorf("%s: CrashLoopBackOff: the camera stopped %d times in a row (exit code %d); next start in %s",
 		p.node, mem.crash.stops, mem.crash.exitCode, next.Sub(now).Round(time.Millisecond))
@@ -135,6 +141,7 @@ func (r *NodeReconciler) busyGate(p *pass) (Result, bool) {
 	if mem.busySince.IsZero() {
 		mem.busySince = now
 		r.log.Info("update pending: camera busy", "node", p.node, "why", why, "waitAtMost", p.spec.UpdateWait.D().String())
+		r.event(p.node, v1.EventNormal, v1.ReasonUpdatePending, "the change waits for the camera (%s), %s at most", why, p.spec.UpdateWait.D())
 	}
 	if now.Sub(mem.busySince) >= p.spec.UpdateWait.D() {
 		r.log.Info("update_wait over: updating a busy camera", "node", p.node, "why", why)
@@ -153,6 +160,7 @@ func (r *NodeReconciler) act(ctx context.Context, eng Engine, node string, spec 
 		t.report(s)
 	}
 	id, err := r.execute(ctx, eng, node, spec, want, a, t)
+	r.actionEvent(node, a, err)
 	if m := r.opts.Metrics; m != nil {
 		outcome := "ok"
 		if err != nil {

@@ -19,6 +19,7 @@ func (r *NodeReconciler) readHalt(p *pass) {
 	if reason, ok := haltRecordOf(p.have.Halted, p.want); ok {
 		if _, _, halted := r.rollout.Halted(p.rev); !halted {
 			r.log.Info("rollout halt read from the node", "node", p.node, "revision", p.rev, "reason", reason)
+			r.event(p.node, v1.EventWarning, v1.ReasonRolloutHalted, "rollout of revision %s halted (recorded on the node): %s", p.rev, reason)
 			r.rollout.Halt(p.node, p.rev, reason)
 		}
 		return
@@ -37,6 +38,7 @@ func (r *NodeReconciler) readHalt(p *pass) {
 		}
 		p.mem.starting = &startingCamera{id: k.ID, since: since, delay: firstProbe, rollout: true}
 		r.log.Info("rollout resumed", "node", p.node, "container", short(k.ID))
+		r.event(p.node, v1.EventNormal, v1.ReasonRolloutResumed, "rollout of revision %s resumed: container %s is judged as just started", p.rev, short(k.ID))
 	}
 }
 
@@ -65,6 +67,8 @@ func (r *NodeReconciler) judgeStarting(p *pass) (back []Action, wait time.Durati
 		p.mem.starting = nil
 		r.log.Info("camera answers", "node", p.node, "container", short(c.ID),
 			"after", now.Sub(s.since).Round(time.Millisecond).String())
+		r.event(p.node, v1.EventNormal, v1.ReasonReady, "the camera of container %s answers, %s after its start",
+			short(c.ID), now.Sub(s.since).Round(time.Millisecond))
 		if s.rollout {
 			r.rollout.Release(p.node)
 			r.store.SetRollout(p.node, nil)
@@ -101,6 +105,7 @@ func (r *NodeReconciler) startFailed(p *pass, id, reason string) []Action {
 	p.mem.starting = nil
 	if !s.rollout {
 		r.log.Info("camera failed to start", "node", p.node, "reason", reason)
+		r.event(p.node, v1.EventWarning, v1.ReasonStartFailed, "%s", reason)
 		return nil
 	}
 	r.rollout.Halt(p.node, p.rev, reason)
@@ -109,6 +114,7 @@ func (r *NodeReconciler) startFailed(p *pass, id, reason string) []Action {
 		msg += "; the camera this node ran before is not known, so it is left as it is"
 	}
 	r.log.Error(nil, "rollout halted", "node", p.node, "revision", p.rev, "reason", reason)
+	r.event(p.node, v1.EventWarning, v1.ReasonRolloutHalted, "%s", msg)
 	r.store.SetRollout(p.node, &v1.RolloutStatus{Revision: p.rev, State: v1.RolloutHalted, Message: msg, HaltedNode: p.node})
 	p.cleanup = nil
 	return goBackPlan(p.want, p.have, id, reason)

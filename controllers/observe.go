@@ -157,6 +157,8 @@ func (r *NodeReconciler) adopt(ctx context.Context, eng Engine, node string, wan
 		mem.adopted = k.ID
 		r.log.Info("adopted", "node", node, "container", short(k.ID), "name", k.Name, "image", k.Image,
 			"state", k.State, "autoRemove", k.AutoRemove)
+		r.event(node, v1.EventNormal, v1.ReasonAdopted, "container %s (%s, %s) adopted: it runs what the configuration asks",
+			k.Name, short(k.ID), k.State)
 	}
 }
 

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
@@ -136,11 +137,15 @@ type pullReporter struct {
 	t      ticket
 	ref    string
 	last   engine.PullProgress
-	sentAt int64 // unix nanoseconds of the last report, 0: none yet
+	digest string // from the pull's "Digest: sha256:…" line
+	sentAt int64  // unix nanoseconds of the last report, 0: none yet
 }
 
 func (p *pullReporter) progress(pp engine.PullProgress) {
 	p.last = pp
+	if d, ok := strings.CutPrefix(pp.Status, "Digest: "); ok {
+		p.digest = d
+	}
 	now := p.r.clock.Now().UnixNano()
 	if pp.Total == 0 || (p.sentAt != 0 && now-p.sentAt < int64(pullReportEvery)) {
 		return
@@ -152,4 +157,17 @@ func (p *pullReporter) progress(pp engine.PullProgress) {
 	}
 	p.sentAt = now
 	p.t.report(v1.DeployStep{Kind: v1.StepPullProgress, Target: p.ref, Current: pp.Current, Total: pp.Total, Status: pp.Status})
+}
+
+// pulledWhat says what a finished pull brought: the engine's last status
+// line and the image's digest.
+func pulledWhat(p *pullReporter) string {
+	what := p.last.Status
+	if what == "" {
+		what = "done"
+	}
+	if p.digest != "" {
+		what += "; digest " + p.digest
+	}
+	return what
 }

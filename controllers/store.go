@@ -28,6 +28,9 @@ type Store struct {
 	// digest failed ("" when it answered).
 	registryErr string
 	subs        map[chan string]struct{}
+	// events records the transitions the store sees (engine and node
+	// down or back, camera connected or lost); nil records nothing.
+	events EventRecorder
 }
 
 type cameraState struct {
@@ -112,12 +115,25 @@ func (s *Store) SetEnabled(node string, on bool) bool {
 	return true
 }
 
+// RecordEventsTo makes the store record the transitions it sees; call it
+// before anything writes to the store.
+func (s *Store) RecordEventsTo(rec EventRecorder) {
+	s.mu.Lock()
+	s.events = rec
+	s.mu.Unlock()
+}
+
 // SetObserved records what a reconcile observed of a node.
 func (s *Store) SetObserved(st v1.NodeStatus) {
 	cp := copyStatus(&st)
 	s.mu.Lock()
+	prev := s.observed[st.Name]
 	s.observed[st.Name] = &cp
+	rec := s.events
 	s.mu.Unlock()
+	if rec != nil {
+		recordTransitions(rec, prev, &cp)
+	}
 	s.notify(st.Name)
 }
 
@@ -140,7 +156,15 @@ func (s *Store) SetCamera(node string, connected bool, message string) {
 	s.mu.Lock()
 	old := s.camera[node]
 	s.camera[node] = cameraState{connected: connected, message: message, seen: old.seen || connected}
+	rec := s.events
 	s.mu.Unlock()
+	if rec != nil && old.connected != connected {
+		if connected {
+			rec.Event(node, v1.EventNormal, v1.ReasonCameraConnected, "fliswarm's client is connected to the camera")
+		} else {
+			rec.Event(node, v1.EventWarning, v1.ReasonCameraLost, "fliswarm's client lost the camera"+suffix(message))
+		}
+	}
 	if old.connected != connected || old.message != message {
 		s.notify(node)
 	}
