@@ -121,3 +121,21 @@ type NodeResult struct {
 
 // Converged reports whether the node ended converged.
 func (n NodeResult) Converged() bool { return n.Error == "" }
+
+// EventsRequest selects the events GET /v1/events streams.
+type EventsRequest struct {
+	// Nodes whose events are wanted; none: every node's and fliswarm's
+	// own. Each must be configured and enabled.
+	Nodes []string
+	// Since: events last seen at or after it; zero: all kept.
+	Since time.Time
+	// Follow: after the events kept, each new one until the client goes.
+	Follow bool
+}
+
+// EventsLine is one line of GET /v1/events (JSON lines): an event, or an
+// error that ends the stream (a follower that fell too far behind).
+type EventsLine struct {
+	Event
+	Error string `json:"error,omitempty"`
+}

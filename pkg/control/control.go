@@ -13,6 +13,7 @@ import (
 	"time"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
+	"github.com/sdss/fliswarm/pkg/events"
 )
 
 // Backend is what the daemon offers the API.
@@ -21,6 +22,10 @@ type Backend interface {
 	// Reconcile converges the nodes of req; an error rejects the request
 	// as a whole (a node that is not configured or not enabled).
 	Reconcile(ctx context.Context, req v1.ReconcileRequest) ([]v1.NodeResult, error)
+	// Events returns the events req selects and, when it follows, a
+	// follower of the later ones; an error rejects the request (a node
+	// that is not configured or not enabled).
+	Events(req v1.EventsRequest) ([]v1.Event, *events.Follower, error)
 }
 
 // Server is the control API on a unix socket.
@@ -62,6 +67,9 @@ func Listen(path string, b Backend) (*Server, error) {
 			return
 		}
 		writeJSON(w, res)
+	})
+	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
+		serveEvents(w, r, b)
 	})
 	return &Server{path: path, l: l, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}, nil
 }

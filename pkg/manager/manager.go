@@ -20,6 +20,7 @@ import (
 	"github.com/sdss/fliswarm/pkg/config"
 	"github.com/sdss/fliswarm/pkg/control"
 	"github.com/sdss/fliswarm/pkg/daemon"
+	"github.com/sdss/fliswarm/pkg/events"
 	"github.com/sdss/fliswarm/pkg/metrics"
 	"github.com/sdss/fliswarm/pkg/opscore"
 	"github.com/sdss/fliswarm/pkg/version"
@@ -50,6 +51,7 @@ type Manager struct {
 	log   logr.Logger
 	store *controllers.Store
 	met   *metrics.Metrics
+	ev    *events.Recorder
 	cams  *actor.Cameras
 	ctl   *controllers.NodeController
 	link  *actor.HubLink
@@ -72,11 +74,14 @@ func New(opts Options) (*Manager, error) {
 	// The status store comes first: every other part reads it.
 	m.store = controllers.NewStore(spec, rev)
 	m.met = metrics.New(m.store.Status)
+	m.ev = events.New(events.Options{Size: spec.EventsPerNode, Count: m.met.CountEvent})
+	m.ev.Event("", v1.EventNormal, v1.ReasonConfigAccepted, "revision "+rev+" from "+opts.Config.Source+" in force at start")
 	m.cams = actor.NewCameras(actor.CamerasOptions{Store: m.store, Logger: opts.Logger.WithName("device")})
 	m.ctl = controllers.New(spec, rev, controllers.Options{
 		Logger:  opts.Logger.WithName("reconciler"),
 		Metrics: m.met,
 		Store:   m.store,
+		Events:  m.ev,
 		// A (re)started camera is reconnected at once, not after the
 		// device client's backoff.
 		OnContainerStarted: m.cams.ContainerStarted,
@@ -98,6 +103,7 @@ func New(opts Options) (*Manager, error) {
 		Addr:      spec.HTTP,
 		Status:    m.Status,
 		Subscribe: m.store.Subscribe,
+		Events:    m.ev,
 		Metrics:   m.met.Handler(),
 		Logger:    opts.Logger.WithName("http"),
 		Pprof:     os.Getenv("FLISWARM_PPROF") == "1",
@@ -239,6 +245,7 @@ func (m *Manager) reload() {
 		if msg != m.configErr {
 			m.log.Error(err, "configuration change rejected; keeping revision "+m.loaded.Revision)
 			m.act.SetConfigError(msg)
+			m.ev.Event("", v1.EventWarning, v1.ReasonConfigRejected, "keeping revision "+m.loaded.Revision+": "+msg)
 		}
 		m.configErr = msg
 		return
@@ -258,6 +265,8 @@ func (m *Manager) reload() {
 		return
 	}
 	m.log.Info("configuration changed", "from", m.loaded.Revision, "to", l.Revision)
+	m.ev.Event("", v1.EventNormal, v1.ReasonConfigAccepted, "revision "+l.Revision+" in force (was "+m.loaded.Revision+")")
+	m.ev.SetSize(l.Spec.EventsPerNode)
 	m.warner.check(l.Spec)
 	if l.Spec.HTTP != m.loaded.Spec.HTTP {
 		m.log.Info("http changed: the status page moves when the daemon restarts", "serving", addrString(m.web.Addr()), "configured", l.Spec.HTTP)
@@ -311,4 +320,20 @@ func (m *Manager) watchConfig(ctx context.Context) {
 			m.reload()
 		}
 	}
+}
+
+// Events implements control.Backend: the nodes must be configured and
+// enabled.
+func (m *Manager) Events(req v1.EventsRequest) ([]v1.Event, *events.Follower, error) {
+	if len(req.Nodes) > 0 {
+		if err := m.ctl.CheckNodes(req.Nodes); err != nil {
+			return nil, nil, err
+		}
+	}
+	f := events.Filter{Nodes: req.Nodes, Since: req.Since}
+	if !req.Follow {
+		return m.ev.List(f), nil, nil
+	}
+	past, fl := m.ev.Follow(f)
+	return past, fl, nil
 }

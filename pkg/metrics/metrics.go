@@ -37,6 +37,7 @@ type Metrics struct {
 	commands  *prometheus.CounterVec
 	relayed   prometheus.Counter
 	dropped   prometheus.Counter
+	events    *prometheus.CounterVec
 }
 
 // New returns a registry whose node metrics are read from status at each
@@ -68,7 +69,12 @@ func New(status func() []v1.NodeStatus) *Metrics {
 		Namespace: Namespace, Subsystem: "actor", Name: "dropped_users_total",
 		Help: "Actor users disconnected because they did not read their replies.",
 	})
-	m.reg.MustRegister(
+	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "events_total",
+		Help: "Events recorded (fliswarm events), by node (empty: fliswarm itself), type (Normal, Warning) and reason.",
+	}, []string{"node", "type", "reason"})
+	m.reg.MustRegister(m.events,
+
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.reconcile, m.actions, m.users, m.commands, m.relayed, m.dropped,
@@ -140,4 +146,12 @@ func outcome(err error) string {
 		return "error"
 	}
 	return "ok"
+}
+
+// CountEvent counts one event recorded (pkg/events).
+func (m *Metrics) CountEvent(node, typ, reason string) {
+	if m == nil {
+		return
+	}
+	m.events.WithLabelValues(node, typ, reason).Inc()
 }

@@ -14,9 +14,9 @@ import (
 // Snapshot is what the page receives on each update: the daemon's status
 // and every node's recent events (newest first).
 type Snapshot struct {
-	Daemon v1.DaemonInfo      `json:"daemon"`
-	Nodes  []v1.NodeStatus    `json:"nodes"`
-	Events map[string][]Event `json:"events"`
+	Daemon v1.DaemonInfo         `json:"daemon"`
+	Nodes  []v1.NodeStatus       `json:"nodes"`
+	Events map[string][]v1.Event `json:"events"`
 	// Now is the server's time, so that the page computes uptimes with
 	// the server's clock.
 	Now time.Time `json:"now"`
@@ -24,13 +24,13 @@ type Snapshot struct {
 	Seq uint64 `json:"seq"`
 }
 
-// hub follows the status store: it feeds every change to the event
-// tracker and pushes snapshots to the page's event streams.
+// hub follows the status store and pushes snapshots, with each node's
+// recent events, to the page's streams.
 type hub struct {
 	status func() v1.DaemonStatus
+	recent func([]v1.NodeStatus) map[string][]v1.Event
 
 	mu      sync.Mutex
-	tracker *tracker
 	current v1.DaemonStatus   // the status last observed
 	phases  map[string]string // each node's phase in the last push
 	latest  []byte            // the last snapshot pushed, as JSON
@@ -38,8 +38,8 @@ type hub struct {
 	clients map[chan []byte]struct{}
 }
 
-func newHub(status func() v1.DaemonStatus, eventsPerNode int) *hub {
-	return &hub{status: status, tracker: newTracker(eventsPerNode), clients: map[chan []byte]struct{}{}}
+func newHub(status func() v1.DaemonStatus, recent func([]v1.NodeStatus) map[string][]v1.Event) *hub {
+	return &hub{status: status, recent: recent, clients: map[chan []byte]struct{}{}}
 }
 
 // run observes the status on every notification. It pushes at once when
@@ -88,13 +88,12 @@ func (h *hub) run(ctx context.Context, subscribe func() (<-chan string, func()),
 	}
 }
 
-// observe reads the status, records its events, and reports whether a
-// node's phase differs from the last push.
+// observe reads the status and reports whether a node's phase differs
+// from the last push.
 func (h *hub) observe() bool {
 	st := h.status()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.tracker.observe(st.Nodes, time.Now())
 	h.current = st
 	if len(st.Nodes) != len(h.phases) {
 		return true
@@ -136,7 +135,7 @@ func (h *hub) snapshotLocked() []byte {
 		nodes = []v1.NodeStatus{}
 	}
 	b, err := json.Marshal(Snapshot{
-		Daemon: h.current.Daemon, Nodes: nodes, Events: h.tracker.recent(), Now: time.Now(), Seq: h.seq,
+		Daemon: h.current.Daemon, Nodes: nodes, Events: h.recent(nodes), Now: time.Now(), Seq: h.seq,
 	})
 	if err != nil {
 		b = []byte(fmt.Sprintf(`{"error":%q}`, err.Error()))
@@ -175,9 +174,9 @@ func (h *hub) latestSnapshot() []byte {
 	return h.latest
 }
 
-// events streams snapshots as server-sent events ("status" events whose
+// stream sends snapshots as server-sent events ("status" events whose
 // data is a Snapshot), until the client goes or the server stops.
-func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)

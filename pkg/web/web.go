@@ -6,8 +6,9 @@
 //	          has been observed once; 503 with the reason before
 //	/status   the JSON of `fliswarm status --json` (v1.DaemonStatus)
 //	/metrics  Prometheus text format
+//	/events   the events recorded (fliswarm events) as JSON; ?node=, ?since=
 //	/         the status page: one card per node, updated live
-//	/events   server-sent events feeding the page
+//	/stream   server-sent events feeding the page
 //
 // The page is plain HTML, CSS and JavaScript embedded in the binary (no
 // build step). It never polls: the server pushes a snapshot of every
@@ -31,12 +32,12 @@ import (
 	"github.com/go-logr/logr"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
+	"github.com/sdss/fliswarm/pkg/events"
 )
 
 // Defaults of Options.
 const (
-	DefaultMinInterval   = 200 * time.Millisecond
-	DefaultEventsPerNode = 20
+	DefaultMinInterval = 200 * time.Millisecond
 	// heartbeat keeps idle event streams open through proxies.
 	heartbeat = 15 * time.Second
 )
@@ -57,9 +58,9 @@ type Options struct {
 	// Pprof serves Go's profiles under /debug/pprof/ (off by default; the
 	// daemon turns it on when FLISWARM_PPROF=1, for profiling benchmarks).
 	Pprof bool
-	// EventsPerNode is how many recent events are kept for each node.
-	// Default DefaultEventsPerNode.
-	EventsPerNode int
+	// Events are the events recorded, served at /events and on each
+	// node's card; nil: none.
+	Events *events.Recorder
 	// Addr is the address Bind listens on (host:port; port 0 picks a
 	// free one).
 	Addr string
@@ -80,19 +81,17 @@ func New(opts Options) *Server {
 	if opts.MinInterval <= 0 {
 		opts.MinInterval = DefaultMinInterval
 	}
-	if opts.EventsPerNode <= 0 {
-		opts.EventsPerNode = DefaultEventsPerNode
-	}
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = logr.Discard()
 	}
 	s := &Server{opts: opts, log: opts.Logger}
-	s.hub = newHub(opts.Status, opts.EventsPerNode)
+	s.hub = newHub(opts.Status, s.recentEvents)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /status", s.status)
-	s.mux.HandleFunc("GET /events", s.events)
+	s.mux.HandleFunc("GET /stream", s.stream)
+	s.mux.HandleFunc("GET /events", s.nodeEvents)
 	if opts.Metrics != nil {
 		s.mux.Handle("GET /metrics", opts.Metrics)
 	}

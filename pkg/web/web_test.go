@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,14 +16,16 @@ import (
 
 	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/controllers"
+	"github.com/sdss/fliswarm/pkg/events"
 	"github.com/sdss/fliswarm/pkg/metrics"
 )
 
 // fakeDaemon is a daemon's status backed by a real status store.
 type fakeDaemon struct {
-	store *controllers.Store
-	mu    sync.Mutex
-	info  v1.DaemonInfo
+	store  *controllers.Store
+	events *events.Recorder
+	mu     sync.Mutex
+	info   v1.DaemonInfo
 }
 
 func newFakeDaemon() *fakeDaemon {
@@ -35,7 +38,8 @@ func newFakeDaemon() *fakeDaemon {
 		},
 	}
 	spec.SetDefaults()
-	d := &fakeDaemon{store: controllers.NewStore(spec, "rev1")}
+	d := &fakeDaemon{store: controllers.NewStore(spec, "rev1"), events: events.New(events.Options{})}
+	d.store.RecordEventsTo(d.events)
 	d.info = v1.DaemonInfo{Running: true, Pid: 42, Version: "test", Revision: "rev1", StartedAt: time.Now()}
 	return d
 }
@@ -67,7 +71,7 @@ func (d *fakeDaemon) observe(node string, running bool, restarts int) {
 func newTestServer(t *testing.T, d *fakeDaemon) (*Server, *httptest.Server) {
 	t.Helper()
 	m := metrics.New(func() []v1.NodeStatus { return d.Status().Nodes })
-	s := New(Options{Status: d.Status, Subscribe: d.store.Subscribe, Metrics: m.Handler(), MinInterval: 50 * time.Millisecond})
+	s := New(Options{Status: d.Status, Subscribe: d.store.Subscribe, Metrics: m.Handler(), MinInterval: 50 * time.Millisecond, Events: d.events})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
@@ -188,8 +192,8 @@ func TestPage(t *testing.T) {
 		t.Errorf("/nothing = %d, want 404", code)
 	}
 	js := func() string { _, b, _ := get(t, srv.URL+"/static/app.js"); return b }()
-	if !strings.Contains(js, `new EventSource("/events")`) || strings.Contains(js, "fetch(") {
-		t.Errorf("the page should follow /events and never poll")
+	if !strings.Contains(js, `new EventSource("/stream")`) || strings.Contains(js, "fetch(") {
+		t.Errorf("the page should follow /stream and never poll")
 	}
 }
 
@@ -203,14 +207,14 @@ type sseReader struct {
 func openEvents(t *testing.T, url string) *sseReader {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/events", nil)
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/stream", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); resp.Body.Close() })
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
-		t.Fatalf("/events Content-Type %q", ct)
+		t.Fatalf("/stream Content-Type %q", ct)
 	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -279,17 +283,16 @@ func TestEventsStreamFollowsTheStore(t *testing.T) {
 	if back.Seq <= down.Seq {
 		t.Errorf("seq %d after %d", back.Seq, down.Seq)
 	}
-	kinds := map[string]bool{}
+	// The card shows the node's events, newest first, as recorded.
+	var got []string
 	for _, ev := range back.Events["gfa1"] {
-		kinds[ev.Kind] = true
+		got = append(got, ev.Reason)
 	}
-	for _, k := range []string{EventCrash, EventAction, EventRestart, EventRecovered, EventState} {
-		if !kinds[k] {
-			t.Errorf("gfa1's events lack %s: %+v", k, back.Events["gfa1"])
-		}
+	if want := []string{v1.ReasonCameraConnected, v1.ReasonCameraLost, v1.ReasonCameraConnected}; !slices.Equal(got, want) {
+		t.Errorf("gfa1's events on its card: %v, want %v", got, want)
 	}
 	if len(back.Events["gfa2"]) != 1 {
-		t.Errorf("gfa2 events: %+v; want only its first state", back.Events["gfa2"])
+		t.Errorf("gfa2 events: %+v; want only its camera's connection", back.Events["gfa2"])
 	}
 }
 
@@ -345,5 +348,40 @@ func TestServeStopsWithContext(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return within 10 s of the end of its context")
+	}
+}
+
+func TestEventsAreServedAsJSON(t *testing.T) {
+	d := newFakeDaemon()
+	d.events.Event("", v1.EventNormal, v1.ReasonConfigAccepted, "revision rev1")
+	d.events.Event("gfa1", v1.EventWarning, v1.ReasonCrashed, "exit code 2")
+	d.events.Event("gfa2", v1.EventNormal, v1.ReasonStarted, "started")
+	_, srv := newTestServer(t, d)
+	read := func(query string) []v1.Event {
+		t.Helper()
+		code, body, h := get(t, srv.URL+"/events"+query)
+		if code != http.StatusOK || h.Get("Content-Type") != "application/json" {
+			t.Fatalf("/events%s: %d %s", query, code, body)
+		}
+		var evs []v1.Event
+		if err := json.Unmarshal([]byte(body), &evs); err != nil {
+			t.Fatalf("/events%s: %v\n%s", query, err, body)
+		}
+		return evs
+	}
+	if evs := read(""); len(evs) != 3 || evs[0].Reason != v1.ReasonConfigAccepted {
+		t.Fatalf("every event: %+v", evs)
+	}
+	if evs := read("?node=gfa1"); len(evs) != 1 || evs[0].Reason != v1.ReasonCrashed || evs[0].Type != v1.EventWarning {
+		t.Fatalf("gfa1's events: %+v", evs)
+	}
+	if evs := read("?node=gfa1&node=gfa2&since=1h"); len(evs) != 2 {
+		t.Fatalf("two nodes' events: %+v", evs)
+	}
+	if evs := read("?since=2999-01-01T00:00:00Z"); len(evs) != 0 {
+		t.Fatalf("events from the future: %+v", evs)
+	}
+	if code, body, _ := get(t, srv.URL+"/events?since=yesterday"); code != http.StatusBadRequest || !strings.Contains(body, "neither a time") {
+		t.Fatalf("a bad since: %d %s", code, body)
 	}
 }

@@ -107,12 +107,13 @@ function fill(card, n, events) {
   list.replaceChildren();
   for (const ev of (events || []).slice(0, MAX_EVENTS)) {
     const li = document.createElement("li");
-    li.dataset.kind = ev.kind;
+    li.dataset.type = ev.type;
+    li.dataset.reason = ev.reason;
     const t = document.createElement("time");
-    t.dateTime = ev.time;
-    t.textContent = clock(ev.time);
+    t.dateTime = ev.lastTime || ev.time;
+    t.textContent = clock(ev.lastTime || ev.time);
     const span = document.createElement("span");
-    span.textContent = ev.text;
+    span.textContent = `${ev.reason}: ${ev.message}${ev.count > 1 ? ` (×${ev.count}, last ${clock(ev.lastTime)})` : ""}`;
     li.append(t, span);
     list.append(li);
   }
@@ -164,7 +165,7 @@ function render(snap) {
 
 function connect() {
   const conn = document.getElementById("conn");
-  const es = new EventSource("/events");
+  const es = new EventSource("/stream");
   es.addEventListener("status", e => {
     document.body.dataset.conn = "live";
     conn.textContent = "live";
