@@ -162,7 +162,7 @@ func (p *pullReporter) progress(pp engine.PullProgress) {
 // pulledWhat says what a finished pull brought: the engine's last status
 // line and the image's digest.
 func pulledWhat(p *pullReporter) string {
-	what := p.last.Status
+	what := strings.TrimPrefix(p.last.Status, "Status: ")
 	if what == "" {
 		what = "done"
 	}

@@ -96,8 +96,6 @@ func newEventPrinter(out io.Writer, asJSON bool) *eventPrinter {
 	p := &eventPrinter{out: out}
 	if asJSON {
 		p.json = json.NewEncoder(out)
-	} else {
-		fmt.Fprintf(out, eventRow, "LAST SEEN", "TYPE", "REASON", "NODE", "MESSAGE")
 	}
 	return p
 }
@@ -106,6 +104,9 @@ func (p *eventPrinter) print(ev v1.Event) error {
 	p.n++
 	if p.json != nil {
 		return p.json.Encode(ev)
+	}
+	if p.n == 1 {
+		fmt.Fprintf(p.out, eventRow, "LAST SEEN", "TYPE", "REASON", "NODE", "MESSAGE")
 	}
 	node := ev.Node
 	if node == "" {

@@ -94,10 +94,11 @@ func TestWebStatusPage(t *testing.T) {
 	}
 	t.Logf("%s's card, as rendered: %s", victim, strings.Join(hist, " → "))
 	// The card's recent events tell what happened.
-	b.do(t, 30*time.Second, chromedp.WaitVisible(fmt.Sprintf(`#nodes > [data-node=%q] [data-field="events"] li[data-kind="action"]`, victim)))
+	b.do(t, 30*time.Second, chromedp.WaitVisible(fmt.Sprintf(`#nodes > [data-node=%q] [data-field="events"] li[data-reason="Crashed"]`, victim)))
 	events, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](fmt.Sprintf(
 		`document.querySelector('#nodes > [data-node=%q] [data-field="events"]').innerText`, victim)))
-	if err != nil || !strings.Contains(events, "start-container") {
+	if err != nil || !strings.Contains(events, "Crashed: container flicamera-"+victim) || !strings.Contains(events, "exit code 137") ||
+		!strings.Contains(events, "Started: container flicamera-"+victim) {
 		t.Errorf("%s's recent events lack the restart (%v):\n%s", victim, err, events)
 	}
 	b.screenshot(t, "web-status-page.png")
