@@ -105,6 +105,9 @@ func TestRecorders(t *testing.T) {
 	m.UserDropped()
 	m.UsersChanged(4)
 	m.UsersChanged(3)
+	m.CountEvent("gfa1", "Warning", "Crashed")
+	m.CountEvent("gfa1", "Warning", "Crashed")
+	m.CountEvent("", "Normal", "ConfigAccepted")
 	body := scrape(t, m)
 	for _, line := range []string{
 		`fliswarm_reconcile_duration_seconds_bucket{node="gfa1",result="ok",le="0.05"} 1`,
@@ -117,6 +120,8 @@ func TestRecorders(t *testing.T) {
 		`fliswarm_actor_relayed_lines_total 2`,
 		`fliswarm_actor_dropped_users_total 1`,
 		`fliswarm_actor_users 3`,
+		`fliswarm_events_total{node="gfa1",reason="Crashed",type="Warning"} 2`,
+		`fliswarm_events_total{node="",reason="ConfigAccepted",type="Normal"} 1`,
 	} {
 		if !strings.Contains(body, line) {
 			t.Errorf("metrics lack %q", line)
@@ -135,6 +140,7 @@ func TestNilRecords(t *testing.T) {
 	m.LinesRelayed(1)
 	m.UserDropped()
 	m.UsersChanged(1)
+	m.CountEvent("gfa1", "Normal", "Started")
 }
 
 func scrape(t *testing.T, m *Metrics) string {
