@@ -4,7 +4,7 @@
 // counters and histograms the controller and the actor feed.
 //
 // The controller reports through controllers.Metrics (ObserveReconcile,
-// CountAction); the actor through CommandDone, LineRelayed, UserDropped
+// CountAction) and controllers.ImageGCMetrics (ImageRemoved); the actor through CommandDone, LineRelayed, UserDropped
 // and SetUsers. Every method is safe for concurrent use, and a nil
 // *Metrics records nothing.
 package metrics
@@ -37,6 +37,7 @@ type Metrics struct {
 	commands  *prometheus.CounterVec
 	relayed   prometheus.Counter
 	dropped   prometheus.Counter
+	images    imageMetrics
 }
 
 // New returns a registry whose node metrics are read from status at each
@@ -68,7 +69,9 @@ func New(status func() []v1.NodeStatus) *Metrics {
 		Namespace: Namespace, Subsystem: "actor", Name: "dropped_users_total",
 		Help: "Actor users disconnected because they did not read their replies.",
 	})
+	m.images = newImageMetrics()
 	m.reg.MustRegister(
+		m.images.removed, m.images.freed, newDiskCollector(status),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.reconcile, m.actions, m.users, m.commands, m.relayed, m.dropped,
