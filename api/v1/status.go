@@ -114,25 +114,6 @@ type NodeStatus struct {
 	Disk *DiskStatus `json:"disk,omitempty"`
 }
 
-// DiskStatus is how much disk a node's engine uses.
-type DiskStatus struct {
-	// Images counts the engine's images; ImagesSize is their size in
-	// bytes (shared layers once), ImagesReclaimable what removing those
-	// no container uses would free. As the engine reports them.
-	Images            int   `json:"images"`
-	ImagesSize        int64 `json:"imagesSize"`
-	ImagesReclaimable int64 `json:"imagesReclaimable"`
-	// FSSize and FSUsed are the bytes of the filesystem holding the
-	// engine's data root and FSPercent its use (used / (used +
-	// available)), as df reports them in the running camera container;
-	// 0 when not known (no camera running, or no df in its image).
-	FSSize    int64 `json:"fsSize,omitempty"`
-	FSUsed    int64 `json:"fsUsed,omitempty"`
-	FSPercent int   `json:"fsPercent,omitempty"`
-	// CheckedAt is when the engine was asked.
-	CheckedAt time.Time `json:"checkedAt"`
-}
-
 // CrashLoopStatus describes a camera that keeps stopping.
 type CrashLoopStatus struct {
 	// Restarts is how many times in a row the camera stopped soon after
