@@ -28,7 +28,11 @@ type DiskStatus struct {
 // reclaimable); data root 87% of 100 GB used", without the
 // data root's part when it is not known.
 func (d *DiskStatus) Summary() string {
-	s := fmt.Sprintf("%d images, %s (%s reclaimable)", d.Images, HumanBytes(d.ImagesSize), HumanBytes(d.ImagesReclaimable))
+	noun := "images"
+	if d.Images == 1 {
+		noun = "image"
+	}
+	s := fmt.Sprintf("%d %s, %s (%s reclaimable)", d.Images, noun, HumanBytes(d.ImagesSize), HumanBytes(d.ImagesReclaimable))
 	if d.FSSize > 0 {
 		s += fmt.Sprintf("; data root %d%% of %s used", d.FSPercent, HumanBytes(d.FSSize))
 	}

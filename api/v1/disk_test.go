@@ -22,4 +22,7 @@ func TestDiskSummary(t *testing.T) {
 	if got, want := d.Summary(), "3 images, 1.2 GB (800 MB reclaimable); data root 87% of 100 GB used"; got != want {
 		t.Errorf("Summary = %q, want %q", got, want)
 	}
+	if got, want := (&DiskStatus{Images: 1, ImagesSize: 5000}).Summary(), "1 image, 5 kB (0 B reclaimable)"; got != want {
+		t.Errorf("Summary = %q, want %q", got, want)
+	}
 }

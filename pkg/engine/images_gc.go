@@ -159,6 +159,9 @@ func (c *Client) FilesystemUsage(ctx context.Context, id string) (FSUsage, error
 		if err != nil {
 			return err
 		}
+		if res.ExitCode == 126 || res.ExitCode == 127 {
+			return fmt.Errorf("no df in the container's image (exit code %d)", res.ExitCode)
+		}
 		if res.Running || res.ExitCode != 0 {
 			return fmt.Errorf("df exited with code %d: %s", res.ExitCode, strings.TrimSpace(stderr.String()))
 		}
