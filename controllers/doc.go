@@ -52,10 +52,17 @@
 //     replace a running camera at once, each holding its slot until the
 //     new camera answers; a failed new camera halts the rollout there, and
 //     the node goes back to the camera it replaced.
+//   - imagegc.go: image garbage collection at the end of a node's pass:
+//     once its camera runs the image the spec asks for (a rollout or an
+//     image update ended), images of the camera's repository beyond
+//     image_gc.keep are removed, never another repository's nor one a
+//     container uses; and the engine's disk use, read every few minutes
+//     into the status (above image_gc.high_percent: a warning, and the
+//     collection runs then too).
 //   - node_controller.go, once.go: NodeController wires the parts and runs
 //     them as one group; the same controller serves the daemon and the
 //     one-shot `fliswarm reconcile`.
 //
-// Nothing else in fliswarm creates, starts or removes containers or
-// volumes: the actor asks the NodeController instead.
+// Nothing else in fliswarm creates, starts or removes containers,
+// volumes or images: the actor asks the NodeController instead.
 package controllers

@@ -41,6 +41,10 @@ type fakeEngine struct {
 	hold map[string]chan struct{}
 	subs []*fakeSub
 	seq  int
+	// Image garbage collection (fake_images_test.go): when each image
+	// ID was first stored and its size; the data root's filesystem.
+	imageMeta map[string]fakeImageMeta
+	fs        engine.FSUsage
 }
 
 type fakeContainer struct {
@@ -397,6 +401,7 @@ func (e *fakeEngine) PullImage(ctx context.Context, ref string, opts engine.Pull
 		e.images[repo+"@"+digest] = img
 	}
 	e.images[ref] = img
+	e.storedLocked(img.ID, 0)
 	e.changed("pulled", ref)
 	return nil
 }

@@ -47,6 +47,8 @@ type NodeReconciler struct {
 
 	mu    sync.Mutex
 	nodes map[string]*nodeMemory
+	// gc is what image garbage collection remembers (imagegc.go).
+	gc gcMemory
 }
 
 // nodeMemory is what the reconciler remembers of a node between
@@ -153,6 +155,7 @@ func (r *NodeReconciler) reconcile(ctx context.Context, node string, t ticket) p
 	if end != nil {
 		return *end
 	}
+	defer r.afterPass(ctx, p) // image garbage collection, disk use: imagegc.go
 	if end := r.decide(ctx, p); end != nil {
 		return *end
 	}

@@ -24,6 +24,7 @@ type Store struct {
 	camera   map[string]cameraState
 	rollout  map[string]*v1.RolloutStatus
 	pull     map[string]*v1.PullProgress
+	disk     map[string]*v1.DiskStatus
 	// registryErr is why the last ask to the registry for the image's
 	// digest failed ("" when it answered).
 	registryErr string
@@ -50,6 +51,7 @@ func NewStore(spec *v1.Swarm, revision string) *Store {
 		camera:   map[string]cameraState{},
 		rollout:  map[string]*v1.RolloutStatus{},
 		pull:     map[string]*v1.PullProgress{},
+		disk:     map[string]*v1.DiskStatus{},
 		subs:     map[chan string]struct{}{},
 	}
 }
@@ -225,6 +227,14 @@ func (s *Store) SetPull(node string, p *v1.PullProgress) {
 	s.notify(node)
 }
 
+// SetDisk records a node's engine disk use as last checked.
+func (s *Store) SetDisk(node string, d v1.DiskStatus) {
+	s.mu.Lock()
+	s.disk[node] = &d
+	s.mu.Unlock()
+	s.notify(node)
+}
+
 // SetRegistryError records why the last ask to the registry for the
 // image's digest failed; "" when it answered.
 func (s *Store) SetRegistryError(msg string) {
@@ -299,6 +309,10 @@ func (s *Store) composeLocked(node string, enabled bool) v1.NodeStatus {
 		cp := *p
 		st.Pull = &cp
 	}
+	if d := s.disk[node]; d != nil {
+		cp := *d
+		st.Disk = &cp
+	}
 	st.SetPhase(camera)
 	return st
 }
@@ -361,6 +375,10 @@ func copyStatus(st *v1.NodeStatus) v1.NodeStatus {
 	if st.Pull != nil {
 		p := *st.Pull
 		cp.Pull = &p
+	}
+	if st.Disk != nil {
+		d := *st.Disk
+		cp.Disk = &d
 	}
 	return cp
 }

@@ -17,6 +17,10 @@ const (
 	DefaultRebootCommand  = "sudo reboot"
 	DefaultMaxUnavailable = 1
 	DefaultDevicePath     = "/dev/bus/usb"
+	// DefaultImageGCKeep and DefaultImageGCHighPercent are image_gc's
+	// keep and high_percent.
+	DefaultImageGCKeep        = 2
+	DefaultImageGCHighPercent = 85
 	// DefaultHTTP is the address of the status page and metrics when the
 	// configuration does not name one. It is not applied by SetDefaults:
 	// there an empty HTTP means off.
@@ -125,6 +129,9 @@ func (s *Swarm) SetDefaults() {
 		t := true
 		s.TLS.Verify = &t
 	}
+	// ImageGC's unset fields stay nil (GCKeep and GCHighPercent read
+	// them with their defaults), so that a configuration without image_gc
+	// compares equal to one that never had it.
 	if s.RebootCommand == "" {
 		s.RebootCommand = DefaultRebootCommand
 	}

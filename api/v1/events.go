@@ -65,6 +65,7 @@ const (
 	ReasonCameraConnected = "CameraConnected" // fliswarm's client of the camera connected
 	ReasonCameraLost      = "CameraLost"      // fliswarm's client of the camera lost it
 	ReasonImageRemoved    = "ImageRemoved"    // an old image of the camera was removed from the node
+	ReasonDiskNearlyFull  = "DiskNearlyFull"  // the engine's data root is fuller than image_gc.high_percent
 	ReasonConfigAccepted  = "ConfigAccepted"  // a configuration was loaded and is in force
 	ReasonConfigRejected  = "ConfigRejected"  // a configuration edit was refused; the last good one stays
 	ReasonImageUpdated    = "ImageUpdated"    // the image's tag names a new image in the registry

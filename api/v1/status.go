@@ -108,6 +108,10 @@ type NodeStatus struct {
 	Rollout *RolloutStatus `json:"rollout,omitempty"`
 	// Pull is the progress of an image pull under way.
 	Pull *PullProgress `json:"pull,omitempty"`
+	// Disk is the node's engine disk use as last checked (every few
+	// minutes, and after each image garbage collection); nil before the
+	// first check.
+	Disk *DiskStatus `json:"disk,omitempty"`
 }
 
 // CrashLoopStatus describes a camera that keeps stopping.

@@ -83,6 +83,9 @@ type Swarm struct {
 	// the image's digest, so a halted update puts back the image it ran
 	// before. Default 0: never asked; the tag is pulled as it is.
 	ImageUpdateInterval Duration `json:"image_update_interval,omitempty"`
+	// ImageGC removes the camera repository's old images from the nodes
+	// after each change of image. Default on: keep 2, high_percent 85.
+	ImageGC ImageGC `json:"image_gc,omitzero"`
 	// PullStallTimeout ends an image pull that received nothing for this
 	// long (a slow link that still makes progress is never cut off).
 	// Default 60 s.
@@ -125,6 +128,43 @@ type Swarm struct {
 	// ImageUpdateInterval is set, "" before that. Containers are created
 	// from PinnedImageRef.
 	ImageDigest string `json:"-"`
+}
+
+// ImageGC is image garbage collection on the nodes, as the kubelet's:
+// once a node's camera runs the image the spec asks for and answers,
+// images of the camera's repository beyond the Keep newest in use order
+// are removed (never another repository's, never one a container uses).
+type ImageGC struct {
+	// Keep is how many images of the camera's repository each node keeps:
+	// the one its camera runs, then the one it ran before (the image a
+	// change back would use), then the newest others. 0 turns image
+	// garbage collection off; 1 keeps only the running image (going back
+	// then pulls again). Default 2.
+	Keep *int `json:"keep,omitempty"`
+	// HighPercent: when the filesystem of a node's engine data root is
+	// fuller than this (used / (used + available), as df reports it in
+	// the running camera container, checked every 5 minutes),
+	// a warning is logged and the garbage collection runs then too, not
+	// only after a change of image. 0 never warns. Default 85.
+	HighPercent *int `json:"high_percent,omitempty"`
+}
+
+// GCKeep is how many images a node keeps, 0 when garbage collection is
+// off.
+func (g ImageGC) GCKeep() int {
+	if g.Keep == nil {
+		return DefaultImageGCKeep
+	}
+	return *g.Keep
+}
+
+// GCHighPercent is the disk use above which the garbage collection runs
+// at the disk check too, 0 for never.
+func (g ImageGC) GCHighPercent() int {
+	if g.HighPercent == nil {
+		return DefaultImageGCHighPercent
+	}
+	return *g.HighPercent
 }
 
 // Actor is the address of fliswarm's actor and of the tron hub.

@@ -196,6 +196,12 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 	} else if s.ImageUpdateInterval > 0 && s.ImageUpdateInterval < Seconds(1) {
 		errs.Add("image_update_interval", "must be 0 (off) or at least 1 s, found %s", s.ImageUpdateInterval.D())
 	}
+	if k := s.ImageGC.GCKeep(); k < 0 {
+		errs.Add("image_gc.keep", "must be at least 1 (the running image), or 0 to turn image garbage collection off; found %d", k)
+	}
+	if h := s.ImageGC.GCHighPercent(); h < 0 || h > 100 {
+		errs.Add("image_gc.high_percent", "must be a percentage of the disk from 1 to 100, or 0 for no disk check; found %d", h)
+	}
 	if s.PullStallTimeout <= 0 {
 		errs.Add("pull_stall_timeout", "must be positive")
 	}

@@ -140,7 +140,8 @@ func nodeStatusLines(spec *v1.Swarm, st v1.NodeStatus) []line {
 		}
 		debug(opscore.KW("volume", st.Name, vname, true, dev))
 	}
-	return append(lines, imageLines(st)...)
+	lines = append(lines, imageLines(st)...)
+	return append(lines, diskLines(spec, st)...)
 }
 
 // imageLines say, with image_update_interval set, which image digest the

@@ -275,6 +275,9 @@ func printStatus(g *globals, st v1.DaemonStatus) {
 		if p := n.Pull; p != nil {
 			fmt.Fprintf(w, "       pulling %s: %d of %d bytes\n", p.Image, p.Current, p.Total)
 		}
+		if d := n.Disk; d != nil {
+			fmt.Fprintf(w, "       disk: %s (checked %s)\n", d.Summary(), d.CheckedAt.Local().Format("15:04:05"))
+		}
 		for _, c := range n.Conditions {
 			if !c.Status {
 				fmt.Fprintf(w, "       %s: %s: %s\n", c.Type, c.Reason, c.Message)

@@ -34,3 +34,19 @@ func TestPrintStatusSaysAdopted(t *testing.T) {
 		t.Errorf("node of fliswarm's own container: %q", gfa1)
 	}
 }
+
+func TestPrintStatusShowsDiskUse(t *testing.T) {
+	var out bytes.Buffer
+	g := &globals{stdout: &out}
+	st := v1.DaemonStatus{Nodes: []v1.NodeStatus{
+		{Name: "gfa1", Phase: v1.PhaseReady, Disk: &v1.DiskStatus{Images: 2, ImagesSize: 240_000_000, ImagesReclaimable: 0, FSSize: 64_000_000_000, FSPercent: 40}},
+		{Name: "gfa2", Phase: v1.PhaseReady},
+	}}
+	printStatus(g, st)
+	if !strings.Contains(out.String(), "       disk: 2 images, 240 MB (0 B reclaimable); data root 40% of 64 GB used (checked ") {
+		t.Errorf("status lacks gfa1's disk line:\n%s", out.String())
+	}
+	if strings.Count(out.String(), "disk:") != 1 {
+		t.Errorf("a disk line for a node never checked:\n%s", out.String())
+	}
+}

@@ -158,15 +158,20 @@ func Parse(data []byte, obs string, nodes []string) (*Loaded, error) {
 		"update_wait":           d.seconds(&s.UpdateWait),
 		"image_update_interval": d.seconds(&s.ImageUpdateInterval),
 		"pull_stall_timeout":    d.seconds(&s.PullStallTimeout),
-		"status_interval":       d.seconds(&s.StatusInterval),
-		"events_per_node":       d.integer(&s.EventsPerNode),
-		"reboot_command":        d.str(&s.RebootCommand),
-		"http":                  func(p string, v any) { httpSet = true; d.nullableStr(&s.HTTP)(p, v) },
-		"power":                 func(p string, v any) { s.Power = &v1.Power{}; d.power(p, v, s.Power) },
-		"tls":                   d.tls(&s.TLS),
-		"ssh":                   d.ssh(&s.SSH),
-		"registry_auth":         d.registryAuth(&s.RegistryAuth),
-		"volumes":               func(p string, v any) { d.volumes(p, v, &s.Volumes) },
+		"image_gc": func(p string, v any) {
+			d.object(p, v, map[string]func(string, any){
+				"keep": d.optInteger(&s.ImageGC.Keep), "high_percent": d.optInteger(&s.ImageGC.HighPercent),
+			})
+		},
+		"status_interval": d.seconds(&s.StatusInterval),
+		"events_per_node": d.integer(&s.EventsPerNode),
+		"reboot_command":  d.str(&s.RebootCommand),
+		"http":            func(p string, v any) { httpSet = true; d.nullableStr(&s.HTTP)(p, v) },
+		"power":           func(p string, v any) { s.Power = &v1.Power{}; d.power(p, v, s.Power) },
+		"tls":             d.tls(&s.TLS),
+		"ssh":             d.ssh(&s.SSH),
+		"registry_auth":   d.registryAuth(&s.RegistryAuth),
+		"volumes":         func(p string, v any) { d.volumes(p, v, &s.Volumes) },
 		"enabled_nodes": func(p string, v any) {
 			enabledSet = true
 			if perObs {

@@ -4,7 +4,9 @@
 // A Client is bound to one node (its name is in every error and log line)
 // and one engine address (tcp://host:port or unix:///path). It offers the
 // handful of operations the node reconciler needs: ping, list/inspect/
-// create/start/stop/remove containers, inspect/pull images, ask the registry
+// create/start/stop/remove containers, inspect/pull/list/remove images
+// (removal never forced), the engine's disk use (its /system/df, and df
+// run in a container for the data root's filesystem), ask the registry
 // (through the engine) which digest a tag names, inspect/create/
 // remove volumes and a stream of container, volume and image events. Every
 // call runs under a per-call timeout derived from the caller's context; the

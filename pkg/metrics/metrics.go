@@ -4,7 +4,7 @@
 // counters and histograms the controller and the actor feed.
 //
 // The controller reports through controllers.Metrics (ObserveReconcile,
-// CountAction); the actor through CommandDone, LineRelayed, UserDropped
+// CountAction) and controllers.ImageGCMetrics (ImageRemoved); the actor through CommandDone, LineRelayed, UserDropped
 // and SetUsers. Every method is safe for concurrent use, and a nil
 // *Metrics records nothing.
 package metrics
@@ -38,6 +38,7 @@ type Metrics struct {
 	relayed   prometheus.Counter
 	dropped   prometheus.Counter
 	events    *prometheus.CounterVec
+	images    imageMetrics
 }
 
 // New returns a registry whose node metrics are read from status at each
@@ -73,8 +74,9 @@ func New(status func() []v1.NodeStatus) *Metrics {
 		Namespace: Namespace, Name: "events_total",
 		Help: "Events recorded (fliswarm events), by node (empty: fliswarm itself), type (Normal, Warning) and reason.",
 	}, []string{"node", "type", "reason"})
+	m.images = newImageMetrics()
 	m.reg.MustRegister(m.events,
-
+		m.images.removed, m.images.freed, newDiskCollector(status),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.reconcile, m.actions, m.users, m.commands, m.relayed, m.dropped,
