@@ -93,6 +93,7 @@ reconcile" once.`,
 		newStartCmd(g), newStopCmd(g), newRestartCmd(g),
 		newReconcileCmd(g), newStatusCmd(g), newConfigCmd(g),
 		newSendCmd(g), newVersionCmd(g),
+		newLogsCmd(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return withCode(ExitUsage, fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath()))

@@ -21,6 +21,7 @@ type Backend interface {
 	// Reconcile converges the nodes of req; an error rejects the request
 	// as a whole (a node that is not configured or not enabled).
 	Reconcile(ctx context.Context, req v1.ReconcileRequest) ([]v1.NodeResult, error)
+	LogsBackend // GET /v1/logs (logs.go)
 }
 
 // Server is the control API on a unix socket.
@@ -63,6 +64,7 @@ func Listen(path string, b Backend) (*Server, error) {
 		}
 		writeJSON(w, res)
 	})
+	mux.HandleFunc("GET /v1/logs", serveLogs(b))
 	return &Server{path: path, l: l, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}, nil
 }
 
