@@ -93,20 +93,19 @@ func cmpErr(a, b error) error {
 	return b
 }
 
-// TailLogs implements the actor's Logs: which instance of node's camera
-// runs and its last n lines.
-func (m *Manager) TailLogs(ctx context.Context, node string, n int) (string, []string, error) {
+// TailLogs implements the actor's Logs: the last n lines of node's
+// camera.
+func (m *Manager) TailLogs(ctx context.Context, node string, n int) ([]string, error) {
 	s, err := m.openLogs(ctx, []string{node}, camlog.Request{Tail: n})
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	_, ins := s.Instances()
 	var lines []string
 	err = s.Run(ctx, func(_ string, l engine.LogLine) error {
 		lines = append(lines, l.Text)
 		return nil
 	}, nil)
-	return ins[0].Description, lines, err
+	return lines, err
 }
 
 // FollowLogs implements the status page's log source: node's camera's

@@ -90,6 +90,7 @@ func New(opts Options) (*Manager, error) {
 		Hub:           m.link,
 		Subscribe:     m.store.Subscribe,
 		Metrics:       m.met,
+		Logs:          m,
 		ServerOptions: append(serverOptions(spec.Actor), opscore.WithObserver(m.met)),
 		Logger:        opts.Logger.WithName("actor"),
 		Version:       version.Version,
