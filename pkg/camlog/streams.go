@@ -2,6 +2,7 @@ package camlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -45,10 +46,10 @@ func Open(ctx context.Context, srcs []Source, req Request) (*Streams, error) {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			if engine.IsUnreachable(err) || engine.IsNotFound(err) {
-				return nil, err // already "<node>: <operation>: ..."
+			if errors.Is(err, ErrNoContainer) || errors.Is(err, ErrNoPrevious) {
+				return nil, fmt.Errorf("%s: %w", srcs[i].Node, err)
 			}
-			return nil, fmt.Errorf("%s: %w", srcs[i].Node, err)
+			return nil, err // the engine's: "<node>: <operation>: ..."
 		}
 	}
 	return out, nil

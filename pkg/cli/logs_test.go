@@ -35,6 +35,12 @@ var apiPrefix = regexp.MustCompile(`^/v1\.\d+`)
 func (f *fakeDocker) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Api-Version", "1.41")
 	p := apiPrefix.ReplaceAllString(r.URL.Path, "")
+	if v := apiPrefix.FindString(r.URL.Path); v != "" && v != "/v1.41" {
+		// dockerd 20.10 refuses a client that did not negotiate.
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"message":"client version ` + v[2:] + ` is too new. Maximum supported API version is 1.41"}`))
+		return
+	}
 	switch p {
 	case "/_ping":
 		_, _ = w.Write([]byte("OK"))

@@ -14,6 +14,10 @@ import (
 	"github.com/sdss/fliswarm/pkg/engine"
 )
 
+// logsOpenTimeout bounds finding what a logs request shows, before
+// anything streams: an operator waits for it.
+const logsOpenTimeout = 5 * time.Second
+
 // openLogs picks what req shows on each node through the controller's
 // engine connections. Its errors are *control.StatusError: 404 for a node
 // not configured or a container (or previous instance) that does not
@@ -49,10 +53,15 @@ func (m *Manager) openLogs(ctx context.Context, nodes []string, req camlog.Reque
 		}
 		srcs = append(srcs, camlog.Source{Node: n, Container: spec.ContainerNameFor(n), Engine: ce})
 	}
-	s, err := camlog.Open(ctx, srcs, req)
+	octx, cancel := context.WithTimeout(ctx, logsOpenTimeout)
+	defer cancel()
+	s, err := camlog.Open(octx, srcs, req)
 	switch {
 	case err == nil:
 		return s, nil
+	case ctx.Err() == nil && errors.Is(octx.Err(), context.DeadlineExceeded):
+		return nil, &control.StatusError{Code: http.StatusServiceUnavailable,
+			Err: fmt.Errorf("the engine did not answer within %s: %w", logsOpenTimeout, err)}
 	case errors.Is(err, camlog.ErrNoContainer), errors.Is(err, camlog.ErrNoPrevious):
 		return nil, &control.StatusError{Code: http.StatusNotFound, Err: err}
 	case engine.IsUnreachable(err):
