@@ -101,6 +101,7 @@ func New(opts Options) (*Manager, error) {
 		Subscribe: m.store.Subscribe,
 		Metrics:   m.met.Handler(),
 		Logger:    opts.Logger.WithName("http"),
+		Logs:      m,
 		Pprof:     os.Getenv("FLISWARM_PPROF") == "1",
 	})
 	return m, nil

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/sdss/fliswarm/pkg/opscore"
 	"github.com/sdss/fliswarm/test/testbed"
 )
@@ -143,6 +145,27 @@ func TestLogs(t *testing.T) {
 		if code != 0 || strings.Contains(out, peer) {
 			t.Errorf("logs (current run) exit %d shows the crashed run's line %q:\n%s", code, peer, out)
 		}
+	})
+
+	t.Run("the status page shows a camera's new line live", func(t *testing.T) {
+		ensureChromium(t)
+		b := newBrowser(t)
+		card := fmt.Sprintf(`#nodes > [data-node=%q]`, g1.Name)
+		b.do(t, 30*time.Second, chromedp.Navigate("http://"+e.http+"/"),
+			chromedp.WaitVisible(`body[data-conn="live"]`),
+			chromedp.WaitVisible(card+` [data-slot="logs"]`))
+		peer := touchCamera(t, g1)
+		tctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+		defer cancel()
+		_, err := chromedp.Run(tctx, chromedp.PollFunction[bool](
+			`((sel, peer) => (document.querySelector(sel)?.innerText || "").includes(peer))`,
+			chromedp.WithPollingArgs(card+` [data-field="logs"]`, peer),
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(30*time.Second)))
+		if err != nil {
+			b.screenshot(t, "logs-card-failed.png")
+			t.Fatalf("%s's card does not show the camera's line with %s: %v", g1.Name, peer, err)
+		}
+		b.screenshot(t, "logs-card.png")
 	})
 
 	t.Run("errors end at once", func(t *testing.T) {
