@@ -76,6 +76,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		_ = s.srv.Shutdown(sctx)
 	})
 	defer stop()
+	// Requests end with ctx: a followed log stream must not hold the
+	// shutdown.
+	s.srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	err := s.srv.Serve(s.l)
 	_ = os.Remove(s.path)
 	if errors.Is(err, http.ErrServerClosed) {

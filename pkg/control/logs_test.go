@@ -132,3 +132,37 @@ func TestLogsErrorBeforeStreaming(t *testing.T) {
 		}
 	}
 }
+
+func TestLogsStreamEndsWhenTheDaemonStops(t *testing.T) {
+	b := &fakeBackend{got: make(chan LogsRequest, 1), lines: make(chan string)}
+	path := filepath.Join(t.TempDir(), "s.sock")
+	s, err := Listen(path, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	opened := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- NewClient(path).Logs(context.Background(), LogsRequest{Nodes: []string{"gfa1"}, Follow: true},
+			func(LogRecord) error { close(opened); return nil })
+	}()
+	<-opened
+	start := time.Now()
+	cancel()
+	select {
+	case <-served:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return with a log stream open")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Serve took %s to stop with a log stream open", d)
+	}
+	select {
+	case <-errc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client's stream did not end when the daemon stopped")
+	}
+}

@@ -3,7 +3,6 @@ package engine
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -167,8 +166,3 @@ func parseLogLine(stream string, b []byte) LogLine {
 	}
 	return l
 }
-
-// ErrLogsStopped can be returned by a StreamLogs callback to end the
-// stream early without an error of its own; callers test for it with
-// errors.Is.
-var ErrLogsStopped = errors.New("log stream stopped")
