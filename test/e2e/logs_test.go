@@ -43,7 +43,7 @@ func TestLogs(t *testing.T) {
 	t.Run("follow shows a line printed after it started", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, fliswarmBin(t), "-c", e.config, "--run-dir", e.runDir, "logs", g1.Name, "-f", "--tail", "0")
+		cmd := exec.CommandContext(ctx, fliswarmBin(t), "-c", e.config, "--run-dir", e.runDir, "logs", g1.Name, "-f", "--tail", "1")
 		stdout, _ := cmd.StdoutPipe()
 		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
@@ -58,7 +58,6 @@ func TestLogs(t *testing.T) {
 		if err != nil || !strings.Contains(header, "==> "+g1.Name+": flicamera-"+g1.Name) || !strings.Contains(header, "running since") {
 			t.Fatalf("header %q, %v", header, err)
 		}
-		peer := touchCamera(t, g1)
 		lines := make(chan string)
 		go func() {
 			sc := bufio.NewScanner(stdout)
@@ -67,6 +66,14 @@ func TestLogs(t *testing.T) {
 			}
 			close(lines)
 		}()
+		// The last line written before comes first: the stream is open,
+		// and the camera's next line can only come by following.
+		select {
+		case <-lines:
+		case <-time.After(20 * time.Second):
+			t.Fatal("logs -f --tail 1 printed nothing")
+		}
+		peer := touchCamera(t, g1)
 		timeout := time.After(20 * time.Second)
 	wait:
 		for {
