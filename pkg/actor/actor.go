@@ -115,6 +115,8 @@ type Options struct {
 	// ServerOptions are passed to the opscore server after the actor's own
 	// (logger, version): the users' backlog bound, stall time, and so on.
 	ServerOptions []opscore.Option
+	// Logs reads the cameras' output for `logs`; nil: the command fails.
+	Logs Logs
 	// ConvergeTimeout bounds a reconnect's wait for the reconciler.
 	// Default 3 minutes.
 	ConvergeTimeout time.Duration

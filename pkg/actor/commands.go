@@ -53,6 +53,9 @@ func init() {
 			selectionFlags("reboot")(fs)
 			fs.BoolP("hard", "f", false, "Power cycle the computers through the power actor.") // -f as in the original
 		}, (*Actor).reboot},
+		{"logs", "NODE", "Outputs the last lines of a camera container's output.", func(fs *pflag.FlagSet) {
+			fs.Int("tail", DefaultLogLines, "How many of the last `LINES` (at most 200).")
+		}, (*Actor).logs}, // logs.go
 		{"simulate", "GLOB", "Simulate images being written to disk.", func(fs *pflag.FlagSet) {
 			fs.Float64("delay", 5, "`SECONDS` between images.")
 			fs.Bool("random", false, "Output the images in random order.")

@@ -5,7 +5,8 @@
 //     talk to and runs its commands: the command framework (commands.go:
 //     table, parsing, usage, help, ping, version), status (status.go),
 //     talk (talk.go), reconnect (reconnect.go), enable and disable
-//     (enable.go), reboot, simulate, get_schema and keyword, and the
+//     (enable.go), reboot, simulate, get_schema and keyword, logs (logs.go:
+//     a camera's last lines, read through the Logs it is given), and the
 //     periodic status broadcast (periodic.go).
 //   - Cameras (cameras.go) keeps one device client per enabled camera,
 //     following the status store's subscription, records each client's
@@ -71,7 +72,8 @@
 // The package must not touch Docker or the nodes' containers: it asks the
 // Reconciler (declared here, implemented by controllers.NodeController) to
 // converge, enable or disable nodes, and reads the node status the
-// reconciler keeps. It must not hold a command open forever: every command
+// reconciler keeps; a camera's output comes through Logs (the daemon's
+// manager). It must not hold a command open forever: every command
 // ends with exactly one terminal reply, whatever the cameras, the hub or the
 // nodes do. A camera command has no time limit unless command_timeout is
 // set (as in the original): it ends when the camera answers, when its

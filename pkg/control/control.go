@@ -26,6 +26,7 @@ type Backend interface {
 	// follower of the later ones; an error rejects the request (a node
 	// that is not configured or not enabled).
 	Events(req v1.EventsRequest) ([]v1.Event, *events.Follower, error)
+	LogsBackend // GET /v1/logs (logs.go)
 }
 
 // Server is the control API on a unix socket.
@@ -71,6 +72,7 @@ func Listen(path string, b Backend) (*Server, error) {
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		serveEvents(w, r, b)
 	})
+	mux.HandleFunc("GET /v1/logs", serveLogs(b))
 	return &Server{path: path, l: l, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}}, nil
 }
 
@@ -82,6 +84,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		_ = s.srv.Shutdown(sctx)
 	})
 	defer stop()
+	// Requests end with ctx: a followed log stream must not hold the
+	// shutdown.
+	s.srv.BaseContext = func(net.Listener) context.Context { return ctx }
 	err := s.srv.Serve(s.l)
 	_ = os.Remove(s.path)
 	if errors.Is(err, http.ErrServerClosed) {

@@ -8,7 +8,9 @@
 // (removal never forced), the engine's disk use (its /system/df, and df
 // run in a container for the data root's filesystem), ask the registry
 // (through the engine) which digest a tag names, inspect/create/
-// remove volumes and a stream of container, volume and image events. Every
+// remove volumes, a stream of container, volume and image events, and a
+// container's output (StreamLogs: tail, since, until, follow; stdout and
+// stderr separated by the SDK's stdcopy, one timestamped line each). Every
 // call runs under a per-call timeout derived from the caller's context; the
 // API version is negotiated with the engine on first contact (the engines at
 // the observatory are Debian's dockerd 20.10, API 1.41).

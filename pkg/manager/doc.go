@@ -6,7 +6,9 @@
 // controller-runtime's) under one errgroup: each part that binds a port or
 // socket binds before the next starts, so that a port in use fails the
 // start at once; the first part to fail stops the others, and stopping
-// waits for all. It reloads the configuration when its file changes (an
+// waits for all. It also reads the cameras' output (logs.go) for the
+// control socket, the actor and the status page, through the controller's
+// engine connections. It reloads the configuration when its file changes (an
 // invalid edit is reported and leaves everything running as it was); the
 // parts follow the new spec from the store.
 //

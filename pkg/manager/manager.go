@@ -95,6 +95,7 @@ func New(opts Options) (*Manager, error) {
 		Hub:           m.link,
 		Subscribe:     m.store.Subscribe,
 		Metrics:       m.met,
+		Logs:          m,
 		ServerOptions: append(serverOptions(spec.Actor), opscore.WithObserver(m.met)),
 		Logger:        opts.Logger.WithName("actor"),
 		Version:       version.Version,
@@ -106,6 +107,7 @@ func New(opts Options) (*Manager, error) {
 		Events:    m.ev,
 		Metrics:   m.met.Handler(),
 		Logger:    opts.Logger.WithName("http"),
+		Logs:      m,
 		Pprof:     os.Getenv("FLISWARM_PPROF") == "1",
 	})
 	return m, nil

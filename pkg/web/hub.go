@@ -17,6 +17,9 @@ type Snapshot struct {
 	Daemon v1.DaemonInfo         `json:"daemon"`
 	Nodes  []v1.NodeStatus       `json:"nodes"`
 	Events map[string][]v1.Event `json:"events"`
+	// Logs are each enabled node's last camera lines (oldest first),
+	// followed while a page is open (logs.go).
+	Logs map[string][]LogLine `json:"logs"`
 	// Now is the server's time, so that the page computes uptimes with
 	// the server's clock.
 	Now time.Time `json:"now"`
@@ -36,10 +39,11 @@ type hub struct {
 	latest  []byte            // the last snapshot pushed, as JSON
 	seq     uint64
 	clients map[chan []byte]struct{}
+	logs    *logWatch
 }
 
-func newHub(status func() v1.DaemonStatus, recent func([]v1.NodeStatus) map[string][]v1.Event) *hub {
-	return &hub{status: status, recent: recent, clients: map[chan []byte]struct{}{}}
+func newHub(status func() v1.DaemonStatus, recent func([]v1.NodeStatus) map[string][]v1.Event, logs LogSource) *hub {
+	return &hub{status: status, recent: recent, clients: map[chan []byte]struct{}{}, logs: newLogWatch(logs)}
 }
 
 // run observes the status on every notification. It pushes at once when
@@ -54,6 +58,7 @@ func (h *hub) run(ctx context.Context, subscribe func() (<-chan string, func()),
 		notes = ch
 	}
 	h.observe()
+	h.logs.start(ctx)
 	h.push()
 	last := time.Now()
 	var timer *time.Timer
@@ -64,11 +69,17 @@ func (h *hub) run(ctx context.Context, subscribe func() (<-chan string, func()),
 		}
 	}()
 	for {
+		changed, due := false, false
 		select {
 		case <-ctx.Done():
 			return
 		case <-notes:
-			changed := h.observe()
+			changed = h.observe()
+		case <-h.logs.changed: // a camera line: a change of no phase
+		case <-fire:
+			fire, due = nil, true
+		}
+		if !due {
 			if !changed && time.Since(last) < minInterval {
 				if fire == nil {
 					timer = time.NewTimer(minInterval - time.Since(last))
@@ -80,8 +91,6 @@ func (h *hub) run(ctx context.Context, subscribe func() (<-chan string, func()),
 				timer.Stop()
 				fire = nil
 			}
-		case <-fire:
-			fire = nil
 		}
 		h.push()
 		last = time.Now()
@@ -92,6 +101,13 @@ func (h *hub) run(ctx context.Context, subscribe func() (<-chan string, func()),
 // from the last push.
 func (h *hub) observe() bool {
 	st := h.status()
+	var enabled []string
+	for _, n := range st.Nodes {
+		if n.Enabled {
+			enabled = append(enabled, n.Name)
+		}
+	}
+	h.logs.setNodes(enabled)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.current = st
@@ -135,7 +151,7 @@ func (h *hub) snapshotLocked() []byte {
 		nodes = []v1.NodeStatus{}
 	}
 	b, err := json.Marshal(Snapshot{
-		Daemon: h.current.Daemon, Nodes: nodes, Events: h.recent(nodes), Now: time.Now(), Seq: h.seq,
+		Daemon: h.current.Daemon, Nodes: nodes, Events: h.recent(nodes), Logs: h.logs.snapshot(), Now: time.Now(), Seq: h.seq,
 	})
 	if err != nil {
 		b = []byte(fmt.Sprintf(`{"error":%q}`, err.Error()))
@@ -161,10 +177,12 @@ func (h *hub) subscribe() (<-chan []byte, []byte, func()) {
 		first = h.snapshotLocked()
 	}
 	h.clients[ch] = struct{}{}
+	unwatch := h.logs.watch()
 	return ch, first, func() {
 		h.mu.Lock()
 		delete(h.clients, ch)
 		h.mu.Unlock()
+		unwatch()
 	}
 }
 

@@ -14,7 +14,9 @@
 // build step). It never polls: the server pushes a snapshot of every
 // node's status, with each node's recent events, when the status store
 // changes (at most about 5 a second, but a change of a node's phase is
-// pushed at once, so that no state is skipped).
+// pushed at once, so that no state is skipped). While a page is open,
+// each enabled node's camera output is followed and its last lines are
+// pushed with the snapshots (logs.go); nothing follows it otherwise.
 package web
 
 import (
@@ -61,6 +63,9 @@ type Options struct {
 	// Events are the events recorded, served at /events and on each
 	// node's card; nil: none.
 	Events *events.Recorder
+	// Logs follows the cameras' output for the cards (their last
+	// LogLinesPerNode lines, live while a page is open); nil: none.
+	Logs LogSource
 	// Addr is the address Bind listens on (host:port; port 0 picks a
 	// free one).
 	Addr string
@@ -85,7 +90,7 @@ func New(opts Options) *Server {
 		opts.Logger = logr.Discard()
 	}
 	s := &Server{opts: opts, log: opts.Logger}
-	s.hub = newHub(opts.Status, s.recentEvents)
+	s.hub = newHub(opts.Status, s.recentEvents, opts.Logs)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)

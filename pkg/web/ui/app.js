@@ -1,5 +1,5 @@
 // fliswarm status page. It never polls: the server pushes a snapshot
-// ({daemon, nodes, events, now, seq}) over server-sent events whenever the
+// ({daemon, nodes, events, logs, now, seq}) over server-sent events whenever the
 // status changes. Each node's card is kept (keyed by data-node) and
 // updated in place; its data-* attributes carry the state for tests and
 // styles.
@@ -70,7 +70,7 @@ function newCard(name) {
   return card;
 }
 
-function fill(card, n, events) {
+function fill(card, n, events, logs) {
   const [health, state] = classify(n);
   const d = card.dataset;
   d.phase = n.phase || "";
@@ -97,6 +97,8 @@ function fill(card, n, events) {
   slot(card, "crashloop", looping ?
     `Crash loop: stopped ${cl.restarts} times in a row (exit code ${cl.lastExitCode}); next start ${clock(cl.nextAttempt)}` : "");
   field(card, "lastlog").textContent = looping && cl.lastLog ? cl.lastLog.join("\n") : "";
+  // The camera's last lines, live while the page is open (web/logs.go).
+  slot(card, "logs", (logs || []).map(l => l.text).join("\n"));
   const r = n.rollout;
   slot(card, "rollout", r ? `Rollout of ${r.revision}: ${r.state}${r.message ? " — " + r.message : ""}` : "");
   const p = n.pull;
@@ -137,7 +139,7 @@ function render(snap) {
     let card = grid.querySelector(`:scope > [data-node="${CSS.escape(n.name)}"]`);
     if (!card) card = newCard(n.name);
     if (grid.children[i] !== card) grid.insertBefore(card, grid.children[i] || null);
-    fill(card, n, snap.events[n.name]);
+    fill(card, n, snap.events[n.name], (snap.logs || {})[n.name]);
     if (n.enabled) {
       enabled++;
       if (n.phase === "Ready") ready++;
