@@ -43,8 +43,9 @@ import (
 // work queue's guarantee holds: no image is removed while the same node
 // pulls or creates.
 
-// diskCheckEvery is how often a node's engine disk use is read.
-const diskCheckEvery = 5 * time.Minute
+// diskCheckEvery is how often a node's engine disk use is read: four
+// engine requests (one df exec), a quarter of a request per minute.
+const diskCheckEvery = 15 * time.Minute
 
 // imageEngine is what the collection needs of an engine beyond Engine.
 // *engine.Client satisfies it; an engine that does not is not collected.

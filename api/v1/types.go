@@ -143,7 +143,7 @@ type ImageGC struct {
 	Keep *int `json:"keep,omitempty"`
 	// HighPercent: when the filesystem of a node's engine data root is
 	// fuller than this (used / (used + available), as df reports it in
-	// the running camera container, checked every 5 minutes),
+	// the running camera container, checked every 15 minutes),
 	// a warning is logged and the garbage collection runs then too, not
 	// only after a change of image. 0 never warns. Default 85.
 	HighPercent *int `json:"high_percent,omitempty"`
