@@ -20,6 +20,20 @@ type Handler interface {
 	Handle(ctx context.Context, cmd *Command)
 }
 
+// Starter is an optional interface of a Handler, for the commands that
+// need no goroutine of their own: a command relayed to a device whose
+// replies, and its end, are written from the device's reader, say.
+// TryStart is called on the user's reading goroutine, after the command's
+// `>` has been written, and must not block. It returns false, having
+// written nothing, for a command it does not start: Handle then runs it as
+// usual. When it returns true the command is under way and the handler
+// must end it (Finish, Fail or a terminal Write, from any goroutine), also
+// when ctx is cancelled; the server frees the command's slot when it ends.
+// A panic in TryStart fails the command.
+type Starter interface {
+	TryStart(ctx context.Context, cmd *Command) bool
+}
+
 // HandlerFunc adapts a function to a Handler.
 type HandlerFunc func(ctx context.Context, cmd *Command)
 
@@ -52,6 +66,7 @@ type Command struct {
 	batch      []byte // their lines
 	batchFinal bool   // the batch ends the command
 	held       *time.Timer
+	onEnd      func() // called once the terminal reply has been sent
 }
 
 // NewCommand makes a Command outside a Server, for running a Handler
@@ -105,7 +120,15 @@ func putScratch(b *[]byte) {
 // ends the command. Nothing is sent once the command has ended.
 func (c *Command) Write(code Code, kws ...Keyword) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.writeLocked(code, kws)
+	end := c.takeEndLocked()
+	c.mu.Unlock()
+	if end != nil {
+		end()
+	}
+}
+
+func (c *Command) writeLocked(code Code, kws []Keyword) {
 	if c.final != 0 {
 		if c.log.Enabled() {
 			c.log.Info("reply after the command ended dropped", "user", c.UserID, "cmdID", c.ID,
@@ -148,8 +171,12 @@ func (c *Command) holdStart(d time.Duration) {
 	c.batching++
 	c.held = time.AfterFunc(d, func() {
 		c.mu.Lock()
-		defer c.mu.Unlock()
 		c.unholdLocked()
+		end := c.takeEndLocked()
+		c.mu.Unlock()
+		if end != nil {
+			end()
+		}
 	})
 }
 
@@ -187,11 +214,26 @@ func (c *Command) Batch(f func()) {
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
-		defer c.mu.Unlock()
 		c.batching--
 		c.flushLocked()
+		end := c.takeEndLocked()
+		c.mu.Unlock()
+		if end != nil {
+			end()
+		}
 	}()
 	f()
+}
+
+// takeEndLocked returns onEnd, once, when the command has ended and its
+// terminal reply has been sent; nil otherwise.
+func (c *Command) takeEndLocked() func() {
+	if c.onEnd == nil || c.final == 0 || len(c.batch) > 0 {
+		return nil
+	}
+	end := c.onEnd
+	c.onEnd = nil
+	return end
 }
 
 // Finish ends the command successfully (`:`).

@@ -41,13 +41,54 @@ func (c *conn) handleLine(raw string) {
 	c.inflight.Add(1)
 	c.cmds.Add(1)
 	s.wg.Add(1)
+	release := func() {
+		cancel()
+		c.inflight.Add(-1)
+		c.cmds.Done()
+		s.wg.Done()
+	}
+	begun := false
+	if st, ok := s.handler.(Starter); ok {
+		// A command the handler can start without waiting runs with no
+		// goroutine of its own: it ends (and release runs) when its
+		// terminal reply has been sent, from wherever it is written.
+		cmd.mu.Lock()
+		cmd.onEnd = release
+		cmd.mu.Unlock()
+		s.begin(cmd)
+		begun = true
+		if s.tryStart(ctx, cmd, st) {
+			return
+		}
+		cmd.mu.Lock()
+		cmd.onEnd = nil
+		cmd.mu.Unlock()
+	}
 	go func() {
-		defer s.wg.Done()
-		defer c.cmds.Done()
-		defer c.inflight.Add(-1)
-		defer cancel()
-		s.run(ctx, cmd)
+		defer release()
+		s.run(ctx, cmd, begun)
 	}()
+}
+
+// tryStart lets the Starter start cmd; a panic fails the command.
+func (s *Server) tryStart(ctx context.Context, cmd *Command, st Starter) (started bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error(fmt.Errorf("panic: %v", r), "command handler panicked",
+				"user", cmd.UserID, "cmdID", cmd.ID, "verb", cmd.Verb)
+			cmd.Failf("Command %q failed: internal error: %v", cmd.Verb, r)
+			started = true
+		}
+	}()
+	return st.TryStart(ctx, cmd)
+}
+
+// begin sends the command's `>` (held back, see WithStartHold).
+func (s *Server) begin(cmd *Command) {
+	if s.holdStart > 0 {
+		cmd.holdStart(s.holdStart)
+	}
+	cmd.Write(Running)
 }
 
 // RunBroadcast runs body (a command body, without commander or id) through
@@ -65,13 +106,13 @@ func (s *Server) RunBroadcast(ctx context.Context, body string) error {
 	}
 	l := Line{Verb: words[0], Args: words[1:], Raw: trimBlanks(body)}
 	cmd := newCommand(l, 0, s.actor, func(b []byte, _ bool) { s.broadcastLine(b) }, s.log)
-	s.run(ctx, cmd)
+	s.run(ctx, cmd, false)
 	return nil
 }
 
-// run sends the command's `>`, runs the handler and makes sure the command
-// ends, whatever the handler does.
-func (s *Server) run(ctx context.Context, cmd *Command) {
+// run sends the command's `>` (unless begun: sent already), runs the
+// handler and makes sure the command ends, whatever the handler does.
+func (s *Server) run(ctx context.Context, cmd *Command, begun bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error(fmt.Errorf("panic: %v", r), "command handler panicked",
@@ -83,9 +124,8 @@ func (s *Server) run(ctx context.Context, cmd *Command) {
 			cmd.Failf("command ended without a reply")
 		}
 	}()
-	if s.holdStart > 0 {
-		cmd.holdStart(s.holdStart)
+	if !begun {
+		s.begin(cmd)
 	}
-	cmd.Write(Running)
 	s.handler.Handle(ctx, cmd)
 }
