@@ -29,7 +29,10 @@ type Handler interface {
 // usual. When it returns true the command is under way and the handler
 // must end it (Finish, Fail or a terminal Write, from any goroutine), also
 // when ctx is cancelled; the server frees the command's slot when it ends.
-// A panic in TryStart fails the command.
+// ctx is the user's connection's (cancelled when the user goes or the
+// server stops), not the command's own: it is not cancelled when the
+// command ends, so whatever the handler hangs on it must be undone by the
+// handler. A panic in TryStart fails the command.
 type Starter interface {
 	TryStart(ctx context.Context, cmd *Command) bool
 }

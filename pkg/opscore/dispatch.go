@@ -37,12 +37,10 @@ func (c *conn) handleLine(raw string) {
 	}
 
 	cmd := newCommand(l, c.id, s.actor, c.enqueue, s.log)
-	ctx, cancel := context.WithCancel(c.ctx)
 	c.inflight.Add(1)
 	c.cmds.Add(1)
 	s.wg.Add(1)
 	release := func() {
-		cancel()
 		c.inflight.Add(-1)
 		c.cmds.Done()
 		s.wg.Done()
@@ -51,21 +49,25 @@ func (c *conn) handleLine(raw string) {
 	if st, ok := s.handler.(Starter); ok {
 		// A command the handler can start without waiting runs with no
 		// goroutine of its own: it ends (and release runs) when its
-		// terminal reply has been sent, from wherever it is written.
+		// terminal reply has been sent, from wherever it is written. Its
+		// context is the connection's: a context of its own, cancelled at
+		// its end, would set off what the handler hung on it.
 		cmd.mu.Lock()
 		cmd.onEnd = release
 		cmd.mu.Unlock()
 		s.begin(cmd)
 		begun = true
-		if s.tryStart(ctx, cmd, st) {
+		if s.tryStart(c.ctx, cmd, st) {
 			return
 		}
 		cmd.mu.Lock()
 		cmd.onEnd = nil
 		cmd.mu.Unlock()
 	}
+	ctx, cancel := context.WithCancel(c.ctx)
 	go func() {
 		defer release()
+		defer cancel()
 		s.run(ctx, cmd, begun)
 	}()
 }
