@@ -16,6 +16,11 @@
 // non-finite floats are written nan, inf and -inf, and values are quoted
 // as needed.
 //
+// A Handler that is also a Starter can start commands on the user's
+// reading goroutine instead of one of their own; such a command is ended
+// from wherever its terminal reply is written (a relayed device's reader)
+// and holds its slot until then.
+//
 // Each user's replies wait in a backlog bounded in bytes (WithMaxBacklog)
 // and are written in batches by the user's own goroutine, so that a slow
 // reader gets everything in order and never holds up anyone else; a user
