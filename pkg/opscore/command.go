@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/go-logr/logr"
 )
@@ -68,7 +67,7 @@ type Command struct {
 	batching   int    // Batch calls under way, and the start's hold
 	batch      []byte // their lines
 	batchFinal bool   // the batch ends the command
-	held       *time.Timer
+	held       bool   // the start's hold is on (see holdStart)
 	onEnd      func() // called once the terminal reply has been sent
 }
 
@@ -164,32 +163,35 @@ func (c *Command) writeLocked(code Code, kws []Keyword) {
 	}
 }
 
-// holdStart holds the command's replies (its `>` first) for up to d: a
-// command that ends within d reaches its user in one write, `>` and end
-// together, instead of two. The replies are sent as soon as the command
-// ends, or when d has passed.
-func (c *Command) holdStart(d time.Duration) {
+// holdStart holds the command's replies (its `>` first) for up to q's
+// hold: a command that ends within it reaches its user in one write, `>`
+// and end together, instead of two. The replies are sent as soon as the
+// command ends, or when q lets the hold go.
+func (c *Command) holdStart(q *holds) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.batching++
-	c.held = time.AfterFunc(d, func() {
-		c.mu.Lock()
-		c.unholdLocked()
-		end := c.takeEndLocked()
-		c.mu.Unlock()
-		if end != nil {
-			end()
-		}
-	})
+	c.held = true
+	c.mu.Unlock()
+	q.add(c)
+}
+
+// unhold ends the start's hold, if it still holds (see holds).
+func (c *Command) unhold() {
+	c.mu.Lock()
+	c.unholdLocked()
+	end := c.takeEndLocked()
+	c.mu.Unlock()
+	if end != nil {
+		end()
+	}
 }
 
 // unholdLocked ends the start's hold, if it still holds.
 func (c *Command) unholdLocked() {
-	if c.held == nil {
+	if !c.held {
 		return
 	}
-	c.held.Stop()
-	c.held = nil
+	c.held = false
 	c.batching--
 	c.flushLocked()
 }

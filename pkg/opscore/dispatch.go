@@ -87,8 +87,8 @@ func (s *Server) tryStart(ctx context.Context, cmd *Command, st Starter) (starte
 
 // begin sends the command's `>` (held back, see WithStartHold).
 func (s *Server) begin(cmd *Command) {
-	if s.holdStart > 0 {
-		cmd.holdStart(s.holdStart)
+	if s.holds != nil {
+		cmd.holdStart(s.holds)
 	}
 	cmd.Write(Running)
 }

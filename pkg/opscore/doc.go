@@ -29,7 +29,8 @@
 //
 // Files, one job each: parse.go, encode.go, names.go, quote.go (the line
 // format: command lines in, keyword replies out); reply.go, keyword.go,
-// command.go (a command's replies and its one end); server.go (listen and
+// command.go (a command's replies and its one end); holds.go (the start
+// holds, on one timer); server.go (listen and
 // the accept loop, retried with cenkalti/backoff); options.go; admission.go
 // (who may connect); users.go (user ids, the greeting, routing to one user
 // or all); conn.go (one connection's life); reader.go (command lines in,
