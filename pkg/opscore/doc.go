@@ -30,12 +30,12 @@
 // Files, one job each: parse.go, encode.go, names.go, quote.go (the line
 // format: command lines in, keyword replies out); reply.go, keyword.go,
 // command.go (a command's replies and its one end); holds.go (the start
-// holds, on one timer); server.go (listen and
-// the accept loop, retried with cenkalti/backoff); options.go; admission.go
-// (who may connect); users.go (user ids, the greeting, routing to one user
-// or all); conn.go (one connection's life); reader.go (command lines in,
-// problems logged through pkg/internal/loglimit); dispatch.go (running a
-// command through the Handler); outbox.go and rawwrite*.go (the bounded
-// backlog and its writer); client.go and exchange.go (the user side, for
-// the CLI and tests). It may import pkg/linesession and pkg/internal only.
+// holds, on one timer); server.go (listen and the accept loop, retried with
+// cenkalti/backoff); options.go; admission.go (who may connect); users.go
+// (user ids, the greeting, routing to one user or all); conn.go (one
+// connection's life); reader.go (command lines in, problems logged through
+// pkg/internal/loglimit); dispatch.go (running a command through the
+// Handler); outbox.go and rawwrite*.go (the bounded backlog and its writer);
+// client.go and exchange.go (the user side, for the CLI and tests). It may
+// import pkg/linesession and pkg/internal only.
 package opscore
