@@ -61,8 +61,13 @@ func (c *conn) handleLine(raw string) {
 			return
 		}
 		cmd.mu.Lock()
+		ended := cmd.onEnd == nil // declined, yet ended: release has run
 		cmd.onEnd = nil
 		cmd.mu.Unlock()
+		if ended {
+			s.log.Info("command ended by a handler that declined to start it", "user", c.id, "cmdID", l.ID, "verb", l.Verb)
+			return
+		}
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
 	go func() {

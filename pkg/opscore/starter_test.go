@@ -40,6 +40,9 @@ func (h *starterHandler) TryStart(ctx context.Context, cmd *Command) bool {
 		return true
 	case "startpanic":
 		panic("boom at start")
+	case "misdecline": // breaks the contract: ends the command, then declines
+		cmd.Finish()
+		return false
 	}
 	return false
 }
@@ -155,8 +158,14 @@ func TestStartPanicFailsTheCommand(t *testing.T) {
 	c.expect("1 1 > ", `1 1 f error=fliswarm,"Command \"startpanic\" failed: internal error: boom at start"`)
 	c.send("2 ping\n")
 	c.expect("1 2 > ", `1 2 : text=Pong.`)
-	if v := h.handledVerbs(); !slices.Equal(v, []string{"ping"}) {
-		t.Errorf("Handle ran %q, want only ping", v)
+	// A handler that ends a command and still declines it: the command
+	// is not run again, and its slot is freed once.
+	c.send("3 misdecline\n")
+	c.expect("1 3 > ", "1 3 : ")
+	c.send("4 ping\n")
+	c.expect("1 4 > ", `1 4 : text=Pong.`)
+	if v := h.handledVerbs(); !slices.Equal(v, []string{"ping", "ping"}) {
+		t.Errorf("Handle ran %q, want only the pings", v)
 	}
 }
 
