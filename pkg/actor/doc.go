@@ -4,7 +4,9 @@
 //   - Actor (actor.go) serves the opscore actor that tron and operators
 //     talk to and runs its commands: the command framework (commands.go:
 //     table, parsing, usage, help, ping, version), status (status.go),
-//     talk (talk.go), reconnect (reconnect.go), enable and disable
+//     talk (talk.go; the common one-camera talk started without a
+//     goroutine of its own, its replies and end relayed from the camera's
+//     reader, in talkfast.go), reconnect (reconnect.go), enable and disable
 //     (enable.go), reboot, simulate, get_schema and keyword, logs (logs.go:
 //     a camera's last lines, read through the Logs it is given), and the
 //     periodic status broadcast (periodic.go).

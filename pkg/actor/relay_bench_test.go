@@ -224,6 +224,7 @@ func benchLatency(b *testing.B, ctx context.Context, a *Actor, camAddr string, n
 	}
 	ours := make([]time.Duration, 0, n)
 	base := make([]time.Duration, 0, n)
+	cpu0 := cpuTime()
 	for i := range n {
 		start := time.Now()
 		if err := through(i%1000 + 1); err != nil {
@@ -236,6 +237,10 @@ func benchLatency(b *testing.B, ctx context.Context, a *Actor, camAddr string, n
 		}
 		base = append(base, time.Since(start))
 	}
+	// This process's CPU per pair of round trips (one through the actor,
+	// one direct; both clients included): less at the mercy of a busy
+	// machine than the latencies.
+	cpuPerPair := float64((cpuTime() - cpu0).Nanoseconds()) / 1000 / float64(n)
 	slices.Sort(ours)
 	slices.Sort(base)
 	q := func(s []time.Duration, p float64) time.Duration { return s[int(p*float64(len(s)-1))] }
@@ -246,8 +251,9 @@ func benchLatency(b *testing.B, ctx context.Context, a *Actor, camAddr string, n
 	b.ReportMetric(us(q(base, 0.99)), "direct-p99-µs")
 	b.ReportMetric(us(q(ours, 0.5)-q(base, 0.5)), "added-median-µs")
 	b.ReportMetric(us(q(ours, 0.99)-q(base, 0.99)), "added-p99-µs")
-	b.Logf("latency over %d round trips: through the actor median %v p99 %v; direct median %v p99 %v; added median %v p99 %v",
-		n, q(ours, 0.5), q(ours, 0.99), q(base, 0.5), q(base, 0.99), q(ours, 0.5)-q(base, 0.5), q(ours, 0.99)-q(base, 0.99))
+	b.ReportMetric(cpuPerPair, "latency-cpu-µs/pair")
+	b.Logf("latency over %d round trips: through the actor median %v p99 %v; direct median %v p99 %v; added median %v p99 %v; %.1f µs CPU per pair",
+		n, q(ours, 0.5), q(ours, 0.99), q(base, 0.5), q(base, 0.99), q(ours, 0.5)-q(base, 0.5), q(ours, 0.99)-q(base, 0.99), cpuPerPair)
 }
 
 // heapBytes is the live heap (objects) now, cheap enough to sample.

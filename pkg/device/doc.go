@@ -14,6 +14,12 @@
 // passed on as unsolicited; a line that cannot be decoded is passed on as a
 // warning carrying its text, never dropped silently.
 //
+// Send waits for the command's end; SendAsync, for a caller that must not
+// wait (the reading goroutine of the user who sent the command), sends
+// without waiting and hands the outcome to a callback on the goroutine that
+// ends the command, so that a relayed command needs no goroutine of its
+// own.
+//
 // Files: client.go (the Client and its controls: Kick, Started, Pause,
 // Resume, Disconnect), options.go, errors.go, connection.go (dial, the
 // verifying handshake, pings, the sender check), send.go (commands),

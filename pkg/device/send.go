@@ -67,35 +67,107 @@ func (c *Client) Send(ctx context.Context, command string, onReply func(clu.Repl
 // ones nor for a newer command's.
 func (c *Client) SendWithTimeout(ctx context.Context, command string, timeout time.Duration, onReply func(clu.Reply)) (Result, error) {
 	command = strings.TrimSpace(command)
+	if err := c.checkCommand(ctx, command); err != nil {
+		return Result{}, err
+	}
+	s, err := c.session(command)
+	if err != nil {
+		return Result{}, err
+	}
+	call, err := s.Start(ctx, formatCommand(command), onReply)
+	if err != nil {
+		return Result{}, c.startError(command, err)
+	}
+	c.logSent(call.ID, command)
+	final, err := call.Wait(ctx, timeout)
+	return c.outcome(command, call.ID, final, err)
+}
+
+// SendAsync is SendWithTimeout for a caller that must not wait, such as the
+// reading goroutine of the user who sent the command: it sends command
+// without waiting and returns, and done gets the outcome (the Result and
+// error SendWithTimeout would return) once, when the command ends, after
+// the last onReply call. onReply and done run on the connection's reader
+// at the command's replies and its end, or on a timer or a goroutine of
+// ctx's when the command is given up on (see linesession.Call.WhenDone),
+// so they must be quick; done may run before SendAsync returns. It needs
+// Options.InlineReplies.
+//
+// It returns linesession.ErrBusy, with nothing sent, while another command
+// line is being written to the camera (SendWithTimeout would wait for it),
+// and the errors SendWithTimeout returns before anything is sent. done is
+// called only when the error is nil.
+func (c *Client) SendAsync(ctx context.Context, command string, timeout time.Duration, onReply func(clu.Reply), done func(Result, error)) error {
+	if !c.opts.InlineReplies {
+		return fmt.Errorf("camera %s: SendAsync needs InlineReplies", c.name)
+	}
+	command = strings.TrimSpace(command)
+	if err := c.checkCommand(ctx, command); err != nil {
+		return err
+	}
+	s, err := c.session(command)
+	if err != nil {
+		return err
+	}
+	call, err := s.TryStart(ctx, formatCommand(command), onReply)
+	if errors.Is(err, linesession.ErrBusy) {
+		return err
+	}
+	if err != nil {
+		return c.startError(command, err)
+	}
+	c.logSent(call.ID, command)
+	id := call.ID
+	call.WhenDone(ctx, timeout, func(final clu.Reply, err error) {
+		done(c.outcome(command, id, final, err))
+	})
+	return nil
+}
+
+// checkCommand vets a command (trimmed) before it is sent.
+func (c *Client) checkCommand(ctx context.Context, command string) error {
 	if command == "" {
-		return Result{}, fmt.Errorf("camera %s: empty command", c.name)
+		return fmt.Errorf("camera %s: empty command", c.name)
 	}
 	if strings.ContainsAny(command, "\r\n") {
-		return Result{}, fmt.Errorf("camera %s: command %q contains a line break", c.name, command)
+		return fmt.Errorf("camera %s: command %q contains a line break", c.name, command)
 	}
 	if err := ctx.Err(); err != nil {
-		return Result{}, fmt.Errorf("camera %s: command %q: %w", c.name, command, err)
+		return fmt.Errorf("camera %s: command %q: %w", c.name, command, err)
 	}
+	return nil
+}
+
+// session returns the verified connection to send command on.
+func (c *Client) session(command string) (*session, error) {
 	c.mu.Lock()
 	s := c.sess
 	c.mu.Unlock()
 	if s == nil || c.keeper.Paused() {
-		return Result{}, fmt.Errorf("camera %s: cannot send %q: %w", c.name, command, ErrNotConnected)
+		return nil, fmt.Errorf("camera %s: cannot send %q: %w", c.name, command, ErrNotConnected)
 	}
-	call, err := s.Start(ctx, formatCommand(command), onReply)
-	if err != nil {
-		if errors.Is(err, linesession.ErrClosed) {
-			return Result{}, fmt.Errorf("camera %s: cannot send %q: %w: %w", c.name, command, ErrNotConnected, err)
-		}
-		return Result{}, fmt.Errorf("camera %s: sending %q: %w", c.name, command, err)
+	return s, nil
+}
+
+// startError is the error of a command that could not be sent.
+func (c *Client) startError(command string, err error) error {
+	if errors.Is(err, linesession.ErrClosed) {
+		return fmt.Errorf("camera %s: cannot send %q: %w: %w", c.name, command, ErrNotConnected, err)
 	}
+	return fmt.Errorf("camera %s: sending %q: %w", c.name, command, err)
+}
+
+func (c *Client) logSent(id int, command string) {
 	if c.log.V(1).Enabled() {
-		c.log.V(1).Info("sent command", "id", call.ID, "command", command)
+		c.log.V(1).Info("sent command", "id", id, "command", command)
 	}
-	final, err := call.Wait(ctx, timeout)
+}
+
+// outcome is how a command that was sent ended.
+func (c *Client) outcome(command string, id int, final clu.Reply, err error) (Result, error) {
 	switch {
 	case err == nil:
-		return Result{ID: call.ID, Code: final.Header.MessageCode, Final: final}, nil
+		return Result{ID: id, Code: final.Header.MessageCode, Final: final}, nil
 	case errors.Is(err, linesession.ErrClosed):
 		return Result{}, fmt.Errorf("camera %s disconnected while running %q: %w: %w", c.name, command, ErrDisconnected, err)
 	default:

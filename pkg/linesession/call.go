@@ -28,14 +28,20 @@ type Call[R any] struct {
 	queue, spare []R
 	qclosed      bool
 	wake         chan struct{} // buffered(1)
+
+	// WhenDone's callback, until it is called, and what stops its timeout
+	// and its context watch.
+	whenDone func(R, error)
+	timer    *time.Timer
+	stopCtx  func() bool
 }
 
 // receive takes one reply of the call; it reports false when the call was
 // given up on (the reply is then the caller's to discard).
 func (c *Call[R]) receive(r R, terminal bool) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.abandoned || c.finished {
+		c.mu.Unlock()
 		return false
 	}
 	switch {
@@ -55,17 +61,22 @@ func (c *Call[R]) receive(r R, terminal bool) bool {
 		c.final, c.hasFinal = r, true
 		c.finishLocked(nil)
 	}
+	c.mu.Unlock()
+	if terminal {
+		c.notify()
+	}
 	return true
 }
 
 // finish records how the call ended; only the first outcome counts.
 func (c *Call[R]) finish(final R, has bool, err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if has {
+	if has && !c.finished {
 		c.final, c.hasFinal = final, true
 	}
 	c.finishLocked(err)
+	c.mu.Unlock()
+	c.notify()
 }
 
 func (c *Call[R]) finishLocked(err error) {
@@ -89,12 +100,58 @@ func (c *Call[R]) finishLocked(err error) {
 // the replies meanwhile are discarded.
 func (c *Call[R]) abandon(err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.finished {
+	if !c.finished {
+		c.abandoned = true
+		c.finishLocked(err)
+	}
+	c.mu.Unlock()
+	c.notify()
+}
+
+// WhenDone is Wait for a caller that must not wait: done is called once
+// with the call's outcome when it ends, from whichever goroutine ends it
+// (the reading goroutine at the terminal reply or when the connection
+// ends, a timer when timeout passes, a goroutine of ctx's when ctx ends;
+// at once from WhenDone's caller when the call has ended already). The
+// timeout and ctx give the call up as in Wait. It is for a call whose
+// replies need no delivering goroutine (Config.Inline, or no onReply): done
+// comes after the last onReply call. Call it at most once, and not with
+// Wait.
+func (c *Call[R]) WhenDone(ctx context.Context, timeout time.Duration, done func(final R, err error)) {
+	c.mu.Lock()
+	c.whenDone = done
+	if !c.finished {
+		if timeout > 0 {
+			c.timer = time.AfterFunc(timeout, func() { c.abandon(fmt.Errorf("%w after %s", ErrTimeout, timeout)) })
+		}
+		if ctx.Done() != nil {
+			c.stopCtx = context.AfterFunc(ctx, func() { c.abandon(ctx.Err()) })
+		}
+	}
+	c.mu.Unlock()
+	c.notify()
+}
+
+// notify calls WhenDone's callback once the call has ended; c.mu is not
+// held.
+func (c *Call[R]) notify() {
+	c.mu.Lock()
+	done := c.whenDone
+	if done == nil || !c.finished {
+		c.mu.Unlock()
 		return
 	}
-	c.abandoned = true
-	c.finishLocked(err)
+	c.whenDone = nil
+	final, err, timer, stopCtx := c.final, c.err, c.timer, c.stopCtx
+	c.timer, c.stopCtx = nil, nil
+	c.mu.Unlock()
+	if timer != nil {
+		timer.Stop()
+	}
+	if stopCtx != nil {
+		stopCtx()
+	}
+	done(final, err)
 }
 
 // deliver calls onReply for the replies queued so far, in order; it

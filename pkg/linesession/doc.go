@@ -13,11 +13,21 @@
 // exponential backoff (github.com/cenkalti/backoff/v5), and can be kicked
 // to dial at once or paused.
 //
+// A caller that must not wait (the reading goroutine of another
+// connection relaying a command) uses TryStart and WhenDone instead of
+// Start and Wait: the command line goes to the socket without waiting
+// (ErrBusy while another line is being written; what the socket does not
+// take at once is finished by a goroutine), and the call's one outcome is
+// handed to a callback on whichever goroutine ends it. Every command line is
+// first written without waiting and without arming a write deadline, which
+// only a line the socket cannot take at once needs.
+//
 // The package knows no protocol: a Config's Decode says what a line's
 // command id is and whether it ends the command, and the caller formats
 // its own command lines.
 //
-// Files: session.go (a connection and starting commands), reader.go
-// (reading lines and routing them), call.go (one command in flight and its
-// one outcome), keeper.go (redialling). It imports nothing of fliswarm.
+// Files: session.go (a connection and starting commands), rawwrite*.go
+// (writing to a socket without waiting), reader.go (reading lines and
+// routing them), call.go (one command in flight and its one outcome),
+// keeper.go (redialling). It imports nothing of fliswarm.
 package linesession

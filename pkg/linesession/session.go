@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -23,6 +24,9 @@ var (
 	ErrClosed = errors.New("connection closed")
 	// ErrTimeout ends a command whose timeout passed first.
 	ErrTimeout = errors.New("timed out")
+	// ErrBusy is TryStart's answer while another command line is being
+	// written: nothing was sent, and Start would wait.
+	ErrBusy = errors.New("another command line is being written")
 	// ErrSkip, returned by Config.Decode, makes the session ignore a line
 	// silently (a line the protocol says to ignore).
 	ErrSkip = errors.New("line skipped")
@@ -80,6 +84,7 @@ type Session[R any] struct {
 
 	wmu  sync.Mutex // one command line at a time
 	wbuf []byte
+	raw  syscall.RawConn // conn's socket, for writes that never wait; nil if none
 
 	mu      sync.Mutex
 	pending map[int]*Call[R]
@@ -104,6 +109,7 @@ func New[R any](conn net.Conn, cfg Config[R]) *Session[R] {
 	}
 	return &Session[R]{
 		conn:    conn,
+		raw:     rawConnOf(conn),
 		cfg:     cfg,
 		pending: make(map[int]*Call[R]),
 		done:    make(chan struct{}),
@@ -182,44 +188,115 @@ func zero[R any]() (r R) { return r }
 // also bounds the write. An error means nothing is in flight: the session
 // is closed, or the write failed (the session is then dropped).
 func (s *Session[R]) Start(ctx context.Context, format func(dst []byte, id int) []byte, onReply func(R)) (*Call[R], error) {
+	c, err := s.reserve(onReply)
+	if err != nil {
+		return nil, err
+	}
+	s.wmu.Lock()
+	if err := s.writeLine(ctx, c, format, true); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// TryStart is Start for a caller that must not wait: on the reading
+// goroutine of another connection, say. When another command line is being
+// written it returns ErrBusy at once and nothing is in flight. Otherwise
+// the line goes to the socket without waiting, and when the socket does not
+// take all of it, a goroutine of its own writes the rest (bounded like
+// Start's write; a failed write ends the call with its error and drops the
+// session). The call is in flight when the error is nil; use WhenDone (or
+// Wait) for its end.
+func (s *Session[R]) TryStart(ctx context.Context, format func(dst []byte, id int) []byte, onReply func(R)) (*Call[R], error) {
+	if !s.wmu.TryLock() {
+		return nil, ErrBusy
+	}
+	c, err := s.reserve(onReply)
+	if err != nil {
+		s.wmu.Unlock()
+		return nil, err
+	}
+	_ = s.writeLine(ctx, c, format, false) // a failure ends c
+	return c, nil
+}
+
+// reserve makes a call with a free id, in flight.
+func (s *Session[R]) reserve(onReply func(R)) (*Call[R], error) {
 	c := &Call[R]{s: s, onReply: onReply, inline: s.cfg.Inline, ended: make(chan struct{})}
+	if !c.inline && onReply != nil {
+		c.wake = make(chan struct{}, 1)
+	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed || s.Err() != nil {
-		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: %w", ErrClosed, s.errOrEOF())
 	}
 	c.ID = s.allocIDLocked()
 	s.pending[c.ID] = c
-	s.mu.Unlock()
-	if !c.inline && onReply != nil {
-		c.wake = make(chan struct{}, 1)
-	}
+	return c, nil
+}
 
-	s.wmu.Lock()
+// writeLine writes c's command line; s.wmu is held and released here (or
+// by the goroutine finishing the write). The line first goes to the socket
+// without waiting: with room in the socket's buffer, the common case, that
+// is the whole write, with no deadline to arm. What the socket does not
+// take is written the ordinary way under a deadline, here when wait is
+// set, otherwise by a goroutine of its own, so that writeLine never waits.
+// A failed write ends c with the error and drops the session.
+func (s *Session[R]) writeLine(ctx context.Context, c *Call[R], format func(dst []byte, id int) []byte, wait bool) error {
+	s.wbuf = format(s.wbuf[:0], c.ID)
+	n := writeNow(s.raw, s.wbuf)
+	if n == len(s.wbuf) {
+		s.releaseBufLocked()
+		s.wmu.Unlock()
+		return nil
+	}
+	finish := func() error {
+		err := s.writeRest(ctx, s.wbuf[n:])
+		s.releaseBufLocked()
+		s.wmu.Unlock()
+		if err != nil {
+			s.mu.Lock()
+			if s.pending[c.ID] == c {
+				delete(s.pending, c.ID)
+			}
+			s.mu.Unlock()
+			c.finish(zero[R](), false, err)
+			s.Close(fmt.Errorf("writing a command: %w", err))
+		}
+		return err
+	}
+	if wait {
+		return finish()
+	}
+	go func() { _ = finish() }()
+	return nil
+}
+
+// writeRest writes b under a deadline (WriteTimeout, or ctx's when
+// sooner); s.wmu is held.
+func (s *Session[R]) writeRest(ctx context.Context, b []byte) error {
 	deadline := time.Now().Add(s.cfg.WriteTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	err := s.conn.SetWriteDeadline(deadline)
-	if err == nil {
-		s.wbuf = format(s.wbuf[:0], c.ID)
-		_, err = s.conn.Write(s.wbuf)
-		if cap(s.wbuf) > 64<<10 {
-			s.wbuf = nil
-		}
+	if err := s.conn.SetWriteDeadline(deadline); err != nil {
+		return err
 	}
-	s.wmu.Unlock()
-	if err != nil {
-		s.mu.Lock()
-		if s.pending[c.ID] == c {
-			delete(s.pending, c.ID)
-		}
-		s.mu.Unlock()
-		c.finish(zero[R](), false, err)
-		s.Close(fmt.Errorf("writing a command: %w", err))
-		return nil, err
+	_, err := s.conn.Write(b)
+	if err == nil && s.raw != nil {
+		// The next line's write without waiting must not meet this
+		// deadline once it has passed.
+		err = s.conn.SetWriteDeadline(time.Time{})
 	}
-	return c, nil
+	return err
+}
+
+// releaseBufLocked drops a command buffer grown huge; s.wmu is held.
+func (s *Session[R]) releaseBufLocked() {
+	if cap(s.wbuf) > 64<<10 {
+		s.wbuf = nil
+	}
 }
 
 func (s *Session[R]) errOrEOF() error {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/go-logr/logr"
 )
@@ -18,6 +17,23 @@ import (
 // the command, or panics, the server fails the command for it.
 type Handler interface {
 	Handle(ctx context.Context, cmd *Command)
+}
+
+// Starter is an optional interface of a Handler, for the commands that
+// need no goroutine of their own: a command relayed to a device whose
+// replies, and its end, are written from the device's reader, say.
+// TryStart is called on the user's reading goroutine, after the command's
+// `>` has been written, and must not block. It returns false, having
+// written nothing, for a command it does not start: Handle then runs it as
+// usual. When it returns true the command is under way and the handler
+// must end it (Finish, Fail or a terminal Write, from any goroutine), also
+// when ctx is cancelled; the server frees the command's slot when it ends.
+// ctx is the user's connection's (cancelled when the user goes or the
+// server stops), not the command's own: it is not cancelled when the
+// command ends, so whatever the handler hangs on it must be undone by the
+// handler. A panic in TryStart fails the command.
+type Starter interface {
+	TryStart(ctx context.Context, cmd *Command) bool
 }
 
 // HandlerFunc adapts a function to a Handler.
@@ -51,7 +67,8 @@ type Command struct {
 	batching   int    // Batch calls under way, and the start's hold
 	batch      []byte // their lines
 	batchFinal bool   // the batch ends the command
-	held       *time.Timer
+	held       bool   // the start's hold is on (see holdStart)
+	onEnd      func() // called once the terminal reply has been sent
 }
 
 // NewCommand makes a Command outside a Server, for running a Handler
@@ -105,7 +122,15 @@ func putScratch(b *[]byte) {
 // ends the command. Nothing is sent once the command has ended.
 func (c *Command) Write(code Code, kws ...Keyword) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.writeLocked(code, kws)
+	end := c.takeEndLocked()
+	c.mu.Unlock()
+	if end != nil {
+		end()
+	}
+}
+
+func (c *Command) writeLocked(code Code, kws []Keyword) {
 	if c.final != 0 {
 		if c.log.Enabled() {
 			c.log.Info("reply after the command ended dropped", "user", c.UserID, "cmdID", c.ID,
@@ -138,28 +163,35 @@ func (c *Command) Write(code Code, kws ...Keyword) {
 	}
 }
 
-// holdStart holds the command's replies (its `>` first) for up to d: a
-// command that ends within d reaches its user in one write, `>` and end
-// together, instead of two. The replies are sent as soon as the command
-// ends, or when d has passed.
-func (c *Command) holdStart(d time.Duration) {
+// holdStart holds the command's replies (its `>` first) for up to q's
+// hold: a command that ends within it reaches its user in one write, `>`
+// and end together, instead of two. The replies are sent as soon as the
+// command ends, or when q lets the hold go.
+func (c *Command) holdStart(q *holds) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.batching++
-	c.held = time.AfterFunc(d, func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.unholdLocked()
-	})
+	c.held = true
+	c.mu.Unlock()
+	q.add(c)
+}
+
+// unhold ends the start's hold, if it still holds (see holds).
+func (c *Command) unhold() {
+	c.mu.Lock()
+	c.unholdLocked()
+	end := c.takeEndLocked()
+	c.mu.Unlock()
+	if end != nil {
+		end()
+	}
 }
 
 // unholdLocked ends the start's hold, if it still holds.
 func (c *Command) unholdLocked() {
-	if c.held == nil {
+	if !c.held {
 		return
 	}
-	c.held.Stop()
-	c.held = nil
+	c.held = false
 	c.batching--
 	c.flushLocked()
 }
@@ -187,11 +219,26 @@ func (c *Command) Batch(f func()) {
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
-		defer c.mu.Unlock()
 		c.batching--
 		c.flushLocked()
+		end := c.takeEndLocked()
+		c.mu.Unlock()
+		if end != nil {
+			end()
+		}
 	}()
 	f()
+}
+
+// takeEndLocked returns onEnd, once, when the command has ended and its
+// terminal reply has been sent; nil otherwise.
+func (c *Command) takeEndLocked() func() {
+	if c.onEnd == nil || c.final == 0 || len(c.batch) > 0 {
+		return nil
+	}
+	end := c.onEnd
+	c.onEnd = nil
+	return end
 }
 
 // Finish ends the command successfully (`:`).

@@ -37,17 +37,65 @@ func (c *conn) handleLine(raw string) {
 	}
 
 	cmd := newCommand(l, c.id, s.actor, c.enqueue, s.log)
-	ctx, cancel := context.WithCancel(c.ctx)
 	c.inflight.Add(1)
 	c.cmds.Add(1)
 	s.wg.Add(1)
+	release := func() {
+		c.inflight.Add(-1)
+		c.cmds.Done()
+		s.wg.Done()
+	}
+	begun := false
+	if st, ok := s.handler.(Starter); ok {
+		// A command the handler can start without waiting runs with no
+		// goroutine of its own: it ends (and release runs) when its
+		// terminal reply has been sent, from wherever it is written. Its
+		// context is the connection's: a context of its own, cancelled at
+		// its end, would set off what the handler hung on it.
+		cmd.mu.Lock()
+		cmd.onEnd = release
+		cmd.mu.Unlock()
+		s.begin(cmd)
+		begun = true
+		if s.tryStart(c.ctx, cmd, st) {
+			return
+		}
+		cmd.mu.Lock()
+		ended := cmd.onEnd == nil // declined, yet ended: release has run
+		cmd.onEnd = nil
+		cmd.mu.Unlock()
+		if ended {
+			s.log.Info("command ended by a handler that declined to start it", "user", c.id, "cmdID", l.ID, "verb", l.Verb)
+			return
+		}
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
 	go func() {
-		defer s.wg.Done()
-		defer c.cmds.Done()
-		defer c.inflight.Add(-1)
+		defer release()
 		defer cancel()
-		s.run(ctx, cmd)
+		s.run(ctx, cmd, begun)
 	}()
+}
+
+// tryStart lets the Starter start cmd; a panic fails the command.
+func (s *Server) tryStart(ctx context.Context, cmd *Command, st Starter) (started bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error(fmt.Errorf("panic: %v", r), "command handler panicked",
+				"user", cmd.UserID, "cmdID", cmd.ID, "verb", cmd.Verb)
+			cmd.Failf("Command %q failed: internal error: %v", cmd.Verb, r)
+			started = true
+		}
+	}()
+	return st.TryStart(ctx, cmd)
+}
+
+// begin sends the command's `>` (held back, see WithStartHold).
+func (s *Server) begin(cmd *Command) {
+	if s.holds != nil {
+		cmd.holdStart(s.holds)
+	}
+	cmd.Write(Running)
 }
 
 // RunBroadcast runs body (a command body, without commander or id) through
@@ -65,13 +113,13 @@ func (s *Server) RunBroadcast(ctx context.Context, body string) error {
 	}
 	l := Line{Verb: words[0], Args: words[1:], Raw: trimBlanks(body)}
 	cmd := newCommand(l, 0, s.actor, func(b []byte, _ bool) { s.broadcastLine(b) }, s.log)
-	s.run(ctx, cmd)
+	s.run(ctx, cmd, false)
 	return nil
 }
 
-// run sends the command's `>`, runs the handler and makes sure the command
-// ends, whatever the handler does.
-func (s *Server) run(ctx context.Context, cmd *Command) {
+// run sends the command's `>` (unless begun: sent already), runs the
+// handler and makes sure the command ends, whatever the handler does.
+func (s *Server) run(ctx context.Context, cmd *Command, begun bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error(fmt.Errorf("panic: %v", r), "command handler panicked",
@@ -83,9 +131,8 @@ func (s *Server) run(ctx context.Context, cmd *Command) {
 			cmd.Failf("command ended without a reply")
 		}
 	}()
-	if s.holdStart > 0 {
-		cmd.holdStart(s.holdStart)
+	if !begun {
+		s.begin(cmd)
 	}
-	cmd.Write(Running)
 	s.handler.Handle(ctx, cmd)
 }

@@ -16,6 +16,11 @@
 // non-finite floats are written nan, inf and -inf, and values are quoted
 // as needed.
 //
+// A Handler that is also a Starter can start commands on the user's
+// reading goroutine instead of one of their own; such a command is ended
+// from wherever its terminal reply is written (a relayed device's reader)
+// and holds its slot until then.
+//
 // Each user's replies wait in a backlog bounded in bytes (WithMaxBacklog)
 // and are written in batches by the user's own goroutine, so that a slow
 // reader gets everything in order and never holds up anyone else; a user
@@ -24,12 +29,13 @@
 //
 // Files, one job each: parse.go, encode.go, names.go, quote.go (the line
 // format: command lines in, keyword replies out); reply.go, keyword.go,
-// command.go (a command's replies and its one end); server.go (listen and
-// the accept loop, retried with cenkalti/backoff); options.go; admission.go
-// (who may connect); users.go (user ids, the greeting, routing to one user
-// or all); conn.go (one connection's life); reader.go (command lines in,
-// problems logged through pkg/internal/loglimit); dispatch.go (running a
-// command through the Handler); outbox.go and rawwrite*.go (the bounded
-// backlog and its writer); client.go and exchange.go (the user side, for
-// the CLI and tests). It may import pkg/linesession and pkg/internal only.
+// command.go (a command's replies and its one end); holds.go (the start
+// holds, on one timer); server.go (listen and the accept loop, retried with
+// cenkalti/backoff); options.go; admission.go (who may connect); users.go
+// (user ids, the greeting, routing to one user or all); conn.go (one
+// connection's life); reader.go (command lines in, problems logged through
+// pkg/internal/loglimit); dispatch.go (running a command through the
+// Handler); outbox.go and rawwrite*.go (the bounded backlog and its writer);
+// client.go and exchange.go (the user side, for the CLI and tests). It may
+// import pkg/linesession and pkg/internal only.
 package opscore

@@ -78,7 +78,8 @@ const DefaultStartHold = 2 * time.Millisecond
 // that ends within d reaches its user in one write (its `>`, any replies
 // and its end) rather than one for the `>` and another for the rest; the
 // order of the replies is unchanged, and a longer command's `>` is only d
-// late. 0 sends every `>` at once. Default DefaultStartHold.
+// to 1.5d late (one timer serves every command, see holds). 0 sends every
+// `>` at once. Default DefaultStartHold.
 func WithStartHold(d time.Duration) Option { return func(s *Server) { s.holdStart = max(d, 0) } }
 
 // WithMaxCommands sets how many commands of one user may run at once

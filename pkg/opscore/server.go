@@ -45,6 +45,7 @@ type Server struct {
 	maxCmds    int
 	maxUsers   int
 	holdStart  time.Duration
+	holds      *holds // nil without a start hold
 	allowed    []netip.Prefix
 	observer   Observer
 	userHook   func(User, bool)
@@ -83,6 +84,9 @@ func NewServer(addr string, h Handler, opts ...Option) *Server {
 	s.badLog = loglimit.New(badLogEvery, badLogBurst, time.Now)
 	for _, o := range opts {
 		o(s)
+	}
+	if s.holdStart > 0 {
+		s.holds = newHolds(s.holdStart)
 	}
 	return s
 }

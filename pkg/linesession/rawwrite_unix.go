@@ -1,0 +1,7 @@
+//go:build unix
+
+package linesession
+
+import "syscall"
+
+func rawWrite(fd uintptr, b []byte) (int, error) { return syscall.Write(int(fd), b) }
