@@ -199,6 +199,9 @@ type Node struct {
 	// Env is this node's own container environment, merged over the
 	// global env (a node's value wins): per-camera settings.
 	Env map[string]string `json:"env,omitempty"`
+	// KubernetesHostname is the node's kubernetes.io/hostname label, which
+	// `fliswarm export kubernetes` pins the node's camera to. Default: Host.
+	KubernetesHostname string `json:"kubernetes_hostname,omitempty"`
 }
 
 // NodePower names a node's power outlet for a hard reboot.
