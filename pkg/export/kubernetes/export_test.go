@@ -36,6 +36,7 @@ func TestRefusedSettingsAllReportedWithPaths(t *testing.T) {
 	l := load(t, base+`
 network_mode: bridge
 image_update_interval: 60
+devices: [/dev/bus/usb, /dev/bus-usb]
 registry_auth: {username: u, password: p}
 volumes:
   plugin: {driver: rexray, opts: {device: /a}}
@@ -56,7 +57,7 @@ volumes:
 	for _, path := range []string{
 		"network_mode", "image_update_interval", "registry_auth", "max_unavailable",
 		"volumes.plugin.driver", "volumes.tmp.opts.type", "volumes.nfsnoaddr.opts.o",
-		"volumes.extra.opts.o", "volumes.extra.opts.size", "volumes.Upper",
+		"volumes.extra.opts.o", "volumes.extra.opts.size", "volumes.Upper", "devices[1]",
 	} {
 		if got[path] == "" {
 			t.Errorf("no problem reported at %s; got:\n%v", path, err)

@@ -26,8 +26,17 @@ func refuse(s *v1.Swarm, p v1.Paths, o Options, errs *v1.ErrorList) {
 	if s.Privileged != nil && !*s.Privileged && len(s.Devices) > 0 {
 		errs.Add("devices", "refused: Kubernetes maps no device into an unprivileged container without a device plugin; set privileged: true or devices: []")
 	}
+	podVolumes := map[string]string{}
+	for _, vn := range s.VolumeNames() {
+		podVolumes[vn] = "volumes." + vn
+	}
 	for i, d := range s.Devices {
-		name(errs, fmt.Sprintf("devices[%d]", i), "volume name", deviceVolumeName(d), validation.IsDNS1123Label)
+		path, vn := fmt.Sprintf("devices[%d]", i), deviceVolumeName(d)
+		name(errs, path, "volume name", vn, validation.IsDNS1123Label)
+		if other, dup := podVolumes[vn]; dup {
+			errs.Add(path, "refused: its pod volume would be named %q, as that of %s", vn, other)
+		}
+		podVolumes[vn] = path
 	}
 	if o.UpdateStrategy == Rolling && len(s.EnabledNodes) > 1 && s.MaxUnavailable < len(s.EnabledNodes) {
 		errs.Add("max_unavailable", "refused with --update-strategy=%s: each node has its own DaemonSet and they all roll at once, taking down %d cameras, more than max_unavailable (%d); use --update-strategy=%s and replace one node's pod at a time", Rolling, len(s.EnabledNodes), s.MaxUnavailable, OnDelete)
