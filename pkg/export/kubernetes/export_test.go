@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 
@@ -177,4 +178,35 @@ func TestRollingStrategy(t *testing.T) {
 	if u.Type != appsv1.RollingUpdateDaemonSetStrategyType || u.RollingUpdate.MaxSurge.IntValue() != 0 || u.RollingUpdate.MaxUnavailable.IntValue() != 1 {
 		t.Errorf("rolling strategy %+v", u)
 	}
+}
+
+// TestConfigMapLoadsAsTheSameSpec: the actor bridge's ConfigMap holds a
+// configuration fliswarm loads back into the same spec, but for the
+// address it listens on (its pod's) and its log directory (stderr).
+func TestConfigMapLoadsAsTheSameSpec(t *testing.T) {
+	l, err := config.Load(config.Options{Path: "testdata/testbed.yaml", Observatory: "LCO"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := Build(l.Spec, l.Paths, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		cm, ok := o.Obj.(*corev1.ConfigMap)
+		if !ok {
+			continue
+		}
+		back, err := config.Parse([]byte(cm.Data[ConfigKey]), "", nil)
+		if err != nil {
+			t.Fatalf("the ConfigMap's configuration does not load: %v", err)
+		}
+		want := *l.Spec
+		want.Actor.Host, want.Actor.LogDir = "0.0.0.0", ""
+		if diff := cmp.Diff(&want, back.Spec); diff != "" {
+			t.Errorf("the ConfigMap's spec differs (-want +got):\n%s", diff)
+		}
+		return
+	}
+	t.Fatal("no ConfigMap exported")
 }
