@@ -32,7 +32,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/fliswarm ./cmd/fliswarm
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/flicamera-sim ./cmd/flicamera-sim
 
-## test: unit tests, a bounded fuzz of the input parsers, then the end-to-end suites on a fresh test bed, then tear it down
+## test: unit tests, the Kubernetes export against a real API server (kube-check), a bounded fuzz of the input parsers, then the end-to-end suites on a fresh test bed, then tear it down
 test: build
 	$(MAKE) unit
 	$(MAKE) kube-check
