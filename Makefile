@@ -22,7 +22,7 @@ FUZZTIME     ?= 10s
 CI_FUZZ      := ./pkg/config:FuzzParse:100000x ./pkg/opscore:FuzzParseLine:400000x \
                 ./pkg/clu:FuzzParseReply:400000x ./pkg/clu:FuzzParseReplyPython:250000x
 
-.PHONY: all build test unit fuzz-ci e2e e2e-secure bench bench-relay lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools chromium
+.PHONY: all build test unit kube-check kube-bin fuzz-ci e2e e2e-secure bench bench-relay lint fmt vet fuzz demo demo-stop testbed-up testbed-down testbed-status clean tools chromium
 
 all: build
 
@@ -32,11 +32,39 @@ build:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/fliswarm ./cmd/fliswarm
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/flicamera-sim ./cmd/flicamera-sim
 
-## test: unit tests, a bounded fuzz of the input parsers, then the end-to-end suites on a fresh test bed, then tear it down
+## test: unit tests, the Kubernetes export against a real API server (kube-check), a bounded fuzz of the input parsers, then the end-to-end suites on a fresh test bed, then tear it down
 test: build
 	$(MAKE) unit
+	$(MAKE) kube-check
 	$(MAKE) fuzz-ci
 	$(MAKE) e2e
+
+## kube-check: `fliswarm export kubernetes` of the embedded default (APO, LCO), the test bed's
+## configuration and every sample, checked by a real kube-apiserver and etcd (hack/kube, envtest):
+## strict server-side dry-run, a second server-side apply that moves no generation, Pod Security at
+## baseline admitting the camera pods only in the exported namespace. The binaries are built into
+## hack/kube/bin (gitignored) from Go modules; a cold build takes several minutes, later runs reuse
+## them (or the Go build cache).
+KUBE_DIR     := hack/kube
+KUBE_BIN     := $(KUBE_DIR)/bin
+KUBE_OUT     := $(KUBE_DIR)/out
+KUBE_CONFIGS := default-apo: default-lco: testbed:pkg/export/kubernetes/testdata/testbed.yaml \
+                $(foreach f,$(wildcard config/samples/*.yaml),sample-$(basename $(notdir $(f))):$(f))
+kube-check: build kube-bin
+	@rm -rf $(KUBE_OUT); set -e; for c in $(KUBE_CONFIGS); do name=$${c%%:*}; file=$${c#*:}; \
+	  obs=APO; [ $$name = default-lco ] && obs=LCO; \
+	  OBSERVATORY=$$obs $(BIN)/fliswarm $${file:+-c $$file} export kubernetes --namespace fliswarm-$$name -o $(KUBE_OUT)/$$name; \
+	done
+	@start=$$(date +%s); cd $(KUBE_DIR) && KUBEBUILDER_ASSETS=$(CURDIR)/$(KUBE_BIN) FLISWARM_EXPORTS=$(CURDIR)/$(KUBE_OUT) \
+	  $(GO) test -count=1 -v . ; status=$$?; echo "kube-check: the API server checks took $$(( $$(date +%s) - start )) s"; exit $$status
+
+## kube-bin: kube-apiserver and etcd in hack/kube/bin, rebuilt when hack/kube's modules change
+kube-bin: $(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/etcd
+$(KUBE_BIN)/kube-apiserver $(KUBE_BIN)/etcd &: $(KUBE_DIR)/go.mod $(KUBE_DIR)/go.sum $(KUBE_DIR)/cmd/etcd/main.go
+	@mkdir -p $(KUBE_BIN); start=$$(date +%s); cd $(KUBE_DIR) && \
+	  CGO_ENABLED=0 $(GO) build -o bin/kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver && \
+	  CGO_ENABLED=0 $(GO) build -o bin/etcd ./cmd/etcd && \
+	  echo "kube-bin: kube-apiserver and etcd built in $$(( $$(date +%s) - start )) s"
 
 ## fuzz-ci: fuzz each parser of outside input (CI_FUZZ: package:target:count).
 ## A crasher is written under the package's testdata/fuzz/ and fails the
@@ -133,4 +161,4 @@ testbed-status:
 	$(TESTBED) status
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(KUBE_BIN) $(KUBE_OUT)

@@ -122,9 +122,6 @@ func (s *Swarm) SetDefaults() {
 	if s.StatusInterval == 0 {
 		s.StatusInterval = DefaultStatusInterval
 	}
-	if s.EventsPerNode == 0 {
-		s.EventsPerNode = DefaultEventsPerNode
-	}
 	if s.TLS != nil && !s.TLS.Disabled && s.TLS.Verify == nil {
 		t := true
 		s.TLS.Verify = &t

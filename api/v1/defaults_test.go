@@ -36,7 +36,7 @@ func TestSetDefaultsFillsEveryField(t *testing.T) {
 		{"max_unavailable", s.MaxUnavailable, 1},
 		{"command_timeout", s.CommandTimeout.D(), time.Duration(0)}, // no limit, as the original
 		{"status_interval", s.StatusInterval.D(), 300 * time.Second},
-		{"events_per_node", s.EventsPerNode, 200},
+		{"events_per_node", s.EventsPerNode, 0}, // DefaultEventsPerNode, applied by the recorder
 		{"reboot_command", s.RebootCommand, "sudo reboot"},
 		// Not defaulted: no tron, no log files, Docker Hub, no power.
 		{"actor.tron_host", s.Actor.TronHost, ""},

@@ -100,7 +100,9 @@ type Swarm struct {
 	// Default 300 s; a negative value disables it.
 	StatusInterval Duration `json:"status_interval"`
 	// EventsPerNode is how many events (fliswarm events) the daemon keeps
-	// in memory for each node, the oldest dropped first. Default 200.
+	// in memory for each node, the oldest dropped first. 0 (unset): 200,
+	// DefaultEventsPerNode (not filled in by SetDefaults, so that the
+	// revision of a configuration without it is what it was before).
 	EventsPerNode int `json:"events_per_node,omitempty"`
 	// HTTP is the address (host:port) of the status page, the health
 	// checks and the metrics. A configuration without the key gets
@@ -242,6 +244,9 @@ type Node struct {
 	// Env is this node's own container environment, merged over the
 	// global env (a node's value wins): per-camera settings.
 	Env map[string]string `json:"env,omitempty"`
+	// KubernetesHostname is the node's kubernetes.io/hostname label, which
+	// `fliswarm export kubernetes` pins the node's camera to. Default: Host.
+	KubernetesHostname string `json:"kubernetes_hostname,omitempty"`
 }
 
 // NodePower names a node's power outlet for a hard reboot.

@@ -136,6 +136,9 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 		if err := ValidateDockerHost(n.DockerClient); err != nil {
 			errs.Add(path+".docker-client", "%v", err)
 		}
+		if h := n.KubernetesHostname; h != "" && !isLabelValue(h) {
+			errs.Add(path+".kubernetes_hostname", "expected a node's kubernetes.io/hostname label (at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit), found %q", h)
+		}
 		if n.DockerGID != nil && n.DockerUID == nil {
 			errs.Add(path+".docker-gid", "docker-gid needs docker-uid")
 		}
@@ -179,7 +182,7 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 	if s.ResyncInterval <= 0 {
 		errs.Add("resync_interval", "must be positive")
 	}
-	if s.EventsPerNode < 1 || s.EventsPerNode > MaxEventsPerNode {
+	if s.EventsPerNode < 0 || s.EventsPerNode > MaxEventsPerNode {
 		errs.Add("events_per_node", "must be between 1 and %d, found %d", MaxEventsPerNode, s.EventsPerNode)
 	}
 	if s.MaxUnavailable < 1 {
@@ -214,6 +217,21 @@ func (s *Swarm) Validate(p Paths) ErrorList {
 		validateEnv(&errs, p.Nodes+"."+name+".env", s.Nodes[name].Env)
 	}
 	return errs
+}
+
+// isLabelValue reports whether v is a valid, non-empty Kubernetes label
+// value.
+func isLabelValue(v string) bool {
+	if len(v) > 63 || v == "" {
+		return false
+	}
+	for i, c := range v {
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || i == len(v)-1 || (c != '-' && c != '_' && c != '.')) {
+			return false
+		}
+	}
+	return true
 }
 
 func validateEnv(errs *ErrorList, path string, env map[string]string) {

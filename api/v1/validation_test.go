@@ -213,3 +213,16 @@ func TestValidateDockerHost(t *testing.T) {
 		})
 	}
 }
+
+func TestKubernetesHostnameMustBeALabelValue(t *testing.T) {
+	for h, ok := range map[string]bool{"": true, "node-1.cluster": true, "10.213.0.11": true, "-x": false, "a b": false, strings.Repeat("a", 64): false} {
+		s := valid()
+		n := s.Nodes["gfa1"]
+		n.KubernetesHostname = h
+		s.Nodes["gfa1"] = n
+		got := paths(s.Validate(DefaultPaths))
+		if ok && len(got) != 0 || !ok && (len(got) != 1 || got[0] != "nodes.gfa1.kubernetes_hostname") {
+			t.Errorf("kubernetes_hostname %q: problems at %v", h, got)
+		}
+	}
+}

@@ -53,7 +53,7 @@ func TestHelpListsTheCommands(t *testing.T) {
 	if code != cli.ExitOK {
 		t.Fatalf("exit %d, stderr %s", code, errOut)
 	}
-	for _, c := range []string{"start", "stop", "restart", "reconcile", "status", "config", "send", "version"} {
+	for _, c := range []string{"start", "stop", "restart", "reconcile", "status", "config", "send", "version", "export"} {
 		if !strings.Contains(out, "\n  "+c+" ") {
 			t.Errorf("--help does not list %q:\n%s", c, out)
 		}

@@ -92,7 +92,7 @@ reconcile" once.`,
 	root.AddCommand(
 		newStartCmd(g), newStopCmd(g), newRestartCmd(g),
 		newReconcileCmd(g), newStatusCmd(g), newConfigCmd(g),
-		newSendCmd(g), newEventsCmd(g), newLogsCmd(g), newVersionCmd(g),
+		newSendCmd(g), newEventsCmd(g), newLogsCmd(g), newExportCmd(g), newVersionCmd(g),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return withCode(ExitUsage, fmt.Errorf("%w\nRun '%s --help' for usage.", err, c.CommandPath()))

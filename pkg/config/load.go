@@ -380,16 +380,17 @@ func (d *decoder) nodes(path string, v any, dst *map[string]v1.Node) {
 	for _, name := range sortedKeys(m) {
 		var n v1.Node
 		d.object(join(path, name), m[name], map[string]func(string, any){
-			"host":          d.str(&n.Host),
-			"port":          d.integer(&n.Port),
-			"docker-client": d.str(&n.DockerClient),
-			"category":      d.str(&n.Category),
-			"user":          d.str(&n.User),
-			"docker-uid":    d.optInteger(&n.DockerUID),
-			"docker-gid":    d.optInteger(&n.DockerGID),
-			"env":           d.strMap(&n.Env),
-			"tls":           d.tls(&n.TLS),
-			"ssh":           d.ssh(&n.SSH),
+			"host":                d.str(&n.Host),
+			"port":                d.integer(&n.Port),
+			"docker-client":       d.str(&n.DockerClient),
+			"category":            d.str(&n.Category),
+			"user":                d.str(&n.User),
+			"docker-uid":          d.optInteger(&n.DockerUID),
+			"docker-gid":          d.optInteger(&n.DockerGID),
+			"env":                 d.strMap(&n.Env),
+			"kubernetes_hostname": d.str(&n.KubernetesHostname),
+			"tls":                 d.tls(&n.TLS),
+			"ssh":                 d.ssh(&n.SSH),
 			"power": func(p string, v any) {
 				n.Power = &v1.NodePower{}
 				d.object(p, v, map[string]func(string, any){"device": d.str(&n.Power.Device)})

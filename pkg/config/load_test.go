@@ -733,7 +733,7 @@ nodes:
 	}
 	want := map[string]string{
 		"nodes.gfa1.port":   `expected an integer, found a string ("19995")`,
-		"nodes.gfa1.colour": "unknown key (expected one of category, docker-client, docker-gid, docker-uid, env, host, port, power, ssh, tls, user)",
+		"nodes.gfa1.colour": "unknown key (expected one of category, docker-client, docker-gid, docker-uid, env, host, kubernetes_hostname, port, power, ssh, tls, user)",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("messages (-want +got):\n%s", diff)

@@ -12,7 +12,7 @@ import (
 
 // DefaultSize is how many events are kept for each node when the
 // configuration does not say.
-const DefaultSize = 200
+const DefaultSize = v1.DefaultEventsPerNode
 
 // followBuffer is how many events a follower may fall behind before it is
 // cut off (and told so): a reader that stopped reading never holds the

@@ -1,0 +1,11 @@
+// Command etcd is etcd's server, built from go.etcd.io/etcd/server/v3 at the
+// version k8s.io/kubernetes requires, for envtest's control plane.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
