@@ -47,6 +47,9 @@ import (
 // engine requests (one df exec), a quarter of a request per minute.
 const diskCheckEvery = 15 * time.Minute
 
+// fsCheckTimeout bounds the df run in the camera's container.
+const fsCheckTimeout = 5 * time.Second
+
 // imageEngine is what the collection needs of an engine beyond Engine.
 // *engine.Client satisfies it; an engine that does not is not collected.
 type imageEngine interface {
@@ -194,8 +197,12 @@ func (r *NodeReconciler) checkDisk(ctx context.Context, ie imageEngine, p *pass,
 		return
 	}
 	d := v1.DiskStatus{Images: du.Images, ImagesSize: du.ImagesSize, ImagesReclaimable: du.ImagesReclaimable, CheckedAt: g.diskAt}
-	if k := p.keeper; k != nil && k.State == "running" {
-		fs, err := ie.FilesystemUsage(ctx, k.ID)
+	// The filesystem's size is read only when a threshold asks for it:
+	// the API does not tell it, and df runs in the camera's container.
+	if k := p.keeper; k != nil && k.State == "running" && p.spec.ImageGC.GCHighPercent() > 0 {
+		fctx, cancel := context.WithTimeout(ctx, fsCheckTimeout)
+		fs, err := ie.FilesystemUsage(fctx, k.ID)
+		cancel()
 		if err == nil {
 			d.FSSize, d.FSUsed, d.FSPercent = fs.Size, fs.Used, fs.Percent()
 		} else if !errors.Is(err, context.Canceled) {

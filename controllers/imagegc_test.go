@@ -245,6 +245,8 @@ func TestImageGCEngineRefusalAndOff(t *testing.T) {
 func TestImageGCDiskUse(t *testing.T) {
 	spec := testSwarm("gfa1")
 	spec.ReadyTimeout = v1.Seconds(10)
+	high := 85
+	spec.ImageGC.HighPercent = &high
 	h := newHarness(t, spec, "r1")
 	e := h.eng("gfa1")
 	e.setFS(engine.FSUsage{Size: 100 << 30, Used: 50 << 30, Available: 50 << 30})

@@ -106,3 +106,25 @@ func TestEventsOfAnEngineDownAndBack(t *testing.T) {
 		t.Fatalf("%d events for one engine down and back: resyncs must not repeat them", n)
 	}
 }
+
+// Relay only, a node's status is its camera connection alone: nothing
+// observes its engine.
+func TestRelayOnlyStatusIsTheCameraConnection(t *testing.T) {
+	s := NewStore(testSwarm("gfa1", "gfa2"), "r1")
+	s.SetRelayOnly()
+	if st, _ := s.NodeStatus("gfa1"); st.Phase != v1.PhaseNotObserved {
+		t.Fatalf("before the camera client reports: %s", st.Phase)
+	}
+	s.SetCamera("gfa1", true, "")
+	s.SetCamera("gfa2", false, "dial tcp: connection refused")
+	if st, _ := s.NodeStatus("gfa1"); st.Phase != v1.PhaseReady || st.ObservedAt.IsZero() {
+		t.Fatalf("a connected camera: %s (%s), observed %v", st.Phase, st.Message, st.ObservedAt)
+	}
+	if st, _ := s.NodeStatus("gfa2"); st.Phase != v1.PhaseCameraNotConnected || !strings.Contains(st.Message, "connection refused") {
+		t.Fatalf("a camera not connected: %s (%s)", st.Phase, st.Message)
+	}
+	s.SetEnabled("gfa2", false)
+	if st, _ := s.NodeStatus("gfa2"); st.Phase != v1.PhaseDisabled {
+		t.Fatalf("a disabled node: %s", st.Phase)
+	}
+}

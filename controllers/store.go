@@ -3,6 +3,7 @@ package controllers
 import (
 	"slices"
 	"sync"
+	"time"
 
 	v1 "github.com/sdss/fliswarm/api/v1"
 )
@@ -32,6 +33,9 @@ type Store struct {
 	// events records the transitions the store sees (engine and node
 	// down or back, camera connected or lost); nil records nothing.
 	events EventRecorder
+	// relayOnly: another system (Kubernetes) runs the cameras; a node's
+	// status is its camera connection (see SetRelayOnly).
+	relayOnly bool
 }
 
 type cameraState struct {
@@ -40,6 +44,8 @@ type cameraState struct {
 	// seen: the actor has been connected to the camera since its
 	// container was last started (see CameraSeen).
 	seen bool
+	// at is when the camera client last reported.
+	at time.Time
 }
 
 // NewStore returns a store holding spec.
@@ -117,6 +123,17 @@ func (s *Store) SetEnabled(node string, on bool) bool {
 	return true
 }
 
+// SetRelayOnly says that fliswarm only relays (fliswarm start
+// --relay-only): another system runs the camera containers, nothing
+// observes the nodes' engines, and a node's status is its camera
+// connection: Ready when fliswarm's client is connected to the camera,
+// CameraNotConnected otherwise. Call it before anything reads the store.
+func (s *Store) SetRelayOnly() {
+	s.mu.Lock()
+	s.relayOnly = true
+	s.mu.Unlock()
+}
+
 // RecordEventsTo makes the store record the transitions it sees; call it
 // before anything writes to the store.
 func (s *Store) RecordEventsTo(rec EventRecorder) {
@@ -157,7 +174,7 @@ func (s *Store) Observed(node string) (v1.NodeStatus, bool) {
 func (s *Store) SetCamera(node string, connected bool, message string) {
 	s.mu.Lock()
 	old := s.camera[node]
-	s.camera[node] = cameraState{connected: connected, message: message, seen: old.seen || connected}
+	s.camera[node] = cameraState{connected: connected, message: message, seen: old.seen || connected, at: time.Now()}
 	rec := s.events
 	s.mu.Unlock()
 	if rec != nil && old.connected != connected {
@@ -314,6 +331,16 @@ func (s *Store) composeLocked(node string, enabled bool) v1.NodeStatus {
 		st.Disk = &cp
 	}
 	st.SetPhase(camera)
+	if s.relayOnly && enabled {
+		st.ObservedAt = cs.at
+		st.Phase, st.Message = v1.PhaseReady, "the camera answers (its container is not run by this fliswarm: relay only)"
+		if !camera {
+			st.Phase, st.Message = v1.PhaseCameraNotConnected, msg
+		}
+		if cs.at.IsZero() {
+			st.Phase, st.Message = v1.PhaseNotObserved, "the camera client has not reported yet"
+		}
+	}
 	return st
 }
 

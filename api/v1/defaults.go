@@ -20,7 +20,7 @@ const (
 	// DefaultImageGCKeep and DefaultImageGCHighPercent are image_gc's
 	// keep and high_percent.
 	DefaultImageGCKeep        = 2
-	DefaultImageGCHighPercent = 85
+	DefaultImageGCHighPercent = 0
 	// DefaultHTTP is the address of the status page and metrics when the
 	// configuration does not name one. It is not applied by SetDefaults:
 	// there an empty HTTP means off.

@@ -84,7 +84,7 @@ type Swarm struct {
 	// before. Default 0: never asked; the tag is pulled as it is.
 	ImageUpdateInterval Duration `json:"image_update_interval,omitempty"`
 	// ImageGC removes the camera repository's old images from the nodes
-	// after each change of image. Default on: keep 2, high_percent 85.
+	// after each change of image. Default on: keep 2, no disk threshold.
 	ImageGC ImageGC `json:"image_gc,omitzero"`
 	// PullStallTimeout ends an image pull that received nothing for this
 	// long (a slow link that still makes progress is never cut off).
@@ -147,7 +147,10 @@ type ImageGC struct {
 	// fuller than this (used / (used + available), as df reports it in
 	// the running camera container, checked every 15 minutes),
 	// a warning is logged and the garbage collection runs then too, not
-	// only after a change of image. 0 never warns. Default 85.
+	// only after a change of image. Default 0: off, and nothing is run in
+	// the camera's container (the Docker API does not tell a disk's size:
+	// the check runs `df` there, with a 5 s limit, never in a paused
+	// camera).
 	HighPercent *int `json:"high_percent,omitempty"`
 }
 

@@ -22,6 +22,7 @@ type startFlags struct {
 	debug      bool
 	foreground bool
 	logFile    string
+	relayOnly  bool
 }
 
 func newStartCmd(g *globals) *cobra.Command {
@@ -39,6 +40,8 @@ By default it detaches and "start" returns once the daemon is ready.
 	cmd.Flags().BoolVar(&f.debug, "debug", false, "stay in the foreground and log readable lines to the terminal")
 	cmd.Flags().BoolVar(&f.foreground, "foreground", false, "stay in the foreground, logging JSON (to --log or stderr)")
 	cmd.Flags().StringVar(&f.logFile, "log", "", "log file (default: fliswarm.log in the configuration's actor.log_dir)")
+	cmd.Flags().BoolVar(&f.relayOnly, "relay-only", false,
+		"only relay: serve the actor and relay to the cameras, never touch an engine (another system, such as Kubernetes, runs the cameras)")
 	return cmd
 }
 
@@ -100,6 +103,7 @@ func start(cmd *cobra.Command, g *globals, f *startFlags) error {
 		ConfigPath: g.configPath,
 		Nodes:      g.nodes,
 		RunDir:     g.runDir,
+		RelayOnly:  f.relayOnly,
 		Logger:     log,
 		Ready: func() {
 			ready = true
@@ -181,6 +185,9 @@ func (g *globals) childArgs(f *startFlags) []string {
 	}
 	if g.nodes != nil {
 		args = append(args, "--nodes", strings.Join(g.nodes, ","))
+	}
+	if f.relayOnly {
+		args = append(args, "--relay-only")
 	}
 	if f.logFile != "" {
 		p, err := filepath.Abs(f.logFile)

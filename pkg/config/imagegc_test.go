@@ -12,12 +12,12 @@ func TestImageGCValues(t *testing.T) {
 		yaml       string
 		keep, high int
 	}{
-		{"", 2, 85}, // absent: on, with the defaults
-		{"image_gc: {keep: 3}\n", 3, 85},
-		{"image_gc: {keep: 0}\n", 0, 85},
+		{"", 2, 0}, // absent: on, with the defaults
+		{"image_gc: {keep: 3}\n", 3, 0},
+		{"image_gc: {keep: 0}\n", 0, 0},
 		{"image_gc: {keep: 1, high_percent: 0}\n", 1, 0},
 		{"image_gc: {high_percent: 90}\n", 2, 90},
-		{"image_gc: {}\n", 2, 85},
+		{"image_gc: {}\n", 2, 0},
 	}
 	for _, tt := range tests {
 		l, err := Parse([]byte(flatFile+tt.yaml), "APO", nil)

@@ -151,8 +151,17 @@ func (c *Client) FilesystemUsage(ctx context.Context, id string) (FSUsage, error
 			return err
 		}
 		defer att.Close()
+		// The attached stream is a hijacked connection, which ctx does
+		// not end: close it when ctx ends (a camera paused while df runs
+		// would otherwise hold the call, and the node's reconcile,
+		// until it is unpaused).
+		stop := context.AfterFunc(ctx, func() { att.Close() })
+		defer stop()
 		var stdout, stderr bytes.Buffer
 		if _, err := stdcopy.StdCopy(&stdout, &stderr, io.LimitReader(att.Reader, maxExecOutput)); err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("df did not end in time (a paused camera, a hung filesystem?): %w", ctx.Err())
+			}
 			return err
 		}
 		res, err := c.api.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})

@@ -24,6 +24,9 @@ const logsOpenTimeout = 5 * time.Second
 // exist, 409 for a node not enabled, 503 for an engine that does not
 // answer (at once when the controller last saw it down).
 func (m *Manager) openLogs(ctx context.Context, nodes []string, req camlog.Request) (*camlog.Streams, error) {
+	if m.opts.RelayOnly {
+		return nil, &control.StatusError{Code: http.StatusConflict, Err: errRelayOnly}
+	}
 	spec, _ := m.ctl.Spec()
 	enabled := m.ctl.Enabled()
 	srcs := make([]camlog.Source, 0, len(nodes))

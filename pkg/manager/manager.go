@@ -41,6 +41,11 @@ type Options struct {
 	// Ready is called once every part has bound its port or socket and
 	// runs (the detached start reports success then).
 	Ready func()
+	// RelayOnly: another system (Kubernetes, from fliswarm export
+	// kubernetes) runs the camera containers; the daemon is the actor
+	// bridge only. No node controller runs and no engine is contacted;
+	// reconnect, reconcile and logs are refused with what to do instead.
+	RelayOnly bool
 }
 
 // Manager is the daemon: its parts, made in the order they depend on
@@ -73,6 +78,9 @@ func New(opts Options) (*Manager, error) {
 	m.warner.check(spec)
 	// The status store comes first: every other part reads it.
 	m.store = controllers.NewStore(spec, rev)
+	if opts.RelayOnly {
+		m.store.SetRelayOnly()
+	}
 	m.met = metrics.New(m.store.Status)
 	m.ev = events.New(events.Options{Size: spec.EventsPerNode, Count: m.met.CountEvent})
 	m.ev.Event("", v1.EventNormal, v1.ReasonConfigAccepted, "revision "+rev+" from "+opts.Config.Source+" in force at start")
@@ -90,7 +98,7 @@ func New(opts Options) (*Manager, error) {
 	})
 	m.link = actor.NewHubLink(actor.HubLinkOptions{Nodes: m.store, Logger: opts.Logger.WithName("tron")})
 	m.act = actor.New(actor.Options{
-		Reconciler:    m.ctl,
+		Reconciler:    m.reconciler(),
 		Cameras:       m.cams,
 		Hub:           m.link,
 		Subscribe:     m.store.Subscribe,
@@ -151,7 +159,10 @@ func (m *Manager) Start(ctx context.Context) error {
 	if m.opts.Config.Spec.HTTP != "" {
 		parts = append(parts, statusPage{m.web, m.log})
 	}
-	parts = append(parts, m.cams, m.link, RunnableFunc(m.ctl.Run))
+	parts = append(parts, m.cams, m.link)
+	if !m.opts.RelayOnly {
+		parts = append(parts, RunnableFunc(m.ctl.Run))
+	}
 	if m.opts.ConfigPath != "" {
 		parts = append(parts, RunnableFunc(func(ctx context.Context) error { m.watchConfig(ctx); return nil }))
 	}
@@ -223,6 +234,9 @@ func addrString(a net.Addr) string {
 // Reconcile implements control.Backend: the nodes must be configured and
 // enabled.
 func (m *Manager) Reconcile(ctx context.Context, req v1.ReconcileRequest) ([]v1.NodeResult, error) {
+	if m.opts.RelayOnly {
+		return nil, errRelayOnly
+	}
 	nodes := req.Nodes
 	if len(nodes) == 0 {
 		nodes = m.ctl.Enabled()

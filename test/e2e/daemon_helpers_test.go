@@ -82,6 +82,8 @@ type env struct {
 	// readable debug logs) or "--foreground" (JSON logs at info level,
 	// as the service runs it).
 	mode string
+	// startArgs are more arguments of `fliswarm start`.
+	startArgs []string
 }
 
 func newEnv(t testing.TB, bed *testbed.Bed, mutate func(cfg map[string]any)) *env {
@@ -184,7 +186,7 @@ func (e *env) startDaemon() {
 	if mode == "" {
 		mode = "--debug"
 	}
-	cmd := exec.Command(fliswarmBin(e.t), "-c", e.config, "--run-dir", e.runDir, "start", mode)
+	cmd := exec.Command(fliswarmBin(e.t), append([]string{"-c", e.config, "--run-dir", e.runDir, "start", mode}, e.startArgs...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		e.t.Fatal(err)

@@ -224,3 +224,55 @@ func TestImageGCDiskUseFromTheCamera(t *testing.T) {
 		t.Errorf("fliswarm status (exit %d) lacks the data root's use:\n%s", code, out)
 	}
 }
+
+// TestFilesystemUsageEndsWithItsContext: a df that does not end (a camera
+// paused while it runs, a hung filesystem) holds the call only until its
+// context ends: the attached stream is closed then.
+func TestFilesystemUsageEndsWithItsContext(t *testing.T) {
+	bed := testbed.Ensure(t)
+	ref := bed.Registry + "/gc/slowdf:1"
+	ctxDir := t.TempDir()
+	src := "package main\n\nimport \"time\"\n\nfunc main() { time.Sleep(10 * time.Minute) }\n"
+	if err := os.WriteFile(ctxDir+"/main.go", []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := exec.Command("go", "build", "-o", "df", "main.go")
+	build.Dir = ctxDir
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GO111MODULE=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build of a df that sleeps: %v\n%s", err, out)
+	}
+	dockerfile := "FROM " + bed.ImageRef + "\nCOPY df /bin/df\n"
+	if err := os.WriteFile(ctxDir+"/Dockerfile", []byte(dockerfile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"build", "-q", "-t", ref, ctxDir}, {"push", "-q", ref}} {
+		cmd := dockerCLI(bed.ManagerDockerHost, args...)
+		cmd.Env = append(os.Environ(), "DOCKER_BUILDKIT=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("docker %s on the manager: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	n := bed.Nodes[0]
+	bed.Docker(t, n.Name, "pull", "-q", ref)
+	id := bed.Docker(t, n.Name, "run", "-d", "--network", "none", ref)
+	t.Cleanup(func() {
+		_ = exec.Command("docker", "-H", n.Socket, "rm", "-f", id).Run()
+		_ = exec.Command("docker", "-H", n.Socket, "image", "rm", "-f", ref).Run()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := engineFor(t, n).FilesystemUsage(ctx, id)
+	took := time.Since(start)
+	if err == nil || took > 10*time.Second {
+		t.Fatalf("a df that never ends: error %v after %s; want an error within about 2 s", err, took)
+	}
+	t.Logf("a df that never ends: %v after %s", err, took.Round(time.Millisecond))
+	// The engine answers about that container at once afterwards.
+	ictx, icancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer icancel()
+	if _, err := engineFor(t, n).InspectContainer(ictx, id); err != nil {
+		t.Fatalf("the engine after the abandoned df: %v", err)
+	}
+}

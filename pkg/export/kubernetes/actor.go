@@ -101,7 +101,7 @@ func (b *builder) deployment(cm *corev1.ConfigMap) *appsv1.Deployment {
 						Name:  "fliswarm",
 						Image: b.opts.ActorImage,
 						Args: []string{"--config", configDir + "/" + ConfigKey, "--run-dir", actorRunDir,
-							"start", "--foreground"},
+							"start", "--foreground", "--relay-only"},
 						Env:   []corev1.EnvVar{{Name: "OBSERVATORY", Value: b.s.Observatory}},
 						Ports: []corev1.ContainerPort{{Name: "actor", ContainerPort: int32(b.s.Actor.Port), Protocol: corev1.ProtocolTCP}},
 						VolumeMounts: []corev1.VolumeMount{
