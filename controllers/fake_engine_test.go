@@ -175,6 +175,41 @@ func (e *fakeEngine) ListContainers(ctx context.Context, labels map[string]strin
 	return out, nil
 }
 
+// ListStates lists as ListContainers does, filling only what the
+// engine's container list carries. It counts (and fails, and holds) as
+// ListContainers: both are one container listing.
+func (e *fakeEngine) ListStates(ctx context.Context, labels map[string]string, names ...string) ([]engine.Container, error) {
+	if err := e.enter(ctx, "ListContainers"); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []engine.Container
+	for _, c := range e.containers {
+		match := len(labels) > 0 || len(names) == 0
+		for k, v := range labels {
+			match = match && c.Labels[k] == v
+		}
+		if match || slices.Contains(names, c.Name) {
+			out = append(out, engine.Container{ID: c.ID, Name: c.Name, Image: c.Image, ImageID: c.ImageID,
+				State: c.State, Running: c.State == "running", Labels: maps.Clone(c.Labels), Created: c.Created.Truncate(time.Second)})
+		}
+	}
+	slices.SortFunc(out, func(a, b engine.Container) int { return a.Created.Compare(b.Created) })
+	return out, nil
+}
+
+// Requests is how many calls the engine answered, all methods together.
+func (e *fakeEngine) Requests() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, c := range e.calls {
+		n += c
+	}
+	return n
+}
+
 func (e *fakeEngine) InspectContainer(ctx context.Context, id string) (engine.Container, error) {
 	if err := e.enter(ctx, "InspectContainer"); err != nil {
 		return engine.Container{}, err

@@ -127,6 +127,7 @@ func New(spec *v1.Swarm, revision string, opts Options) *NodeController {
 	expect := NewExpectations(opts.Clock)
 	c.events = NewEventSource(c.engines, c.store, expect, c.queue.Add, opts.Logger.WithName("events"))
 	c.rec = newNodeReconciler(c.store, c.engines, c.rollout, c.requests, expect, opts)
+	c.rec.feeds = c.events.Feeds()
 	c.rollout.SetRevision(revision)
 	return c
 }
@@ -221,7 +222,7 @@ func (c *NodeController) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { workers.Run(ctx) })
 	c.events.Start(ctx)
-	wg.Go(func() { Resync(ctx, c.store, c.opts.Clock, c.queue.Add) })
+	wg.Go(func() { Resync(ctx, c.store, c.opts.Clock, c.queue.Add, c.events.Feeds().Up) })
 	wg.Go(func() { c.watchImage(ctx) })
 	wg.Wait()
 	c.events.Wait()
