@@ -171,19 +171,22 @@ func (e *fakeEngine) ListContainers(ctx context.Context, labels map[string]strin
 			out = append(out, cp)
 		}
 	}
+	e.calls["ListContainers.inspects"] += len(out) // the real one inspects each
 	slices.SortFunc(out, func(a, b engine.Container) int { return a.Created.Compare(b.Created) })
 	return out, nil
 }
 
 // ListStates lists as ListContainers does, filling only what the
 // engine's container list carries. It counts (and fails, and holds) as
-// ListContainers: both are one container listing.
+// ListContainers: both are one container listing; Calls("ListStates")
+// counts it alone.
 func (e *fakeEngine) ListStates(ctx context.Context, labels map[string]string, names ...string) ([]engine.Container, error) {
 	if err := e.enter(ctx, "ListContainers"); err != nil {
 		return nil, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.calls["ListStates"]++
 	var out []engine.Container
 	for _, c := range e.containers {
 		match := len(labels) > 0 || len(names) == 0
@@ -199,13 +202,18 @@ func (e *fakeEngine) ListStates(ctx context.Context, labels map[string]string, n
 	return out, nil
 }
 
-// Requests is how many calls the engine answered, all methods together.
+// Requests is how many requests a real engine would have answered for
+// the calls made: one per call, plus, for ListContainers without
+// ListStates, the inspect of each container listed; the event stream
+// counts once per opening.
 func (e *fakeEngine) Requests() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	n := 0
-	for _, c := range e.calls {
-		n += c
+	for m, c := range e.calls {
+		if m != "ListStates" {
+			n += c
+		}
 	}
 	return n
 }

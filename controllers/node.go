@@ -259,7 +259,7 @@ func (r *NodeReconciler) decide(ctx context.Context, p *pass) *passEnd {
 // the next pass tries again.
 func (r *NodeReconciler) cleanHistory(ctx context.Context, p *pass) {
 	for _, a := range p.cleanup {
-		p.mem.seen.forget()
+		p.mem.seen.forgetFor(a.Type)
 		r.log.Info("reconcile", "node", p.node, "action", string(a.Type), "target", a.Target, "reason", a.Reason)
 		if err := p.eng.RemoveContainer(ctx, a.ID, true); err != nil {
 			r.log.Error(err, "history not removed", "node", p.node, "target", a.Target)

@@ -152,7 +152,7 @@ func (r *NodeReconciler) act(ctx context.Context, eng Engine, node string, spec 
 	if s, ok := announce(want, a); ok {
 		t.report(s)
 	}
-	r.memory(node).seen.forget() // what the action changes is read again
+	r.memory(node).seen.forgetFor(a.Type) // what the action changes is read again
 	id, err := r.execute(ctx, eng, node, spec, want, a, t)
 	if m := r.opts.Metrics; m != nil {
 		outcome := "ok"

@@ -56,6 +56,18 @@ type cachedImage struct {
 // forget drops what was read (ok stays: the engine still answered).
 func (c *readCache) forget() { c.ctrs, c.volumes, c.image = nil, nil, nil }
 
+// forgetFor drops what action a may change: the containers for an
+// action on containers, everything for the others (pulls, volumes).
+func (c *readCache) forgetFor(a v1.ActionType) {
+	switch a {
+	case ActionStartContainer, ActionUnpauseContainer, ActionCreateContainer, ActionRemoveContainer,
+		ActionRecreateContainer, ActionRecordHalt, ActionRestorePrevious:
+		c.ctrs = nil
+	default:
+		c.forget()
+	}
+}
+
 // listKey is what the container list tells of a container that changes
 // when the container does (apart from what its events announce).
 func listKey(c engine.Container) string {

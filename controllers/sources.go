@@ -203,14 +203,16 @@ func (s *EventSource) touches(node string, ev engine.Event) string {
 // attempt against a dead engine costs one refused connection).
 const maxStreamRetry = 5 * time.Second
 
-// Resync enqueues every managed node every resync_interval (read afresh
-// each time), to catch what no event announced. A node whose event stream
-// is up (healthy says so; nil: none is) is enqueued every
-// HealthyResyncFactor intervals instead, at most every MaxHealthyResync
-// (and never less often than every resync_interval): its events tell
-// what changes, and its resync is a check.
+// Resync makes sure every managed node is observed at least every
+// resync_interval (read afresh each time), to catch what no event
+// announced: at each interval it enqueues the nodes not observed within
+// it. A node whose event stream is up (healthy says so; nil: none is)
+// needs it every HealthyResyncFactor intervals, at most every
+// MaxHealthyResync (never less often than every resync_interval): its
+// events tell what changes, and its resync is a check; one waiting out a
+// crash-loop backoff is not enqueued before its next attempt, which
+// observes it.
 func Resync(ctx context.Context, store *Store, clock Clock, enqueue func(string), healthy func(string) bool) {
-	ticks := map[string]int{} // since the node was last enqueued
 	for {
 		spec, _ := store.Spec()
 		every := spec.ResyncInterval.D()
@@ -222,13 +224,22 @@ func Resync(ctx context.Context, store *Store, clock Clock, enqueue func(string)
 			return
 		case <-tick:
 		}
-		stretch := max(1, min(HealthyResyncFactor, int(MaxHealthyResync/every)))
+		now := clock.Now()
+		stretched := max(every, min(HealthyResyncFactor*every, MaxHealthyResync))
 		for _, n := range store.Enabled() {
-			ticks[n]++
-			if healthy != nil && healthy(n) && ticks[n] < stretch {
+			st, seen := store.Observed(n)
+			due := every
+			if healthy != nil && healthy(n) {
+				due = stretched
+				if cl := st.CrashLoop; cl != nil && cl.NextAttempt.After(now) {
+					continue
+				}
+			}
+			// A pass that started just after a tick counts for the
+			// interval it started in.
+			if seen && now.Sub(st.ObservedAt) < due-every/10 {
 				continue
 			}
-			ticks[n] = 0
 			enqueue(n)
 		}
 	}
