@@ -20,6 +20,9 @@ type Feeds struct {
 
 type feed struct {
 	up bool
+	// silent: the node's address went quiet (its camera connection was
+	// lost) since its last full look.
+	silent bool
 	// gen counts, for each kind, the events (and stream changes) seen.
 	gen feedGen
 }
@@ -73,6 +76,28 @@ func (f *Feeds) Touch(node, kind string) {
 	case kindImage:
 		fd.gen.images++
 	}
+}
+
+// Silent records that node's address went quiet: its next pass pings it,
+// whatever its stream says (a cut cable leaves a stream open, without a
+// word, until keepalives notice).
+func (f *Feeds) Silent(node string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.node(node).silent = true
+}
+
+// takeSilent reports (and clears) Silent.
+func (f *Feeds) takeSilent(node string) bool {
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fd := f.node(node)
+	s := fd.silent
+	fd.silent = false
+	return s
 }
 
 // State is whether node's feed is up, and its generations now.

@@ -274,6 +274,14 @@ func (c *NodeController) ReconcileOnce(ctx context.Context, nodes []string, opts
 // camera and, when not, why (for status). It is the one source of a
 // camera's readiness: a camera fliswarm started is ready when it is
 // connected.
+//
+// A connection lost has the node looked at, pings included: the node
+// may be gone although its event stream has not noticed yet.
 func (c *NodeController) SetCamera(node string, connected bool, reason string) {
+	lost := !connected && c.store.CameraConnected(node)
 	c.store.SetCamera(node, connected, reason)
+	if lost {
+		c.events.Feeds().Silent(node)
+		c.queue.Add(node)
+	}
 }

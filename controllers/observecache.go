@@ -20,7 +20,10 @@ import (
 // about volumes or images came. Nothing is pinged: the stream and the
 // list answering say that the node and its engine are there. A list that
 // fails has the pass ping and read everything, as a pass does while the
-// stream is down. Whatever fliswarm does to the node drops what was kept.
+// stream is down, and so does the pass after the node's camera connection
+// was lost (NodeController.SetCamera: the address went quiet) or for an
+// operator's request. Whatever fliswarm does to the node drops what was
+// kept.
 
 // quickLookTimeout bounds the one list of a node whose stream is up: an
 // engine that does not answer it in this time is probed (pings) at once,
@@ -79,7 +82,7 @@ func listKey(c engine.Container) string {
 // reports false (and forgets what was kept) when the node must be
 // probed and read in full.
 func (r *NodeReconciler) quickLook(ctx context.Context, spec *v1.Swarm, node string, want Desired, st *v1.NodeStatus, mem *nodeMemory) (Engine, Observed, bool) {
-	if !mem.seen.ok || !r.feeds.Up(node) {
+	if silent := r.feeds.takeSilent(node); silent || !mem.seen.ok || !r.feeds.Up(node) {
 		return nil, Observed{}, false
 	}
 	eng, err := r.engines.Get(node, spec.EngineConnection(node))

@@ -195,3 +195,23 @@ func TestCrashLoopReadsOncePerAttempt(t *testing.T) {
 		t.Fatalf("a crash loop on a node whose stream is up pinged it: %v", callsSince(e, before))
 	}
 }
+
+// A camera connection lost has the node pinged at once, its stream up or
+// not: a node cut off keeps its stream open, without a word, until
+// keepalives notice.
+func TestLostCameraConnectionPings(t *testing.T) {
+	h, _ := oneNode(t)
+	e := h.eng("gfa1")
+	spec, _ := h.ctl.Spec()
+	h.advance(4 * spec.ResyncInterval.D())
+	pings, enginePings := h.w.pings(), e.Calls("Ping")
+	h.w.set(func() { h.w.hostDown[spec.Nodes["gfa1"].Host] = true })
+	h.ctl.SetCamera("gfa1", false, "read: connection reset")
+	h.settle() // no time passes
+	if h.w.pings() != pings+1 || e.Calls("Ping") != enginePings+1 {
+		t.Fatalf("camera connection lost: %d pings, %d engine pings; want one of each", h.w.pings()-pings, e.Calls("Ping")-enginePings)
+	}
+	if st := h.status("gfa1"); st.Reachable {
+		t.Fatalf("a node that does not answer ping reads reachable (phase %s)", st.Phase)
+	}
+}
