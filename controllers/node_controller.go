@@ -117,7 +117,9 @@ func New(spec *v1.Swarm, revision string, opts Options) *NodeController {
 		log := opts.Logger.WithName("engine")
 		auth := func() (string, error) { spec, _ := c.store.Spec(); return engine.RegistryAuthFor(spec) }
 		opts.NewEngine = func(node string, conn v1.EngineConnection) (Engine, error) {
-			return engine.New(node, conn.Address, engine.OptionsFor(conn, engine.Options{Logger: log, RegistryAuth: auth}))
+			// Fast keepalives: a node that vanishes ends its event
+			// stream soon, and is then pinged (observecache.go).
+			return engine.New(node, conn.Address, engine.OptionsFor(conn, engine.Options{Logger: log, RegistryAuth: auth, KeepAlive: engine.FastKeepAlive}))
 		}
 	}
 	c.engines = NewEngines(opts.NewEngine)
