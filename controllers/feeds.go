@@ -87,6 +87,13 @@ func (f *Feeds) Silent(node string) {
 	f.node(node).silent = true
 }
 
+// isSilent reports Silent, not cleared by a pass yet.
+func (f *Feeds) isSilent(node string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.node(node).silent
+}
+
 // takeSilent reports (and clears) Silent.
 func (f *Feeds) takeSilent(node string) bool {
 	if f == nil {

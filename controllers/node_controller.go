@@ -277,13 +277,23 @@ func (c *NodeController) ReconcileOnce(ctx context.Context, nodes []string, opts
 // camera's readiness: a camera fliswarm started is ready when it is
 // connected.
 //
-// A connection lost has the node looked at, pings included: the node
-// may be gone although its event stream has not noticed yet.
+// A connection lost has the node's next pass ping it (the node may be
+// gone although its event stream has not noticed yet), and has one
+// within lostCameraLook if nothing else (a die event) made one.
 func (c *NodeController) SetCamera(node string, connected bool, reason string) {
 	lost := !connected && c.store.CameraConnected(node)
 	c.store.SetCamera(node, connected, reason)
 	if lost {
-		c.events.Feeds().Silent(node)
-		c.queue.Add(node)
+		feeds := c.events.Feeds()
+		feeds.Silent(node)
+		c.opts.Clock.AfterFunc(lostCameraLook, func() {
+			if feeds.isSilent(node) {
+				c.queue.Add(node)
+			}
+		})
 	}
 }
+
+// lostCameraLook is how soon a node whose camera connection was lost is
+// looked at when nothing else had it looked at.
+const lostCameraLook = time.Second

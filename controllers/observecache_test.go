@@ -42,25 +42,25 @@ func endStreams(h *harness, e *fakeEngine) (release func()) {
 	return release
 }
 
-// While a node's event stream is up, its resync comes every 4 intervals
-// (2 minutes) and makes one request: the container list. While it is
+// While a node's event stream is up, its resync comes every 2 intervals
+// (a minute) and makes one request: the container list. While it is
 // down, every interval, and each reads everything and pings.
 func TestQuietHealthyNodeResyncIsOneRequest(t *testing.T) {
 	h, _ := oneNode(t)
 	e := h.eng("gfa1")
 	every := testSwarm().ResyncInterval.D()
-	h.advance(4 * every) // whatever the start left
+	h.advance(2 * every) // whatever the start left
 	before, reqs, pings := callsOf(e), e.Requests(), h.w.pings()
-	h.advance(3 * every)
+	h.advance(every) // a tick the healthy node skips
 	if n := e.Requests() - reqs; n != 0 {
-		t.Fatalf("%d requests within 3 intervals of a quiet healthy node, want 0 (the resync stretched): %v", n, callsSince(e, before))
+		t.Fatalf("%d requests at the first tick after a resync of a quiet healthy node, want 0 (the resync stretched): %v", n, callsSince(e, before))
 	}
 	for i := range 3 {
 		before, reqs = callsOf(e), e.Requests()
 		if i == 0 {
 			h.advance(every)
 		} else {
-			h.advance(4 * every)
+			h.advance(2 * every)
 		}
 		if n := e.Requests() - reqs; n != 1 || callsSince(e, before)["ListStates"] != 1 {
 			t.Fatalf("resync %d of a quiet healthy node: %d requests %v, want 1 (one container list)", i+1, n, callsSince(e, before))
@@ -196,18 +196,22 @@ func TestCrashLoopReadsOncePerAttempt(t *testing.T) {
 	}
 }
 
-// A camera connection lost has the node pinged at once, its stream up or
+// A camera connection lost has the node pinged within lostCameraLook, its stream up or
 // not: a node cut off keeps its stream open, without a word, until
 // keepalives notice.
 func TestLostCameraConnectionPings(t *testing.T) {
 	h, _ := oneNode(t)
 	e := h.eng("gfa1")
 	spec, _ := h.ctl.Spec()
-	h.advance(4 * spec.ResyncInterval.D())
+	h.advance(HealthyResyncFactor * spec.ResyncInterval.D())
 	pings, enginePings := h.w.pings(), e.Calls("Ping")
 	h.w.set(func() { h.w.hostDown[spec.Nodes["gfa1"].Host] = true })
 	h.ctl.SetCamera("gfa1", false, "read: connection reset")
-	h.settle() // no time passes
+	h.settle()
+	if h.w.pings() != pings {
+		t.Fatal("pinged before lostCameraLook")
+	}
+	h.advance(lostCameraLook)
 	if h.w.pings() != pings+1 || e.Calls("Ping") != enginePings+1 {
 		t.Fatalf("camera connection lost: %d pings, %d engine pings; want one of each", h.w.pings()-pings, e.Calls("Ping")-enginePings)
 	}

@@ -247,8 +247,8 @@ func Resync(ctx context.Context, store *Store, clock Clock, enqueue func(string)
 
 // How much the resync of a node whose event stream is up stretches:
 // resync_interval times HealthyResyncFactor, at most MaxHealthyResync
-// (with the default 30 s: every 2 minutes).
+// (with the default 30 s: every minute).
 const (
-	HealthyResyncFactor = 4
+	HealthyResyncFactor = 2
 	MaxHealthyResync    = 5 * time.Minute
 )
