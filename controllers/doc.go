@@ -22,7 +22,8 @@
 //     and keeps the inspects, volumes and image of the last pass until an
 //     event or fliswarm's own action drops them, and pings only when that
 //     list fails or an operator's request waits; the resync then comes
-//     every 2 intervals (at most 5 minutes).
+//     every 4 intervals (at most 5 minutes; an interval under 30 s is
+//     kept as configured).
 //   - expectations.go: the engine events the reconciler's own actions
 //     will cause (its `start`, its `create`), which the event source does
 //     not reconcile again.

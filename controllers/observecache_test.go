@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/sdss/fliswarm/api/v1"
 	"github.com/sdss/fliswarm/pkg/engine"
 )
 
@@ -42,25 +43,25 @@ func endStreams(h *harness, e *fakeEngine) (release func()) {
 	return release
 }
 
-// While a node's event stream is up, its resync comes every 2 intervals
-// (a minute) and makes one request: the container list. While it is
+// While a node's event stream is up, its resync comes every 4 intervals
+// (2 minutes) and makes one request: the container list. While it is
 // down, every interval, and each reads everything and pings.
 func TestQuietHealthyNodeResyncIsOneRequest(t *testing.T) {
 	h, _ := oneNode(t)
 	e := h.eng("gfa1")
 	every := testSwarm().ResyncInterval.D()
-	h.advance(2 * every) // whatever the start left
+	h.advance(4 * every) // whatever the start left
 	before, reqs, pings := callsOf(e), e.Requests(), h.w.pings()
-	h.advance(every) // a tick the healthy node skips
+	h.advance(3 * every) // ticks the healthy node skips
 	if n := e.Requests() - reqs; n != 0 {
-		t.Fatalf("%d requests at the first tick after a resync of a quiet healthy node, want 0 (the resync stretched): %v", n, callsSince(e, before))
+		t.Fatalf("%d requests at the 3 ticks after a resync of a quiet healthy node, want 0 (the resync stretched): %v", n, callsSince(e, before))
 	}
 	for i := range 3 {
 		before, reqs = callsOf(e), e.Requests()
 		if i == 0 {
 			h.advance(every)
 		} else {
-			h.advance(2 * every)
+			h.advance(4 * every)
 		}
 		if n := e.Requests() - reqs; n != 1 || callsSince(e, before)["ListStates"] != 1 {
 			t.Fatalf("resync %d of a quiet healthy node: %d requests %v, want 1 (one container list)", i+1, n, callsSince(e, before))
@@ -217,5 +218,23 @@ func TestLostCameraConnectionPings(t *testing.T) {
 	}
 	if st := h.status("gfa1"); st.Reachable {
 		t.Fatalf("a node that does not answer ping reads reachable (phase %s)", st.Phase)
+	}
+}
+
+// A resync_interval under MinStretchedResync is kept as configured, the
+// stream up or not.
+func TestShortResyncIntervalIsNotStretched(t *testing.T) {
+	spec := testSwarm("gfa1")
+	spec.ResyncInterval = v1.Seconds(5)
+	h := newHarness(t, spec, "r1")
+	h.start()
+	h.probed()
+	h.requireReady("gfa1")
+	e := h.eng("gfa1")
+	h.advance(10 * time.Second)
+	lists := e.Calls("ListStates")
+	h.advance(20 * time.Second)
+	if n := e.Calls("ListStates") - lists; n != 4 {
+		t.Fatalf("%d lists in 20 s with resync_interval 5 s, want 4", n)
 	}
 }

@@ -208,7 +208,8 @@ const maxStreamRetry = 5 * time.Second
 // announced: at each interval it enqueues the nodes not observed within
 // it. A node whose event stream is up (healthy says so; nil: none is)
 // needs it every HealthyResyncFactor intervals, at most every
-// MaxHealthyResync (never less often than every resync_interval): its
+// MaxHealthyResync (never less often than every resync_interval; not for
+// an interval under MinStretchedResync): its
 // events tell what changes, and its resync is a check; one waiting out a
 // crash-loop backoff is not enqueued before its next attempt, which
 // observes it.
@@ -225,7 +226,10 @@ func Resync(ctx context.Context, store *Store, clock Clock, enqueue func(string)
 		case <-tick:
 		}
 		now := clock.Now()
-		stretched := max(every, min(HealthyResyncFactor*every, MaxHealthyResync))
+		stretched := every
+		if every >= MinStretchedResync {
+			stretched = max(every, min(HealthyResyncFactor*every, MaxHealthyResync))
+		}
 		for _, n := range store.Enabled() {
 			st, seen := store.Observed(n)
 			due := every
@@ -247,8 +251,11 @@ func Resync(ctx context.Context, store *Store, clock Clock, enqueue func(string)
 
 // How much the resync of a node whose event stream is up stretches:
 // resync_interval times HealthyResyncFactor, at most MaxHealthyResync
-// (with the default 30 s: every minute).
+// (with the default 30 s: every 2 minutes). A resync_interval shorter
+// than MinStretchedResync is kept as configured: whoever shortens it
+// asks for that many checks (a test bed's 5 s).
 const (
-	HealthyResyncFactor = 2
+	HealthyResyncFactor = 4
 	MaxHealthyResync    = 5 * time.Minute
+	MinStretchedResync  = 30 * time.Second
 )

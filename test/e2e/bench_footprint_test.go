@@ -163,7 +163,7 @@ func benchIdle(b *testing.B, bed *testbed.Bed, tab *table, window time.Duration,
 			}
 		}
 		tab.set("api"+k, row{ours: fmt.Sprintf("%.1f", perMin), tail: fmt.Sprintf("%d over %s", n, el.Round(time.Second)),
-			base: "a resync (one container list) every minute while the event stream is up, over one event stream",
+			base: "a resync (one container list) every 2 min while the event stream is up, over one event stream",
 			goal: "≤ 2; only resync and event stream", met: yes(steady && perMin <= 2)})
 		tab.detail("API requests of node %s (%s nodes) over %s idle: %s; since the daemon started: %s", f.cams[0].name, k,
 			el.Round(time.Second), strings.Join(parts, ", "), fmtCounts(end))
