@@ -71,7 +71,11 @@ func benchCold(b *testing.B, bed *testbed.Bed, tab *table, key string, cams []lo
 			}
 		}
 		floor = append(floor, time.Since(start))
-		b.Logf("%s sample %d: fliswarm %s, serial %v, floor %s", key, s+1, fd(ours[s]), serial[s:], fd(floor[s]))
+		serialText := "skipped"
+		if s < len(serial) {
+			serialText = fd(serial[s])
+		}
+		b.Logf("%s sample %d: fliswarm %s, serial %s, floor %s", key, s+1, fd(ours[s]), serialText, fd(floor[s]))
 	}
 	coldReset(b, bed, cams)
 	tail := fmt.Sprintf("worst %s (%d samples)", fd(worst(ours)), len(ours))
