@@ -15,6 +15,15 @@
 //     the registry (through a node's engine) which digest the image's tag
 //     names and pins a new one into the spec in force, so that it rolls
 //     out through the same plan and gates as a configuration change.
+//   - feeds.go, observecache.go: what a node costs while nothing happens.
+//     The event source keeps, per node, whether its stream is up and a
+//     generation per kind (containers, volumes, images) moved by each
+//     event; while it is up, a pass reads one container list (ListStates)
+//     and keeps the inspects, volumes and image of the last pass until an
+//     event or fliswarm's own action drops them, and pings only when that
+//     list fails or an operator's request waits; the resync then comes
+//     every 4 intervals (at most 5 minutes; an interval under 30 s is
+//     kept as configured).
 //   - expectations.go: the engine events the reconciler's own actions
 //     will cause (its `start`, its `create`), which the event source does
 //     not reconcile again.

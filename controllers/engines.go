@@ -16,6 +16,8 @@ import (
 type Engine interface {
 	Ping(ctx context.Context) error
 	ListContainers(ctx context.Context, labels map[string]string, names ...string) ([]engine.Container, error)
+	// ListStates is ListContainers without the inspects (one request).
+	ListStates(ctx context.Context, labels map[string]string, names ...string) ([]engine.Container, error)
 	InspectContainer(ctx context.Context, id string) (engine.Container, error)
 	CreateContainer(ctx context.Context, name string, cfg *container.Config, host *container.HostConfig) (string, error)
 	StartContainer(ctx context.Context, id string) error

@@ -175,8 +175,51 @@ func (e *fakeEngine) ListContainers(ctx context.Context, labels map[string]strin
 			out = append(out, cp)
 		}
 	}
+	e.calls["ListContainers.inspects"] += len(out) // the real one inspects each
 	slices.SortFunc(out, func(a, b engine.Container) int { return a.Created.Compare(b.Created) })
 	return out, nil
+}
+
+// ListStates lists as ListContainers does, filling only what the
+// engine's container list carries. It counts (and fails, and holds) as
+// ListContainers: both are one container listing; Calls("ListStates")
+// counts it alone.
+func (e *fakeEngine) ListStates(ctx context.Context, labels map[string]string, names ...string) ([]engine.Container, error) {
+	if err := e.enter(ctx, "ListContainers"); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls["ListStates"]++
+	var out []engine.Container
+	for _, c := range e.containers {
+		match := len(labels) > 0 || len(names) == 0
+		for k, v := range labels {
+			match = match && c.Labels[k] == v
+		}
+		if match || slices.Contains(names, c.Name) {
+			out = append(out, engine.Container{ID: c.ID, Name: c.Name, Image: c.Image, ImageID: c.ImageID,
+				State: c.State, Running: c.State == "running", Labels: maps.Clone(c.Labels), Created: c.Created.Truncate(time.Second)})
+		}
+	}
+	slices.SortFunc(out, func(a, b engine.Container) int { return a.Created.Compare(b.Created) })
+	return out, nil
+}
+
+// Requests is how many requests a real engine would have answered for
+// the calls made: one per call, plus, for ListContainers without
+// ListStates, the inspect of each container listed; the event stream
+// counts once per opening.
+func (e *fakeEngine) Requests() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for m, c := range e.calls {
+		if m != "ListStates" {
+			n += c
+		}
+	}
+	return n
 }
 
 func (e *fakeEngine) InspectContainer(ctx context.Context, id string) (engine.Container, error) {

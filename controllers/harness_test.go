@@ -39,6 +39,8 @@ type fakeWorld struct {
 	pullsStarted, pullsNow, maxPulls, pullBarrier int
 	hostDown                                      map[string]bool
 	busy                                          map[string]string
+	// pinged counts the ICMP pings (Options.Ping).
+	pinged int
 	// hung images run but their camera never answers.
 	hung map[string]bool
 	// onChange reports node's camera state after each change of its
@@ -200,10 +202,18 @@ func (w *fakeWorld) set(f func()) {
 	f()
 }
 
+// pings is how many ICMP pings were made.
+func (w *fakeWorld) pings() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pinged
+}
+
 // ping is Options.Ping.
 func (w *fakeWorld) ping(_ context.Context, host string, _ time.Duration, _ int) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.pinged++
 	if w.hostDown[host] {
 		return fmt.Errorf("no reply from %s", host)
 	}

@@ -41,6 +41,7 @@ type NodeReconciler struct {
 	rollout  *Rollout
 	requests *Requests
 	expect   *Expectations
+	feeds    *Feeds // nil: no node's stream is known to be up
 	opts     Options
 	clock    Clock
 	log      logr.Logger
@@ -75,6 +76,8 @@ type nodeMemory struct {
 	// ranOnce: a camera has run, or been started by fliswarm, on the node
 	// since the daemon started.
 	ranOnce bool
+	// seen is what the last reads found (observecache.go).
+	seen readCache
 }
 
 type startingCamera struct {
@@ -187,9 +190,27 @@ func (r *NodeReconciler) observe(ctx context.Context, node string, t ticket) (*p
 	if p.want, err = desired(spec, node); err != nil {
 		return nil, r.end(p, Result{}, Outcome{Err: err, Final: true}, err, false)
 	}
-	if p.eng, err = r.probeNode(ctx, spec, node, p.st); err != nil {
+	quick := false
+	if !t.asked {
+		p.eng, p.have, quick = r.quickLook(ctx, spec, node, p.want, p.st, p.mem)
+	}
+	if !quick {
+		if end := r.fullLook(ctx, p); end != nil {
+			return nil, end
+		}
+	}
+	p.keeper = keeperOf(p.want, p.have)
+	r.readHalt(p)
+	return p, nil
+}
+
+// fullLook pings the node and its engine, then reads the node.
+func (r *NodeReconciler) fullLook(ctx context.Context, p *pass) *passEnd {
+	var err error
+	p.mem.seen.ok = false
+	if p.eng, err = r.probeNode(ctx, p.spec, p.node, p.st); err != nil {
 		p.mem.engineWasDown = true
-		return nil, r.end(p, Result{}, Outcome{Err: err, Final: true}, err, true)
+		return r.end(p, Result{}, Outcome{Err: err, Final: true}, err, true)
 	}
 	if p.mem.engineWasDown {
 		// The engine came back and stopped the containers it found: not
@@ -197,12 +218,11 @@ func (r *NodeReconciler) observe(ctx context.Context, node string, t ticket) (*p
 		p.mem.engineWasDown = false
 		p.mem.crash.forget()
 	}
-	if p.have, err = r.inspect(ctx, p.eng, node, p.want, p.st); err != nil {
-		return nil, r.end(p, Result{}, Outcome{Err: err}, err, true)
+	if p.have, err = r.inspect(ctx, p.eng, p.node, p.want, p.st, &p.mem.seen); err != nil {
+		return r.end(p, Result{}, Outcome{Err: err}, err, true)
 	}
-	p.keeper = keeperOf(p.want, p.have)
-	r.readHalt(p)
-	return p, nil
+	p.mem.seen.ok = true
+	return nil
 }
 
 // end records the pass's status and ends it; retry says that err has the
@@ -242,6 +262,7 @@ func (r *NodeReconciler) decide(ctx context.Context, p *pass) *passEnd {
 // the next pass tries again.
 func (r *NodeReconciler) cleanHistory(ctx context.Context, p *pass) {
 	for _, a := range p.cleanup {
+		p.mem.seen.forgetFor(a.Type)
 		r.log.Info("reconcile", "node", p.node, "action", string(a.Type), "target", a.Target, "reason", a.Reason)
 		if err := p.eng.RemoveContainer(ctx, a.ID, true); err != nil {
 			r.log.Error(err, "history not removed", "node", p.node, "target", a.Target)
@@ -256,6 +277,12 @@ func (r *NodeReconciler) converged(p *pass) passEnd {
 	ok := k != nil && k.Running && k.State == "running" &&
 		k.Labels[render.LabelSpecHash] == p.want.Container.Hash && r.store.CameraConnected(p.node)
 	out := Outcome{Converged: ok}
+	var res Result
+	if k != nil && k.State == "running" && p.mem.crash.looping() && !k.StartedAt.IsZero() {
+		// Look again when it has run long enough to forget its crashes
+		// (the resync may be minutes away).
+		res.RequeueAfter = max(firstProbe, k.StartedAt.Add(p.mem.crash.policy.ResetAfter).Sub(r.clock.Now()))
+	}
 	r.record(p.node, p.st, p.mem, nil, nil)
 	if !ok {
 		out.Err = fmt.Errorf("%s: %s", p.node, p.st.Condition(v1.ConditionContainerRunning).Message)
@@ -264,7 +291,7 @@ func (r *NodeReconciler) converged(p *pass) passEnd {
 		out.Final, out.Converged = true, false
 		out.Err = r.haltError(p.rev)
 	}
-	return passEnd{out: out}
+	return passEnd{res: res, out: out}
 }
 
 // actAll runs the plan's actions in order. Whether a camera it started

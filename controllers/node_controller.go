@@ -123,7 +123,9 @@ func New(spec *v1.Swarm, revision string, opts Options) *NodeController {
 		log := opts.Logger.WithName("engine")
 		auth := func() (string, error) { spec, _ := c.store.Spec(); return engine.RegistryAuthFor(spec) }
 		opts.NewEngine = func(node string, conn v1.EngineConnection) (Engine, error) {
-			return engine.New(node, conn.Address, engine.OptionsFor(conn, engine.Options{Logger: log, RegistryAuth: auth}))
+			// Fast keepalives: a node that vanishes ends its event
+			// stream soon, and is then pinged (observecache.go).
+			return engine.New(node, conn.Address, engine.OptionsFor(conn, engine.Options{Logger: log, RegistryAuth: auth, KeepAlive: engine.FastKeepAlive}))
 		}
 	}
 	c.engines = NewEngines(opts.NewEngine)
@@ -133,6 +135,7 @@ func New(spec *v1.Swarm, revision string, opts Options) *NodeController {
 	expect := NewExpectations(opts.Clock)
 	c.events = NewEventSource(c.engines, c.store, expect, c.queue.Add, opts.Logger.WithName("events"))
 	c.rec = newNodeReconciler(c.store, c.engines, c.rollout, c.requests, expect, opts)
+	c.rec.feeds = c.events.Feeds()
 	c.rollout.SetRevision(revision)
 	return c
 }
@@ -227,7 +230,7 @@ func (c *NodeController) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { workers.Run(ctx) })
 	c.events.Start(ctx)
-	wg.Go(func() { Resync(ctx, c.store, c.opts.Clock, c.queue.Add) })
+	wg.Go(func() { Resync(ctx, c.store, c.opts.Clock, c.queue.Add, c.events.Feeds().Up) })
 	wg.Go(func() { c.watchImage(ctx) })
 	wg.Wait()
 	c.events.Wait()
@@ -279,6 +282,24 @@ func (c *NodeController) ReconcileOnce(ctx context.Context, nodes []string, opts
 // camera and, when not, why (for status). It is the one source of a
 // camera's readiness: a camera fliswarm started is ready when it is
 // connected.
+//
+// A connection lost has the node's next pass ping it (the node may be
+// gone although its event stream has not noticed yet), and has one
+// within lostCameraLook if nothing else (a die event) made one.
 func (c *NodeController) SetCamera(node string, connected bool, reason string) {
+	lost := !connected && c.store.CameraConnected(node)
 	c.store.SetCamera(node, connected, reason)
+	if lost {
+		feeds := c.events.Feeds()
+		feeds.Silent(node)
+		c.opts.Clock.AfterFunc(lostCameraLook, func() {
+			if feeds.isSilent(node) {
+				c.queue.Add(node)
+			}
+		})
+	}
 }
+
+// lostCameraLook is how soon a node whose camera connection was lost is
+// looked at when nothing else had it looked at.
+const lostCameraLook = time.Second

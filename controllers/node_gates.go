@@ -159,6 +159,7 @@ func (r *NodeReconciler) act(ctx context.Context, eng Engine, node string, spec 
 	if s, ok := announce(want, a); ok {
 		t.report(s)
 	}
+	r.memory(node).seen.forgetFor(a.Type) // what the action changes is read again
 	id, err := r.execute(ctx, eng, node, spec, want, a, t)
 	r.actionEvent(node, a, err)
 	if m := r.opts.Metrics; m != nil {

@@ -107,16 +107,22 @@ func TestReadinessNamesTheReason(t *testing.T) {
 		return h.status("gfa1")
 	}
 
+	// A node that is down, or whose engine is, does not answer the
+	// container list either (the one read of a node whose event stream
+	// is up): the pass then pings.
 	h.w.set(func() { h.w.hostDown[host] = true })
+	e.Fail("ListContainers", errors.New("dial tcp: i/o timeout"))
 	if st := reconcile(); st.Phase != v1.PhaseUnreachable || !strings.Contains(st.Message, "not pinging back") {
 		t.Fatalf("no ping: phase %s (%s), want Unreachable", st.Phase, st.Message)
 	}
 	h.w.set(func() { delete(h.w.hostDown, host) })
 	e.Fail("Ping", errors.New("connect: connection refused"))
+	e.Fail("ListContainers", errors.New("connect: connection refused"))
 	if st := reconcile(); st.Phase != v1.PhaseEngineDown || !strings.Contains(st.Message, "connection refused") {
 		t.Fatalf("engine down: phase %s (%s), want EngineDown", st.Phase, st.Message)
 	}
 	e.Fail("Ping", nil)
+	e.Fail("ListContainers", nil)
 	_ = reconcile()
 	h.requireReady("gfa1")
 

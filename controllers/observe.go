@@ -85,20 +85,27 @@ func (r *NodeReconciler) probeNode(ctx context.Context, spec *v1.Swarm, node str
 }
 
 // inspect reads the node's containers, volumes and image and records them
-// in st.
-func (r *NodeReconciler) inspect(ctx context.Context, eng Engine, node string, want Desired, st *v1.NodeStatus) (Observed, error) {
+// in st. With seen (the node's reconciles' own, never shared), while the
+// node's stream is up, what did not change is not read again (see
+// observecache.go); nil reads everything.
+func (r *NodeReconciler) inspect(ctx context.Context, eng Engine, node string, want Desired, st *v1.NodeStatus, seen *readCache) (Observed, error) {
 	ctr := want.Container
 	have := Observed{Volumes: map[string]engine.Volume{}}
-	var err error
-	all, err := eng.ListContainers(ctx, map[string]string{render.LabelManaged: "true", render.LabelNode: node},
-		ctr.Name, ctr.Name+previousSuffix, ctr.Name+haltedSuffix)
+	up, gen := r.feeds.State(node)
+	if seen == nil {
+		seen, up = &readCache{}, false
+	}
+	if !up {
+		seen.forget()
+	}
+	all, err := r.readContainers(ctx, eng, node, want, seen, up, gen)
 	if err != nil {
 		return have, fmt.Errorf("%s: list containers: %w", node, err)
 	}
 	have.Containers, have.Previous, have.Halted = splitHistory(all, ctr.Name)
 	st.Volumes = st.Volumes[:0]
 	for _, v := range want.Volumes {
-		got, err := eng.InspectVolume(ctx, v.Name)
+		got, err := readVolume(ctx, eng, v.Name, seen, up, gen)
 		switch {
 		case engine.IsNotFound(err):
 			st.Volumes = append(st.Volumes, v1.VolumeStatus{Name: v.Name})
@@ -109,7 +116,7 @@ func (r *NodeReconciler) inspect(ctx context.Context, eng Engine, node string, w
 			st.Volumes = append(st.Volumes, v1.VolumeStatus{Name: v.Name, Exists: true, Device: got.Options["device"]})
 		}
 	}
-	img, err := eng.InspectImage(ctx, ctr.Config.Image)
+	img, err := readImage(ctx, eng, ctr.Config.Image, seen, up, gen)
 	switch {
 	case engine.IsNotFound(err):
 		st.Image.Present, st.Image.ID = false, ""

@@ -53,7 +53,7 @@ func (r *NodeReconciler) plan(ctx context.Context, node string, opts PlanOptions
 	if err != nil {
 		return Plan{Node: node}, st, err
 	}
-	have, err := r.inspect(ctx, eng, node, want, st)
+	have, err := r.inspect(ctx, eng, node, want, st, nil)
 	if err != nil {
 		return Plan{Node: node}, st, err
 	}

@@ -93,14 +93,14 @@ func TestEventsOfAnEngineDownAndBack(t *testing.T) {
 	h.start()
 	h.probed()
 	e := h.eng("gfa1")
-	e.mu.Lock()
-	e.fail["Ping"] = fmt.Errorf("connection refused")
-	e.mu.Unlock()
-	h.advance(time.Minute)
-	e.mu.Lock()
-	delete(e.fail, "Ping")
-	e.mu.Unlock()
-	h.advance(time.Minute)
+	// The engine stops answering: its container list (the one read of a
+	// node whose stream is up) fails, then its ping.
+	e.Fail("Ping", fmt.Errorf("connect: connection refused"))
+	e.Fail("ListContainers", fmt.Errorf("connect: connection refused"))
+	h.advance(5 * time.Minute)
+	e.Fail("Ping", nil)
+	e.Fail("ListContainers", nil)
+	h.advance(5 * time.Minute)
 	requireEventsInOrder(t, rec, "gfa1", "Ready", "EngineDown:connection refused", "EngineUp:back after")
 	if n := len(rec.List(events.Filter{Nodes: []string{"gfa1"}})); n > 20 {
 		t.Fatalf("%d events for one engine down and back: resyncs must not repeat them", n)

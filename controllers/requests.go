@@ -62,6 +62,9 @@ type ticket struct {
 	redeploy, force, pulled bool
 	// q reports the pass's steps to the requests it serves (nil: none).
 	q *Requests
+	// asked: an operator's request waits for this pass (it then pings
+	// the node, whatever its event stream says).
+	asked bool
 }
 
 // NewRequests returns a tracker that enqueues requested nodes with
@@ -78,7 +81,7 @@ func NewRequests(enqueue func(node string)) *Requests {
 func (q *Requests) begin(node string) ticket {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	t := ticket{node: node, gen: q.gen[node], bypass: q.bypass[node], q: q, pulled: true}
+	t := ticket{node: node, gen: q.gen[node], bypass: q.bypass[node], q: q, pulled: true, asked: len(q.waiters[node]) > 0}
 	delete(q.bypass, node)
 	for _, w := range q.waiters[node] {
 		if !w.wantsRedeploy() || w.deployed {

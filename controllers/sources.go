@@ -27,6 +27,7 @@ type EventSource struct {
 	expect  *Expectations
 	enqueue func(node string)
 	log     logr.Logger
+	feeds   *Feeds
 
 	mu      sync.Mutex
 	ctx     context.Context
@@ -41,8 +42,11 @@ type watch struct {
 
 // NewEventSource returns a source that enqueues with enqueue.
 func NewEventSource(engines *Engines, store *Store, expect *Expectations, enqueue func(string), log logr.Logger) *EventSource {
-	return &EventSource{engines: engines, store: store, expect: expect, enqueue: enqueue, log: log, watches: map[string]*watch{}}
+	return &EventSource{engines: engines, store: store, expect: expect, enqueue: enqueue, log: log, watches: map[string]*watch{}, feeds: NewFeeds()}
 }
+
+// Feeds is what the source knows of each node's stream.
+func (s *EventSource) Feeds() *Feeds { return s.feeds }
 
 // Start begins watching every managed node; Sync follows later changes.
 // Stop (or ctx ending) ends every watch, and Wait joins them.
@@ -97,6 +101,7 @@ func (s *EventSource) watch(ctx context.Context, node string, eng Engine) {
 	retry := &backoff.ExponentialBackOff{InitialInterval: time.Second, Multiplier: 2,
 		RandomizationFactor: 0, MaxInterval: maxStreamRetry}
 	retry.Reset()
+	defer s.feeds.SetUp(node, false)
 	for ctx.Err() == nil {
 		evs, errs := eng.Events(ctx)
 		connected := time.Now()
@@ -105,6 +110,7 @@ func (s *EventSource) watch(ctx context.Context, node string, eng Engine) {
 		// resync. What the reconciler expected before this stream was
 		// open is not coming on it.
 		if eng.Ping(ctx) == nil {
+			s.feeds.SetUp(node, true)
 			s.expect.ForgetNode(node)
 			s.enqueue(node)
 		}
@@ -116,6 +122,9 @@ func (s *EventSource) watch(ctx context.Context, node string, eng Engine) {
 			case ev, ok := <-evs:
 				if !ok {
 					break stream
+				}
+				if kind := s.touches(node, ev); kind != "" {
+					s.feeds.Touch(node, kind)
 				}
 				if s.relevant(node, ev) {
 					s.log.V(1).Info("engine event", "node", node, "type", ev.Type, "action", ev.Action, "name", ev.Name)
@@ -129,6 +138,7 @@ func (s *EventSource) watch(ctx context.Context, node string, eng Engine) {
 				break stream
 			}
 		}
+		s.feeds.SetUp(node, false)
 		s.enqueue(node)
 		if time.Since(connected) > 30*time.Second {
 			retry.Reset()
@@ -165,26 +175,87 @@ func (s *EventSource) relevant(node string, ev engine.Event) bool {
 	return false
 }
 
+// touches is the kind of what ev changed that a read of node may have
+// kept (see Feeds), "" for none.
+func (s *EventSource) touches(node string, ev engine.Event) string {
+	spec, _ := s.store.Spec()
+	switch ev.Type {
+	case "container":
+		if ev.Labels[render.LabelNode] != node && ev.Name != spec.ContainerNameFor(node) {
+			return ""
+		}
+		switch ev.Action {
+		case "create", "start", "restart", "die", "kill", "oom", "stop", "pause", "unpause", "destroy", "rename", "update":
+			return kindContainer
+		}
+	case "volume":
+		if _, ours := spec.Volumes[ev.Name]; ours && ev.Action != "mount" && ev.Action != "unmount" {
+			return kindVolume
+		}
+	case "image":
+		return kindImage
+	}
+	return ""
+}
+
 // maxStreamRetry caps the wait between attempts to reopen an engine's event
 // stream: an engine that comes back is noticed within that time (an
 // attempt against a dead engine costs one refused connection).
 const maxStreamRetry = 5 * time.Second
 
-// Resync enqueues every managed node every resync_interval (read afresh
-// each time), to catch what no event announced.
-func Resync(ctx context.Context, store *Store, clock Clock, enqueue func(string)) {
+// Resync makes sure every managed node is observed at least every
+// resync_interval (read afresh each time), to catch what no event
+// announced: at each interval it enqueues the nodes not observed within
+// it. A node whose event stream is up (healthy says so; nil: none is)
+// needs it every HealthyResyncFactor intervals, at most every
+// MaxHealthyResync (never less often than every resync_interval; not for
+// an interval under MinStretchedResync): its
+// events tell what changes, and its resync is a check; one waiting out a
+// crash-loop backoff is not enqueued before its next attempt, which
+// observes it.
+func Resync(ctx context.Context, store *Store, clock Clock, enqueue func(string), healthy func(string) bool) {
 	for {
 		spec, _ := store.Spec()
+		every := spec.ResyncInterval.D()
 		tick := make(chan struct{})
-		t := clock.AfterFunc(spec.ResyncInterval.D(), func() { close(tick) })
+		t := clock.AfterFunc(every, func() { close(tick) })
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-tick:
 		}
+		now := clock.Now()
+		stretched := every
+		if every >= MinStretchedResync {
+			stretched = max(every, min(HealthyResyncFactor*every, MaxHealthyResync))
+		}
 		for _, n := range store.Enabled() {
+			st, seen := store.Observed(n)
+			due := every
+			if healthy != nil && healthy(n) {
+				due = stretched
+				if cl := st.CrashLoop; cl != nil && cl.NextAttempt.After(now) {
+					continue
+				}
+			}
+			// A pass that started just after a tick counts for the
+			// interval it started in.
+			if seen && now.Sub(st.ObservedAt) < due-every/10 {
+				continue
+			}
 			enqueue(n)
 		}
 	}
 }
+
+// How much the resync of a node whose event stream is up stretches:
+// resync_interval times HealthyResyncFactor, at most MaxHealthyResync
+// (with the default 30 s: every 2 minutes). A resync_interval shorter
+// than MinStretchedResync is kept as configured: whoever shortens it
+// asks for that many checks (a test bed's 5 s).
+const (
+	HealthyResyncFactor = 4
+	MaxHealthyResync    = 5 * time.Minute
+	MinStretchedResync  = 30 * time.Second
+)

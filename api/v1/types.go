@@ -62,7 +62,9 @@ type Swarm struct {
 	RestartPolicy string `json:"restart_policy"`
 
 	// ResyncInterval is how often every node is reconciled even when no
-	// event arrived. Default 30 s.
+	// event arrived, while its engine's event stream is down; while it is
+	// up, every 4 intervals (at most every 5 minutes, never less often
+	// than every interval; an interval under 30 s is kept). Default 30 s.
 	ResyncInterval Duration `json:"resync_interval"`
 	// MaxUnavailable is how many cameras a rolling change may take down at
 	// once. Default 1.

@@ -10,6 +10,8 @@ import (
 
 func TestDiskLines(t *testing.T) {
 	spec := testSpec(map[string]int{})
+	high := 85
+	spec.ImageGC.HighPercent = &high
 	st := v1.NodeStatus{Name: "gfa1"}
 	if got := render(diskLines(spec, st)); len(got) != 0 {
 		t.Fatalf("not checked yet: %v, want no line", got)
@@ -30,6 +32,6 @@ func TestDiskLines(t *testing.T) {
 	off := 0
 	spec.ImageGC.HighPercent = &off
 	if got := render(diskLines(spec, st)); len(got) != 1 {
-		t.Errorf("high_percent 0: %v, want the debug line only", got)
+		t.Errorf("high_percent 0 (the default): %v, want the debug line only", got)
 	}
 }

@@ -267,6 +267,19 @@ func TestEngineContainerLifecycle(t *testing.T) {
 			if strings.Join(ids, ",") != strings.Join(tt.want, ",") {
 				t.Errorf("ListContainers(%v, %v) = %v, want %v", tt.labels, tt.names, ids, tt.want)
 			}
+			brief, err := c.ListStates(ctx, tt.labels, tt.names...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, b := range brief {
+				if i >= len(got) || b.ID != got[i].ID || b.Name != got[i].Name || b.State != got[i].State || b.ImageID != got[i].ImageID {
+					t.Errorf("ListStates(%v, %v) = %+v, want what ListContainers lists: %+v", tt.labels, tt.names, brief, got)
+					break
+				}
+			}
+			if len(brief) != len(got) {
+				t.Errorf("ListStates(%v, %v): %d containers, ListContainers %d", tt.labels, tt.names, len(brief), len(got))
+			}
 		})
 	}
 
@@ -286,6 +299,9 @@ func TestEngineContainerLifecycle(t *testing.T) {
 	list, err := c.ListContainers(ctx, nil, name1)
 	if err != nil || len(list) != 1 || !list[0].Running || list[0].StartedAt != ctr.StartedAt {
 		t.Errorf("ListContainers after start = %+v, %v", list, err)
+	}
+	if brief, err := c.ListStates(ctx, nil, name1); err != nil || len(brief) != 1 || !brief[0].Running || brief[0].State != "running" {
+		t.Errorf("ListStates after start = %+v, %v", brief, err)
 	}
 
 	stop := 20

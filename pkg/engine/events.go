@@ -60,7 +60,8 @@ var engineAttributes = map[events.Type]map[string]bool{
 // reads wait (the engine buffers a little, then drops the subscription).
 //
 // A TCP connection to a node that vanishes without a word is noticed by
-// keepalive probes, after about half a minute.
+// keepalive probes (Options.KeepAlive): by default after about half a
+// minute.
 func (c *Client) Events(ctx context.Context) (<-chan Event, <-chan error) {
 	out := make(chan Event)
 	errc := make(chan error, 1)

@@ -82,14 +82,15 @@ type sshDialer struct {
 	addr, user, socket string
 	opts               SSHOptions
 	timeout            time.Duration
+	keepAlive          net.KeepAliveConfig
 
 	mu         sync.Mutex
 	client     *ssh.Client
 	connecting chan struct{} // closed when the connection being made is done
 }
 
-func newSSHDialer(u *url.URL, opts SSHOptions, timeout time.Duration) (*sshDialer, error) {
-	return &sshDialer{addr: u.Host, user: u.User.Username(), socket: u.Path, opts: opts, timeout: timeout}, nil
+func newSSHDialer(u *url.URL, opts SSHOptions, timeout time.Duration, keepAlive net.KeepAliveConfig) (*sshDialer, error) {
+	return &sshDialer{addr: u.Host, user: u.User.Username(), socket: u.Path, opts: opts, timeout: timeout, keepAlive: keepAlive}, nil
 }
 
 // DialContext opens a channel to the engine's socket (the network and
@@ -190,7 +191,7 @@ func (d *sshDialer) connect(ctx context.Context) (*ssh.Client, error) {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	defer closeAgent()
-	conn, err := tcpDialer(d.timeout).DialContext(ctx, "tcp", d.addr)
+	conn, err := tcpDialer(d.timeout, d.keepAlive).DialContext(ctx, "tcp", d.addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}

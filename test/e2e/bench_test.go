@@ -30,6 +30,7 @@ func benchTable(b *testing.B, bed *testbed.Bed, tab *table) {
 	loopWindow := envDuration("BENCH_CRASHLOOP", defaultCrashLoop)
 	three := bedCameras(bed)
 	thirty := spreadCameras(bed, "c", 30, 19100)
+	hundred := spreadCameras(bed, "h", 100, 19200)
 	step := func(what string) func() {
 		start := time.Now()
 		b.Logf("== %s", what)
@@ -42,16 +43,22 @@ func benchTable(b *testing.B, bed *testbed.Bed, tab *table) {
 	done = step("cold converge, 30 nodes")
 	benchCold(b, bed, tab, "cold30", thirty, envInt("BENCH_COLD30_SAMPLES", 3), 0.3, 0)
 	done()
+	done = step("cold converge, 100 nodes")
+	benchCold(b, bed, tab, "cold100", hundred, envInt("BENCH_COLD100_SAMPLES", 2), 0, 0)
+	done()
 
-	done = step("crash-loop window starts; 3- and 30-node daemons")
+	done = step("crash-loop window starts; 3-, 30- and 100-node daemons")
 	waitLoop := crashLoop(b, bed, tab, loopWindow)
-	f3, f30 := startFleet(b, bed, three), startFleet(b, bed, thirty)
+	f3, f30, f100 := startFleet(b, bed, three), startFleet(b, bed, thirty), startFleet(b, bed, hundred)
 	f3.waitReady(b, 3*time.Minute)
 	f30.waitReady(b, 3*time.Minute)
+	f100.waitReady(b, 5*time.Minute)
 	done()
 
 	done = step("idle footprint")
-	benchIdle(b, bed, tab, idle, map[string]*fleet{"3": f3, "30": f30})
+	benchIdle(b, bed, tab, idle, map[string]*fleet{"3": f3, "30": f30, "100": f100})
+	f100.e.stopDaemon()
+	removeNamed(bed, hundred)
 	done()
 
 	done = step("relay")
