@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/sdss/fliswarm/pkg/internal/rawsock"
 )
 
 // Defaults of the zero Config fields.
@@ -109,7 +111,7 @@ func New[R any](conn net.Conn, cfg Config[R]) *Session[R] {
 	}
 	return &Session[R]{
 		conn:    conn,
-		raw:     rawConnOf(conn),
+		raw:     rawsock.Of(conn),
 		cfg:     cfg,
 		pending: make(map[int]*Call[R]),
 		done:    make(chan struct{}),
@@ -245,7 +247,7 @@ func (s *Session[R]) reserve(onReply func(R)) (*Call[R], error) {
 // A failed write ends c with the error and drops the session.
 func (s *Session[R]) writeLine(ctx context.Context, c *Call[R], format func(dst []byte, id int) []byte, wait bool) error {
 	s.wbuf = format(s.wbuf[:0], c.ID)
-	n := writeNow(s.raw, s.wbuf)
+	n := rawsock.WriteNow(s.raw, s.wbuf)
 	if n == len(s.wbuf) {
 		s.releaseBufLocked()
 		s.wmu.Unlock()

@@ -1,9 +1,10 @@
 package opscore
 
 import (
-	"errors"
 	"net"
 	"syscall"
+
+	"github.com/sdss/fliswarm/pkg/internal/rawsock"
 )
 
 // rawWriter writes to a socket without waiting: as much as the socket's
@@ -20,35 +21,12 @@ type sysRawWriter struct{ rc syscall.RawConn }
 var rawWriterFor = newRawWriter
 
 func newRawWriter(nc net.Conn) rawWriter {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil
+	if rc := rawsock.Of(nc); rc != nil {
+		return sysRawWriter{rc}
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return sysRawWriter{rc}
+	return nil
 }
 
 // tryWrite returns how many bytes of b the socket took. An error (a full
 // buffer, a closed connection) is left for the writer to meet.
-func (w sysRawWriter) tryWrite(b []byte) int {
-	n := 0
-	_ = w.rc.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			m, err := rawWrite(fd, b[n:])
-			if m > 0 {
-				n += m
-			}
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
-			if err != nil || m <= 0 {
-				break
-			}
-		}
-		return true // never wait for the socket
-	})
-	return n
-}
+func (w sysRawWriter) tryWrite(b []byte) int { return rawsock.WriteNow(w.rc, b) }

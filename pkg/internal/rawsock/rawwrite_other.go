@@ -1,8 +1,8 @@
 //go:build !unix
 
-package linesession
+package rawsock
 
 import "errors"
 
-// rawWrite takes nothing: every command line is written the ordinary way.
+// rawWrite takes nothing: every line goes through the writer.
 func rawWrite(uintptr, []byte) (int, error) { return 0, errors.ErrUnsupported }

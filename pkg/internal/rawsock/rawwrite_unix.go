@@ -1,6 +1,6 @@
 //go:build unix
 
-package linesession
+package rawsock
 
 import "syscall"
 
