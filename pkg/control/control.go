@@ -95,6 +95,23 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
+// jsonLines sets w up for JSON lines (/v1/events, /v1/logs) and returns
+// a writer of one line, flushed at once so that a follower sees it.
+func jsonLines(w http.ResponseWriter) func(v any) error {
+	w.Header().Set("Content-Type", "application/jsonl")
+	fl, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	return func(v any) error {
+		if err := enc.Encode(v); err != nil {
+			return err
+		}
+		if fl != nil {
+			fl.Flush()
+		}
+		return nil
+	}
+}
+
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)

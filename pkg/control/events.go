@@ -37,25 +37,11 @@ func serveEvents(w http.ResponseWriter, r *http.Request, b Backend) {
 	if f != nil {
 		defer f.Close()
 	}
-	w.Header().Set("Content-Type", "application/jsonl")
-	fl, _ := w.(http.Flusher)
-	enc := json.NewEncoder(w)
-	send := func(l v1.EventsLine) bool {
-		if err := enc.Encode(l); err != nil {
-			return false
-		}
-		if fl != nil {
-			fl.Flush()
-		}
-		return true
-	}
+	send := jsonLines(w)
 	for _, ev := range past {
-		if enc.Encode(v1.EventsLine{Event: ev}) != nil {
+		if send(v1.EventsLine{Event: ev}) != nil {
 			return
 		}
-	}
-	if fl != nil {
-		fl.Flush()
 	}
 	if f == nil {
 		return
@@ -67,11 +53,11 @@ func serveEvents(w http.ResponseWriter, r *http.Request, b Backend) {
 		case ev, ok := <-f.C():
 			if !ok {
 				if f.Lost() {
-					send(v1.EventsLine{Error: "this follower fell too far behind and missed events: run the command again"})
+					_ = send(v1.EventsLine{Error: "this follower fell too far behind and missed events: run the command again"})
 				}
 				return
 			}
-			if !send(v1.EventsLine{Event: ev}) {
+			if send(v1.EventsLine{Event: ev}) != nil {
 				return
 			}
 		}

@@ -98,6 +98,7 @@ func serveLogs(b LogsBackend) http.HandlerFunc {
 			return
 		}
 		headers, run, err := b.OpenLogs(r.Context(), req)
+		line := jsonLines(w)
 		if err != nil {
 			code := http.StatusUnprocessableEntity
 			if se, ok := errors.AsType[*StatusError](err); ok {
@@ -106,19 +107,8 @@ func serveLogs(b LogsBackend) http.HandlerFunc {
 			http.Error(w, err.Error(), code)
 			return
 		}
-		w.Header().Set("Content-Type", "application/x-ndjson")
 		w.WriteHeader(http.StatusOK)
-		fl, _ := w.(http.Flusher)
-		enc := json.NewEncoder(w)
-		send := func(rec LogRecord) error {
-			if err := enc.Encode(rec); err != nil {
-				return err
-			}
-			if fl != nil {
-				fl.Flush()
-			}
-			return nil
-		}
+		send := func(rec LogRecord) error { return line(rec) }
 		for _, h := range headers {
 			if send(h) != nil {
 				return
